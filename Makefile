@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Both install what they need themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARTIFACT := model/artifacts/model.joblib
+
+.PHONY: run test lint bench install train lock clean-data
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+$(ARTIFACT): $(STAMP) data/telco_churn.csv model/*.py
+	$(PY) -m model.train
+
+train: $(STAMP)
+	$(PY) -m model.train
+
+run: $(STAMP) $(ARTIFACT)
+	$(PY) -m scripts.run_local
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint $(ARTIFACT)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) $(ARTIFACT)
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Rebuild the pinned set from requirements.in (needs the package index).
+lock:
+	rm -rf /tmp/churn-lock && $(PYTHON) -m venv /tmp/churn-lock
+	/tmp/churn-lock/bin/pip install --quiet -r requirements.in
+	/tmp/churn-lock/bin/pip freeze | grep -vE '^(pip|setuptools|wheel)==' > requirements.txt

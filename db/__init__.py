@@ -1,0 +1,1 @@
+"""PostgreSQL: settings, embedded server, engine and sessions, models, migrations."""

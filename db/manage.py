@@ -1,0 +1,85 @@
+"""Database commands.
+
+    python -m db.manage start-db         start the embedded server (when DATABASE_URL is unset)
+    python -m db.manage stop-db          stop the embedded server
+    python -m db.manage url              print the database URL
+    python -m db.manage migrate          apply the Alembic migrations (upgrade head)
+    python -m db.manage load-baseline    load model/artifacts/metadata.json (metrics, drift baseline)
+    python -m db.manage readonly-role    create/update the Grafana read-only role
+    python -m db.manage setup            migrate + readonly-role + load-baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from db import embedded
+from db.baseline import load_training_baseline
+from db.roles import ensure_readonly_role
+from db.session import database_url, get_engine, session_scope
+from db.settings import DatabaseSettings, ReadonlyRoleSettings
+
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+DEFAULT_METADATA = Path(__file__).resolve().parent.parent / "model" / "artifacts" / "metadata.json"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["url"] = url or database_url()
+    config.attributes["configure_logging"] = False
+    return config
+
+
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    command.upgrade(alembic_config(url), revision)
+
+
+def downgrade(url: str | None = None, revision: str = "base") -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def load_baseline(metadata_path: Path = DEFAULT_METADATA) -> str:
+    with session_scope() as session:
+        return load_training_baseline(session=session, metadata=json.loads(metadata_path.read_text()))
+
+
+def readonly_role() -> str:
+    settings = ReadonlyRoleSettings()
+    with get_engine().begin() as connection:
+        ensure_readonly_role(
+            connection, user=settings.grafana_db_user,
+            password=settings.grafana_db_password.get_secret_value(),
+        )
+    return settings.grafana_db_user
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Database commands.")
+    parser.add_argument(
+        "action",
+        choices=["start-db", "stop-db", "url", "migrate", "load-baseline", "readonly-role", "setup"],
+    )
+    parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
+    args = parser.parse_args(argv)
+    if args.action == "start-db":
+        print(embedded.ensure_running())
+    elif args.action == "stop-db":
+        print("stopped" if embedded.stop() else "not running")
+    elif args.action == "url":
+        print(database_url(DatabaseSettings()))
+    if args.action in ("migrate", "setup"):
+        migrate()
+        print("migrations applied")
+    if args.action in ("readonly-role", "setup"):
+        print(f"read-only role {readonly_role()} ready")
+    if args.action in ("load-baseline", "setup"):
+        print(f"training baseline of {load_baseline(args.metadata)} loaded")
+
+
+if __name__ == "__main__":
+    main()

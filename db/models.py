@@ -1,0 +1,196 @@
+"""SQLAlchemy 2.0 models. Prediction feature columns are generated from the feature contract.
+
+Features are typed columns rather than JSONB: the dashboards aggregate each feature over time
+windows (means, PSI bins) on millions of rows, which typed columns serve without parsing JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from model.contract import FEATURES, IDENTIFIER
+
+SOURCES = ("webapp", "scheduled")
+CRITICALITIES = ("none", "low", "medium", "high")
+OUTCOMES = ("good", "bad", "mixed", "unreadable")
+SQL_TYPES = {"str": Text, "int": Integer, "float": Double}
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _feature_columns() -> dict[str, Any]:
+    return {
+        f.name: Column(f.name, SQL_TYPES[f.dtype](), nullable=f.nullable or not f.required)
+        for f in FEATURES
+    }
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Prediction(Base):
+    """One scored customer record: the features used, the result and where it came from."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        CheckConstraint(_in("source", SOURCES), name="ck_predictions_source"),
+        # newest-first pages, with and without a source filter
+        Index("ix_predictions_created_at_id", "created_at", "id"),
+        Index("ix_predictions_source_created_at", "source", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str | None] = mapped_column(Text)
+    batch_key: Mapped[str | None] = mapped_column(
+        Text, ForeignKey("prediction_batches.batch_key", ondelete="CASCADE")
+    )
+    model_version: Mapped[str] = mapped_column(Text)
+    predicted_label: Mapped[int] = mapped_column(SmallInteger)
+    churn_probability: Mapped[float] = mapped_column(Double)
+    locals()[IDENTIFIER] = Column(IDENTIFIER, Text, nullable=True)
+    locals().update(_feature_columns())
+
+
+class PredictionBatch(Base):
+    """An idempotency key per request (scheduled: file + chunk): a retried request is not stored twice."""
+
+    __tablename__ = "prediction_batches"
+
+    batch_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    file_name: Mapped[str | None] = mapped_column(Text)
+    rows: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class PredictedFile(Base):
+    """The prediction ledger: a good_data file recorded only after the API stored all its rows."""
+
+    __tablename__ = "predicted_files"
+    __table_args__ = (UniqueConstraint("file_name", "checksum", name="uq_predicted_files_name_checksum"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_name: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(Integer)
+    predicted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class IngestedFile(Base):
+    """Statistics of one ingested raw file (valid or not). Never the rows themselves."""
+
+    __tablename__ = "ingested_files"
+    __table_args__ = (
+        CheckConstraint(_in("criticality", CRITICALITIES), name="ck_ingested_files_criticality"),
+        CheckConstraint(_in("outcome", OUTCOMES), name="ck_ingested_files_outcome"),
+        Index("ix_ingested_files_ingested_at", "ingested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_name: Mapped[str] = mapped_column(Text)
+    dag_run_id: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ingested_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    rows: Mapped[int] = mapped_column(Integer)
+    valid_rows: Mapped[int] = mapped_column(Integer)
+    invalid_rows: Mapped[int] = mapped_column(Integer)
+    criticality: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(16))
+    report_url: Mapped[str | None] = mapped_column(Text)
+    alert_sent: Mapped[bool | None] = mapped_column()  # None: no alert was needed
+
+
+class IngestionError(Base):
+    """How many rows of one ingested file broke one rule (error type) on one column."""
+
+    __tablename__ = "ingestion_errors"
+    __table_args__ = (Index("ix_ingestion_errors_file", "ingested_file_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ingested_file_id: Mapped[int] = mapped_column(
+        ForeignKey("ingested_files.id", ondelete="CASCADE")
+    )
+    error_type: Mapped[str] = mapped_column(Text)
+    column_name: Mapped[str | None] = mapped_column(Text)  # None: the error is file-level
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class ModelVersion(Base):
+    """A trained model known to the database: its metrics and training churn rate."""
+
+    __tablename__ = "model_versions"
+
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    trained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    loaded_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    threshold: Mapped[float] = mapped_column(Double)
+    training_churn_rate: Mapped[float] = mapped_column(Double)
+
+
+class BaselineFeature(Base):
+    """Training statistics of one numeric feature: the reference for mean drift."""
+
+    __tablename__ = "baseline_features"
+
+    model_version: Mapped[str] = mapped_column(
+        ForeignKey("model_versions.model_version", ondelete="CASCADE"), primary_key=True
+    )
+    feature: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # numeric | categorical
+    mean: Mapped[float | None] = mapped_column(Double)
+    std: Mapped[float | None] = mapped_column(Double)
+    null_share: Mapped[float | None] = mapped_column(Double)
+
+
+class BaselineBin(Base):
+    """One bin of the training distribution of a feature: the reference for PSI.
+
+    Numeric bins: `lower` <= value < `upper`, the first bin open below and the last open above
+    (so bin = width_bucket(value, inner edges)). Categorical bins: `category` is the value as text.
+    """
+
+    __tablename__ = "baseline_bins"
+
+    model_version: Mapped[str] = mapped_column(
+        ForeignKey("model_versions.model_version", ondelete="CASCADE"), primary_key=True
+    )
+    feature: Mapped[str] = mapped_column(Text, primary_key=True)
+    bin: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lower: Mapped[float | None] = mapped_column(Double)
+    upper: Mapped[float | None] = mapped_column(Double)
+    category: Mapped[str | None] = mapped_column(Text)
+    proportion: Mapped[float] = mapped_column(Double)

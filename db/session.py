@@ -1,0 +1,43 @@
+"""One engine per process and the session helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import embedded
+from db.settings import DatabaseSettings
+
+
+def database_url(settings: DatabaseSettings | None = None) -> str:
+    """DATABASE_URL when set; otherwise the embedded server, started if it is down."""
+    settings = settings or DatabaseSettings()
+    return settings.database_url or embedded.ensure_running(settings)
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    # pre_ping: a connection broken by a database restart is replaced instead of failing a request
+    return create_engine(database_url(), pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+@lru_cache(maxsize=1)
+def _session_factory() -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+def get_session() -> Iterator[Session]:
+    """A session per unit of work (FastAPI dependency style)."""
+    with _session_factory()() as session:
+        yield session
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session whose transaction commits on success and rolls back on error."""
+    with _session_factory()() as session, session.begin():
+        yield session

@@ -1,0 +1,1 @@
+"""The churn model: feature contract, training, predictor."""

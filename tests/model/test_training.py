@@ -1,0 +1,88 @@
+"""Code and behaviour tests of training and the predictor."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.contract import FEATURE_NAMES, IDENTIFIER, default_record
+from model.data import load_dataset
+from model.predictor import ModelNotTrainedError, Predictor
+from model.train import CONFUSION_FILE, METADATA_FILE, MODEL_FILE, main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("artifacts")
+    main(["--out", str(out)])
+    return out
+
+
+def test_cli_writes_every_artifact(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert {p.name for p in trained.iterdir()} >= {MODEL_FILE, METADATA_FILE, CONFUSION_FILE}
+    assert (trained / CONFUSION_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    metadata = json.loads((trained / METADATA_FILE).read_text())
+    assert metadata["features"] == list(FEATURE_NAMES)
+    assert set(metadata["metrics"]) == {"roc_auc", "f1", "precision", "recall", "threshold"}
+    assert metadata["model_version"].startswith("churn-lr-")
+    assert 0.2 < metadata["training_churn_rate"] < 0.3
+
+
+def test_baseline_covers_every_feature(trained: Path) -> None:
+    baseline = json.loads((trained / METADATA_FILE).read_text())["baseline"]
+    assert set(baseline) == set(FEATURE_NAMES)
+    tenure = baseline["tenure"]
+    assert tenure["kind"] == "numeric"
+    assert len(tenure["bin_proportions"]) == len(tenure["bin_edges"]) - 1
+    assert sum(tenure["bin_proportions"]) == pytest.approx(1.0)
+    contract_shares = baseline["contract"]["proportions"]
+    assert set(contract_shares) == {"Month-to-month", "One year", "Two year"}
+    assert sum(contract_shares.values()) == pytest.approx(1.0)
+
+
+def test_holdout_auc_at_least_080(trained: Path) -> None:
+    metrics = json.loads((trained / METADATA_FILE).read_text())["metrics"]
+    assert metrics["roc_auc"] >= 0.80
+
+
+def test_same_seed_same_model(trained: Path, tmp_path: Path) -> None:
+    main(["--out", str(tmp_path)])
+    first = json.loads((trained / METADATA_FILE).read_text())
+    second = json.loads((tmp_path / METADATA_FILE).read_text())
+    assert first["model_version"] == second["model_version"]
+    assert first["metrics"] == second["metrics"]
+
+
+def test_reloaded_model_predicts_the_same(trained: Path) -> None:
+    records = load_dataset().head(200)[list(FEATURE_NAMES)].to_dict("records")
+    first = Predictor(trained).predict_proba(records)
+    second = Predictor(trained).predict_proba(records)
+    np.testing.assert_array_equal(first, second)
+    assert ((first >= 0) & (first <= 1)).all()
+
+
+def test_missing_artifacts_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotTrainedError, match=r"model\.train"):
+        Predictor(tmp_path)
+
+
+def test_unseen_category_does_not_break(trained: Path) -> None:
+    record = default_record() | {"payment_method": "Cryptocurrency"}
+    assert 0 <= Predictor(trained).predict([record])[0].probability <= 1
+
+
+def test_invariance_customer_identifier(trained: Path) -> None:
+    predictor = Predictor(trained)
+    base = default_record()
+    a = predictor.predict([base | {IDENTIFIER: "C00001"}])[0]
+    b = predictor.predict([base | {IDENTIFIER: "C99999"}])[0]
+    assert a == b
+
+
+def test_direction_month_to_month_riskier_than_two_year(trained: Path) -> None:
+    predictor = Predictor(trained)
+    customers = load_dataset().sample(100, random_state=0)[list(FEATURE_NAMES)].to_dict("records")
+    monthly = predictor.predict_proba([c | {"contract": "Month-to-month"} for c in customers])
+    two_year = predictor.predict_proba([c | {"contract": "Two year"} for c in customers])
+    assert (monthly > two_year).all()
