@@ -157,8 +157,15 @@ def check_consistency(record: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def check_record(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """All contract violations of one record as (column, reason); empty when it is valid."""
-    problems = [(name, "unknown field") for name in record if name not in FEATURES_BY_NAME]
+    """All contract violations of one record as (column, reason); empty when it is valid.
+
+    The optional IDENTIFIER is the only field allowed besides the features.
+    """
+    problems = [
+        (name, "unknown field")
+        for name in record
+        if name not in FEATURES_BY_NAME and name != IDENTIFIER
+    ]
     for feature in FEATURES:
         if feature.name not in record:
             if feature.required:
@@ -194,6 +201,12 @@ def record_json_schema() -> dict[str, Any]:
         if f.maximum is not None:
             prop["maximum"] = f.maximum
         properties[f.name] = prop
+    properties[IDENTIFIER] = {
+        "type": ["string", "null"],
+        "description": "Optional customer identifier, stored with the prediction; not a model input",
+        "maxLength": 64,
+        "x-group": "Customer",
+    }
     return {
         "title": "CustomerRecord",
         "type": "object",

@@ -1,0 +1,1 @@
+"""The jobs' logic, as plain functions that tests call without Airflow. DAG files stay thin."""
