@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER, TARGET
@@ -24,19 +26,24 @@ def load_dataset(path: Path = DATASET_PATH) -> pd.DataFrame:
 def records_to_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Contract-valid records to the frame the pipeline expects (feature columns, in order).
 
-    Built column by column from plain lists: much faster than pd.DataFrame(list_of_dicts) on
-    large batches, and the dtypes are the contract's, not guessed.
+    Built column by column from plain tuples: several times faster than
+    pd.DataFrame(list_of_dicts) on large batches, and the dtypes are the contract's, not guessed.
+    Text columns stay `object`: pandas 3 would otherwise convert them to its `str` dtype, which
+    costs more than the whole pipeline call and gives the same predictions.
     """
-    records = list(records)
+    rows = [_FEATURE_GETTER(r) for r in records]
+    if not rows:
+        return pd.DataFrame(columns=list(FEATURE_NAMES))
     columns = {}
-    for f in FEATURES:
-        values = [r.get(f.name) for r in records]
-        if f.dtype == "float":
-            columns[f.name] = pd.array(
-                [float("nan") if v is None else v for v in values], dtype="float64",
-            )
-        elif f.dtype == "int":
-            columns[f.name] = pd.array(values, dtype="int64")
+    for feature, values in zip(FEATURES, zip(*rows, strict=True), strict=True):
+        if feature.dtype == "float":  # None -> NaN
+            array = np.array(values, dtype="float64")
+        elif feature.dtype == "int":
+            array = np.array(values, dtype="int64")
         else:
-            columns[f.name] = pd.array(values, dtype="str")
-    return pd.DataFrame(columns, columns=list(FEATURE_NAMES))
+            array = np.array(values, dtype=object)
+        columns[feature.name] = pd.Series(array, dtype=array.dtype, copy=False)
+    return pd.DataFrame(columns, copy=False)
+
+
+_FEATURE_GETTER = itemgetter(*FEATURE_NAMES)
