@@ -1,0 +1,53 @@
+"""Dependencies: the database session, the loaded model, the settings and the token check."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.settings import ApiSettings
+from db.session import get_session
+from model.predictor import Predictor
+
+bearer = HTTPBearer(auto_error=False, description="Needed when the API runs with API_TOKEN set")
+
+
+def get_settings(request: Request) -> ApiSettings:
+    return request.app.state.settings
+
+
+def get_predictor(request: Request) -> Predictor:
+    predictor: Predictor | None = request.app.state.predictor
+    if predictor is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the model is not loaded: run `python -m model.train`, then restart the API",
+        )
+    return predictor
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """Open when API_TOKEN is unset; otherwise `Authorization: Bearer <API_TOKEN>` is required."""
+    expected = get_settings(request).api_token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials else ""
+    # constant-time comparison: the answer time says nothing about how much of the token matched
+    if not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or wrong API token: send `Authorization: Bearer <API_TOKEN>`",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]

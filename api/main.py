@@ -1,0 +1,90 @@
+"""The FastAPI app: routers, the model loaded once in the lifespan, metrics and the reports folder.
+
+    uvicorn api.main:app           (or: python -m api.main, on API_HOST:API_PORT)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from api.deps import require_token
+from api.errors import register_error_handlers
+from api.routers import health, model
+from api.routers.predictions import prediction_router
+from api.settings import ApiSettings
+from db.session import get_engine
+from model.predictor import ModelNotTrainedError, Predictor
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ApiSettings = app.state.settings
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        app.state.predictor = Predictor(settings.model_artifacts_dir)
+        log.info("model %s loaded", app.state.predictor.version)
+    except ModelNotTrainedError as error:
+        # keep serving /health (which reports the model down) rather than refusing to start
+        log.error("%s", error)
+        app.state.predictor = None
+    yield
+    get_engine().dispose()
+
+
+def _add_metrics(app: FastAPI) -> None:
+    """Prometheus: request counts and latency per endpoint, predictions per source and label.
+
+    A registry per app, so that several apps in one process (tests) do not collide.
+    """
+    registry = CollectorRegistry()
+    app.state.predictions_counter = Counter(
+        "churn_predictions", "Stored predictions by source and predicted label (1 = churn)",
+        ["source", "label"], registry=registry,
+    )
+    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
+        app, endpoint="/metrics", tags=["monitoring"], dependencies=[Depends(require_token)],
+    )
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    app = FastAPI(
+        title="Churn prediction API",
+        summary="Scores customer records for churn and serves the stored predictions.",
+        version="1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.predictor = None
+    protected = [Depends(require_token)]
+    app.include_router(health.router)
+    app.include_router(model.router, dependencies=protected)
+    app.include_router(prediction_router(settings.max_records_per_request), dependencies=protected)
+    register_error_handlers(app)
+    _add_metrics(app)
+    # Data Docs reports, linked from alerts and opened in a browser (which sends no token)
+    app.mount("/reports", StaticFiles(directory=settings.reports_dir, html=True, check_dir=False),
+              name="reports")
+    return app
+
+
+app = create_app()
+
+
+def main() -> None:
+    settings = ApiSettings()
+    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Request and response models, generated from the feature contract (model/contract.py).
+
+A record is a TypedDict rather than a BaseModel: pydantic validates it in Rust and hands back a
+plain dict, which the predictor and the bulk write use as is (no per-record model_dump on 10,000
+rows). Numbers are strict: "12" is not a number, true is not 1, NaN and infinity are refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal, NotRequired, Required
+
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
+
+from db.models import SOURCES
+from model.contract import FEATURES, IDENTIFIER, Feature
+
+Source = Literal[SOURCES]  # type: ignore[valid-type]
+SourceFilter = Literal[(*SOURCES, "all")]  # type: ignore[valid-type]
+PYTHON_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
+CUSTOMER_ID_MAX_LENGTH = 64
+
+
+def _value_type(feature: Feature) -> Any:
+    """The pydantic type of one feature: its set, its range, strict numbers, no NaN/inf."""
+    info = Field(description=feature.description, json_schema_extra={"x-group": feature.group})
+    if feature.dtype == "str":
+        value: Any = Literal[feature.allowed] if feature.allowed else str  # type: ignore[valid-type]
+    elif feature.allowed is not None:  # 0/1 flags: Literal[0, 1] would take true and 1.0
+        value = Annotated[int, Field(strict=True, ge=min(feature.allowed), le=max(feature.allowed))]
+    else:
+        value = Annotated[
+            PYTHON_TYPES[feature.dtype],
+            Field(strict=True, ge=feature.minimum, le=feature.maximum, allow_inf_nan=False),
+        ]
+    if feature.nullable:
+        value = value | None
+    return Annotated[value, info]
+
+
+def _record_fields() -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        f.name: (Required if f.required else NotRequired)[_value_type(f)] for f in FEATURES
+    }
+    fields[IDENTIFIER] = NotRequired[
+        Annotated[str | None, Field(strict=True, max_length=CUSTOMER_ID_MAX_LENGTH)]
+    ]
+    return fields
+
+
+CustomerRecord = TypedDict("CustomerRecord", _record_fields())  # type: ignore[misc]
+CustomerRecord.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+
+# In responses the features were validated on the way in: plain types, nothing re-checked.
+FeatureValues = TypedDict(  # type: ignore[misc]
+    "FeatureValues",
+    {f.name: PYTHON_TYPES[f.dtype] | None if f.nullable else PYTHON_TYPES[f.dtype] for f in FEATURES},
+)
+
+
+def prediction_request_model(max_records: int) -> type[BaseModel]:
+    """The POST /predict body; the record limit comes from the settings of the running app."""
+
+    class PredictionRequest(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        source: Source
+        records: list[CustomerRecord] = Field(min_length=1, max_length=max_records)  # type: ignore[valid-type]
+        file_name: str | None = Field(default=None, max_length=512)
+        batch_key: str | None = Field(
+            default=None, max_length=512,
+            description="Idempotency key: a batch already stored under it is returned, not stored again",
+        )
+
+    return PredictionRequest
+
+
+class PredictionOut(BaseModel):
+    id: int
+    label: Literal[0, 1] = Field(description="1 = the customer is predicted to churn")
+    churn_probability: float
+    customer_id: str | None
+    features: FeatureValues  # type: ignore[valid-type]
+
+
+class PredictionResponse(BaseModel):
+    model_version: str
+    replayed: bool = Field(description="True when the batch_key was already stored: nothing was inserted")
+    predictions: list[PredictionOut]
+
+
+class StoredPrediction(BaseModel):
+    id: int
+    created_at: datetime
+    source: Source
+    file_name: str | None
+    model_version: str
+    label: Literal[0, 1]
+    churn_probability: float
+    customer_id: str | None
+    features: FeatureValues  # type: ignore[valid-type]
+
+
+class PastPredictions(BaseModel):
+    total: int = Field(description="How many predictions match the filters (all pages)")
+    limit: int
+    offset: int
+    items: list[StoredPrediction]
+
+
+class ModelInfo(BaseModel):
+    model_version: str
+    trained_at: datetime
+    metrics: dict[str, float]
+    threshold: float
+    training_churn_rate: float
+    record_schema: dict[str, Any]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: Literal["ok", "down"]
+    model: Literal["ok", "down"]
+
+
+class InputError(BaseModel):
+    row: int | None = Field(description="Index of the record in `records`; null for request-level fields")
+    field: str
+    message: str
+
+
+class InputErrors(BaseModel):
+    detail: list[InputError]
+
+
+class Message(BaseModel):
+    detail: str

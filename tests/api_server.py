@@ -1,0 +1,92 @@
+"""The real API, served by uvicorn in a subprocess on a free port, for any test that calls it.
+
+    from tests.api_server import start_api_server
+    base_url, stop = start_api_server(database_url, env={"API_TOKEN": "secret"})
+
+or the session fixture `api_url` (import it into a conftest.py or a test module:
+`from tests.api_server import api_url  # noqa: F401`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.settings import ApiSettings
+from db.settings import REPO_ROOT
+
+STARTUP_SECONDS = 60
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def start_api_server(
+    database_url: str, env: Mapping[str, str] | None = None,
+) -> tuple[str, Callable[[], None]]:
+    """Start `python -m api.main` against `database_url`; return its base URL and a stop function.
+
+    `env` adds or overrides environment variables (API_TOKEN, MAX_RECORDS_PER_REQUEST, ...).
+    Waits until /health answers (200 or 503); the server's output is shown if it fails to start.
+    """
+    host = ApiSettings(_env_file=None).api_host
+    port = free_port(host)
+    environ = {**os.environ, "DATABASE_URL": database_url, "API_HOST": host, "API_PORT": str(port),
+               **(env or {})}
+    log = tempfile.NamedTemporaryFile(prefix="api-server-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api.main"], cwd=REPO_ROOT, env=environ,
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://{host}:{port}"
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+
+    try:
+        _wait_until_answering(base_url, process, Path(log.name))
+    except Exception:
+        stop()
+        raise
+    return base_url, stop
+
+
+def _wait_until_answering(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the API exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            httpx.get(f"{base_url}/health", timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the API did not answer in {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def api_url(database_url: str) -> Iterator[str]:
+    """Base URL of a real API (uvicorn) on the session's test database, open (no token)."""
+    base_url, stop = start_api_server(database_url, env={"API_TOKEN": ""})
+    yield base_url
+    stop()
