@@ -1,0 +1,392 @@
+"""Validation of one raw customer file: file-level checks, then a Great Expectations suite per row.
+
+Order of the checks, and why:
+1. File level (`read_customer_file`): no bytes, binary content, not UTF-8, a header that names no
+   contract column (wrong delimiter or not a customer file), a parse error, or a header with no
+   rows. The whole file is bad, criticality high; the rows are never looked at.
+2. Columns: a required column missing makes every row invalid (MISSING_COLUMN, the column); a
+   column the contract does not know is reported (UNEXPECTED_COLUMN) but spoils no row: the good
+   rows are written without it.
+3. Types: numbers are coerced with `pd.to_numeric`; text that became NaN, and fractions in an
+   integer column, are WRONG_TYPE. Great Expectations' type checks give no row indices, hence here.
+4. The Great Expectations suite generated from `model.contract` (not-null wherever a value check
+   exists, because range, set and regex checks ignore nulls), run with result_format COMPLETE:
+   invalid rows come from each expectation's `unexpected_index_list`, never from a pass rate.
+5. Duplicates (the same customer_id again; the first one stays valid) and the contract's
+   cross-field rule (`model.contract.check_consistency`) on rows whose single values are valid.
+
+One (row, column) pair carries one reason, the first found in that order: a fraction in an
+integer column is WRONG_TYPE, not also UNKNOWN_CATEGORY.
+
+Criticality rule (`criticality_of`), by the share of invalid rows:
+
+| criticality | when |
+| --- | --- |
+| high | the file is unreadable or empty, a required column is missing, or >= 50% of rows are invalid |
+| medium | 10% to 50% of rows invalid |
+| low | under 10% of rows invalid, or no invalid row but an unexpected column |
+| none | nothing wrong |
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from model.contract import (
+    FEATURES,
+    FEATURES_BY_NAME,
+    IDENTIFIER,
+    REQUIRED_COLUMNS,
+    TARGET,
+    Feature,
+    check_consistency,
+)
+from model.error_types import ErrorType
+
+log = logging.getLogger(__name__)
+
+SUITE_NAME = "customer_records"
+HIGH_INVALID_SHARE = 0.5
+MEDIUM_INVALID_SHARE = 0.1
+# Columns a raw file may carry besides the features: the customer id, and the label when the
+# dataset was split with --keep-label.
+KNOWN_EXTRA_COLUMNS = (IDENTIFIER, TARGET)
+# Expectations whose failed rows mean the value is absent, versus present but not allowed.
+_GE_ERROR_TYPES = {
+    "expect_column_values_to_not_be_null": ErrorType.MISSING_VALUE,
+    "expect_column_values_to_be_in_set": ErrorType.UNKNOWN_CATEGORY,
+    "expect_column_values_to_be_between": ErrorType.OUT_OF_RANGE,
+}
+NUMBER_COLUMNS = tuple(f.name for f in FEATURES if f.dtype != "str")  # 0/1 flags included
+# Heavy per-row lists dropped from the result kept for Data Docs (the page shows the partial lists).
+_HEAVY_RESULT_KEYS = ("unexpected_list", "unexpected_index_list", "unexpected_index_query")
+
+
+class Criticality(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+Reason = tuple[ErrorType, str | None]
+"""Why a row (or the file) is bad: the error type and the column, None for the whole file."""
+
+
+class UnreadableFileError(ValueError):
+    """The file cannot be read as customer rows; `error_type` says whether it is empty or unreadable."""
+
+    def __init__(self, error_type: ErrorType, detail: str) -> None:
+        super().__init__(detail)
+        self.error_type = error_type
+        self.detail = detail
+
+
+@dataclass
+class ValidationOutcome:
+    """Everything the three downstream tasks need, JSON-safe through `to_dict` / `from_dict`.
+
+    `row_errors` maps the position of each invalid row (0 = first data row) to its reasons;
+    rows absent from it are valid. `error_counts` counts rows per (error type, column); a
+    file-level error (unreadable, empty) counts 1 with column None.
+    """
+
+    file_name: str
+    rows: int
+    readable: bool
+    row_errors: dict[int, list[Reason]] = field(default_factory=dict)
+    file_errors: list[Reason] = field(default_factory=list)
+    error_counts: dict[Reason, int] = field(default_factory=dict)
+    criticality: Criticality = Criticality.NONE
+    detail: str = ""
+    ge_result: dict[str, Any] | None = None
+
+    @property
+    def invalid_rows(self) -> int:
+        return len(self.row_errors)
+
+    @property
+    def valid_rows(self) -> int:
+        return self.rows - self.invalid_rows
+
+    @property
+    def outcome(self) -> str:
+        """good / bad / mixed / unreadable, the values of ingested_files.outcome."""
+        if not self.readable:
+            return "unreadable"
+        if self.invalid_rows == 0:
+            return "good"
+        return "bad" if self.valid_rows == 0 else "mixed"
+
+    @property
+    def has_problems(self) -> bool:
+        return self.criticality != Criticality.NONE
+
+    def valid_mask(self) -> list[bool]:
+        return [position not in self.row_errors for position in range(self.rows)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file_name": self.file_name,
+            "rows": self.rows,
+            "readable": self.readable,
+            "row_errors": [
+                [position, [[str(t), c] for t, c in reasons]]
+                for position, reasons in sorted(self.row_errors.items())
+            ],
+            "file_errors": [[str(t), c] for t, c in self.file_errors],
+            "error_counts": [[str(t), c, n] for (t, c), n in self.error_counts.items()],
+            "criticality": str(self.criticality),
+            "detail": self.detail,
+            "ge_result": self.ge_result,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ValidationOutcome:
+        return cls(
+            file_name=data["file_name"],
+            rows=data["rows"],
+            readable=data["readable"],
+            row_errors={
+                int(position): [(ErrorType(t), c) for t, c in reasons]
+                for position, reasons in data["row_errors"]
+            },
+            file_errors=[(ErrorType(t), c) for t, c in data["file_errors"]],
+            error_counts={(ErrorType(t), c): n for t, c, n in data["error_counts"]},
+            criticality=Criticality(data["criticality"]),
+            detail=data["detail"],
+            ge_result=data["ge_result"],
+        )
+
+
+def read_customer_file(path: Path) -> pd.DataFrame:
+    """The file's rows as text (missing cells NaN), or UnreadableFileError saying why not."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "the file has no bytes")
+    if b"\x00" in raw[:65536]:
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, "binary content (NUL bytes), not a CSV")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFileError(
+            ErrorType.UNREADABLE_FILE, f"not UTF-8 text (byte {exc.start}): wrong encoding"
+        ) from exc
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=str)
+    except pd.errors.EmptyDataError as exc:
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "no header and no rows") from exc
+    except pd.errors.ParserError as exc:
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"not a valid CSV: {exc}") from exc
+    if not set(frame.columns) & set(FEATURES_BY_NAME):
+        raise UnreadableFileError(
+            ErrorType.UNREADABLE_FILE,
+            "the header names no contract column: wrong delimiter or not a customer file",
+        )
+    if frame.empty:
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "a header with no rows")
+    return frame.reset_index(drop=True)
+
+
+def validate_customer_file(path: Path) -> ValidationOutcome:
+    """Validate one raw file: file-level checks, then every row (see the module docstring)."""
+    try:
+        frame = read_customer_file(path)
+    except UnreadableFileError as exc:
+        log.warning("%s is not ingestible: %s", path.name, exc.detail)
+        reason: Reason = (exc.error_type, None)
+        return ValidationOutcome(
+            file_name=path.name, rows=0, readable=False, file_errors=[reason],
+            error_counts={reason: 1}, criticality=Criticality.HIGH, detail=exc.detail,
+        )
+    return validate_customer_frame(frame, file_name=path.name)
+
+
+def validate_customer_frame(frame: pd.DataFrame, *, file_name: str) -> ValidationOutcome:
+    """Row-level validation of a frame of text cells as read from a raw file."""
+    frame = frame.reset_index(drop=True)
+    found = _RowReasons(len(frame))
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    unexpected = [c for c in frame.columns if c not in FEATURES_BY_NAME and c not in KNOWN_EXTRA_COLUMNS]
+    for column in missing:
+        found.add_all(ErrorType.MISSING_COLUMN, column)
+    typed = _coerce_numbers(frame, found)
+    result = _run_suite(typed)
+    for expectation in result.results:
+        _collect_expectation_failures(expectation, found, missing)
+    _collect_duplicates(frame, found)
+    _collect_inconsistencies(typed, found)
+    file_errors: list[Reason] = [(ErrorType.UNEXPECTED_COLUMN, c) for c in unexpected]
+    counts = found.counts()
+    counts.update({reason: len(frame) for reason in file_errors})
+    outcome = ValidationOutcome(
+        file_name=file_name, rows=len(frame), readable=True, row_errors=found.row_errors(),
+        file_errors=file_errors, error_counts=counts, ge_result=_docs_result(result),
+    )
+    outcome.criticality = criticality_of(outcome, missing_columns=bool(missing))
+    return outcome
+
+
+def criticality_of(outcome: ValidationOutcome, *, missing_columns: bool = False) -> Criticality:
+    """The documented rule (module docstring): unreadable, a missing column or half bad is high."""
+    if not outcome.readable or missing_columns:
+        return Criticality.HIGH
+    share = outcome.invalid_rows / outcome.rows if outcome.rows else 1.0
+    if share >= HIGH_INVALID_SHARE:
+        return Criticality.HIGH
+    if share >= MEDIUM_INVALID_SHARE:
+        return Criticality.MEDIUM
+    if share > 0 or outcome.file_errors:
+        return Criticality.LOW
+    return Criticality.NONE
+
+
+class _RowReasons:
+    """Reasons per row, one per column: the first reason found for a cell wins."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self._by_row: dict[int, dict[str | None, ErrorType]] = {}
+
+    def add(self, positions: Iterable[int], error_type: ErrorType, column: str | None) -> None:
+        for position in positions:
+            self._by_row.setdefault(int(position), {}).setdefault(column, error_type)
+
+    def add_all(self, error_type: ErrorType, column: str | None) -> None:
+        self.add(range(self.rows), error_type, column)
+
+    def has(self, position: int, column: str) -> bool:
+        return column in self._by_row.get(position, {})
+
+    def row_errors(self) -> dict[int, list[Reason]]:
+        return {
+            position: [(error_type, column) for column, error_type in reasons.items()]
+            for position, reasons in sorted(self._by_row.items())
+        }
+
+    def counts(self) -> dict[Reason, int]:
+        counts: dict[Reason, int] = {}
+        for reasons in self._by_row.values():
+            for column, error_type in reasons.items():
+                counts[(error_type, column)] = counts.get((error_type, column), 0) + 1
+        return counts
+
+
+def _coerce_numbers(frame: pd.DataFrame, found: _RowReasons) -> pd.DataFrame:
+    """Numeric columns as float64; text that is not a number, or a fraction for an int, is WRONG_TYPE."""
+    typed = frame.copy()
+    for name in NUMBER_COLUMNS:
+        if name not in frame.columns:
+            continue
+        text = frame[name]
+        numbers = pd.to_numeric(text.str.strip(), errors="coerce").astype("float64")
+        wrong = text.notna() & numbers.isna()
+        if FEATURES_BY_NAME[name].dtype == "int":
+            wrong |= numbers.notna() & (numbers % 1 != 0) & numbers.abs().ne(float("inf"))
+        found.add(wrong[wrong].index, ErrorType.WRONG_TYPE, name)
+        typed[name] = numbers
+    return typed
+
+
+def _collect_expectation_failures(expectation: Any, found: _RowReasons, missing: list[str]) -> None:
+    """Invalid rows of one expectation, from its unexpected_index_list (never from a pass rate)."""
+    config = expectation.expectation_config
+    column = config.kwargs.get("column")
+    error_type = _GE_ERROR_TYPES.get(config.type)
+    if error_type is None or column in missing or expectation.success:
+        return
+    indices = expectation.result.get("unexpected_index_list")
+    if indices is None:
+        raise RuntimeError(
+            f"{config.type} on {column} failed without row indices: {expectation.exception_info}"
+        )
+    found.add(indices, error_type, column)
+
+
+def _collect_duplicates(frame: pd.DataFrame, found: _RowReasons) -> None:
+    """The same customer again (the whole row again when there is no id); the first stays valid."""
+    if IDENTIFIER in frame.columns:
+        repeated = frame[IDENTIFIER].notna() & frame.duplicated(subset=[IDENTIFIER], keep="first")
+        found.add(repeated[repeated].index, ErrorType.DUPLICATE_ROW, IDENTIFIER)
+    else:
+        repeated = frame.duplicated(keep="first")
+        found.add(repeated[repeated].index, ErrorType.DUPLICATE_ROW, None)
+
+
+def _collect_inconsistencies(typed: pd.DataFrame, found: _RowReasons) -> None:
+    """The contract's cross-field rule, on rows whose values it reads are each valid."""
+    columns = [c for c in ("tenure", "monthly_charges", "total_charges") if c in typed.columns]
+    if len(columns) < 3:
+        return
+    values = typed[columns]
+    for position, row in zip(values.index, values.itertuples(index=False), strict=True):
+        if any(found.has(position, c) for c in columns):
+            continue
+        record = {c: (None if pd.isna(v) else v) for c, v in zip(columns, row, strict=True)}
+        for column, _why in check_consistency(record):
+            found.add([position], ErrorType.INCONSISTENT_VALUES, column)
+
+
+def _docs_result(result: Any) -> dict[str, Any]:
+    """The Great Expectations result for Data Docs, without the per-row lists (kept small for XCom)."""
+    data = result.to_json_dict()
+    for expectation in data["results"]:
+        for key in _HEAVY_RESULT_KEYS:
+            expectation.get("result", {}).pop(key, None)
+    return data
+
+
+def expectations_from_contract(features: Iterable[Feature] = FEATURES) -> list[Any]:
+    """The suite, generated from the feature contract: the one list of rules."""
+    import great_expectations.expectations as gxe
+
+    expectations: list[Any] = []
+    for feature in features:
+        expectations.append(gxe.ExpectColumnToExist(column=feature.name))
+        if not feature.nullable:
+            # range and set checks ignore nulls: without this a blank cell would pass
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=feature.name))
+        if feature.allowed is not None:
+            expectations.append(
+                gxe.ExpectColumnValuesToBeInSet(column=feature.name, value_set=list(feature.allowed))
+            )
+        if feature.minimum is not None or feature.maximum is not None:
+            expectations.append(gxe.ExpectColumnValuesToBeBetween(
+                column=feature.name, min_value=feature.minimum, max_value=feature.maximum,
+            ))
+    return expectations
+
+
+@lru_cache(maxsize=1)
+def _validation_definition() -> Any:
+    """An ephemeral context with the suite, built once per process (it costs more than a validation)."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas("ingestion")
+        .add_dataframe_asset("raw_file")
+        .add_batch_definition_whole_dataframe("whole_file")
+    )
+    suite = gx.ExpectationSuite(name=SUITE_NAME, expectations=expectations_from_contract())
+    suite = context.suites.add(suite)
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{SUITE_NAME}_validation", data=batch, suite=suite)
+    )
+
+
+def _run_suite(typed: pd.DataFrame) -> Any:
+    return _validation_definition().run(
+        batch_parameters={"dataframe": typed}, result_format={"result_format": "COMPLETE"},
+    )
