@@ -32,6 +32,9 @@ class InputProblemsError(Exception):
 
 def describe_error(error: dict[str, Any]) -> dict[str, Any]:
     """One pydantic error as {row, field, message}; `loc` is ("body"|"query", "records", row, field)."""
+    if error.get("type") == "json_invalid":  # loc is ("body", <character position>)
+        reason = error.get("ctx", {}).get("error", "cannot be parsed")
+        return {"row": None, "field": "body", "message": f"invalid JSON: {reason}"}
     where = [part for part in error.get("loc", ()) if part not in ("body", "query", "path")]
     row = None
     if len(where) >= 2 and where[0] == "records" and isinstance(where[1], int):
@@ -39,6 +42,9 @@ def describe_error(error: dict[str, Any]) -> dict[str, Any]:
         field = str(where[0]) if where else "record"
     else:
         field = ".".join(str(part) for part in where) or "body"
+    if field == "body" and error.get("type") == "missing":
+        message = "a JSON object with `source` and `records` is required"
+        return {"row": None, "field": "body", "message": message}
     message = FRIENDLY_MESSAGES.get(error.get("type", ""), error.get("msg", "invalid value"))
     if error.get("type") not in FRIENDLY_MESSAGES and "input" in error and field != "body":
         message = f"{message} (got {_short_repr(error['input'])})"

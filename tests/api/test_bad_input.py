@@ -1,0 +1,132 @@
+"""Every kind of bad input is a 4xx that names the row and the field, and stores nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import record, stored_count
+
+WITHOUT_TENURE = {k: v for k, v in record().items() if k != "tenure"}
+
+# (case, the bad record placed at index 1 of three, the field the error must name)
+BAD_RECORDS: list[tuple[str, dict[str, Any], str]] = [
+    ("missing field", WITHOUT_TENURE, "tenure"),
+    ("unknown field", record(favourite_colour="blue"), "favourite_colour"),
+    ("number as text", record(tenure="12"), "tenure"),
+    ("float as text", record(monthly_charges="70.5"), "monthly_charges"),
+    ("boolean for a flag", record(female=True), "female"),
+    ("fraction for an integer", record(tenure=12.5), "tenure"),
+    ("number for a category", record(contract=2), "contract"),
+    ("below the minimum", record(tenure=-1), "tenure"),
+    ("above the maximum", record(monthly_charges=200.01), "monthly_charges"),
+    ("flag out of its set", record(senior_citizen=2), "senior_citizen"),
+    ("unknown category", record(contract="Monthly"), "contract"),
+    ("null where required", record(tenure=None), "tenure"),
+    ("NaN as text", record(monthly_charges="NaN"), "monthly_charges"),
+    ("customer id not text", record(customer_id=12), "customer_id"),
+    ("customer id too long", record(customer_id="C" * 65), "customer_id"),
+    ("inconsistent charges", record(tenure=60, monthly_charges=100.0, total_charges=10.0), "total_charges"),
+]
+
+
+def _assert_names(response: httpx.Response, row: int | None, field: str) -> None:
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert {"row": row, "field": field} in [{"row": e["row"], "field": e["field"]} for e in errors], errors
+    assert all(error["message"] for error in errors)
+
+
+@pytest.mark.parametrize(("case", "bad", "field"), BAD_RECORDS, ids=[c[0] for c in BAD_RECORDS])
+def test_bad_record_is_named_by_row_and_field_and_nothing_is_stored(
+    api_url: str, clean_db: str, case: str, bad: dict[str, Any], field: str,
+) -> None:
+    response = httpx.post(
+        f"{api_url}/predict", json={"source": "webapp", "records": [record(), bad, record()]},
+    )
+    _assert_names(response, row=1, field=field)
+    assert stored_count() == 0
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(api_url: str, clean_db: str, token: str) -> None:
+    """Python's JSON parser reads these non-standard tokens; the schema must still refuse them."""
+    body = json.dumps({"source": "webapp", "records": [record(), record()]})
+    body = body.replace('"monthly_charges": 70.0', f'"monthly_charges": {token}', 1)
+    response = httpx.post(f"{api_url}/predict", content=body, headers={"content-type": "application/json"})
+    _assert_names(response, row=0, field="monthly_charges")
+    assert stored_count() == 0
+
+
+# (case, the whole request body as JSON text, the field the error must name)
+BAD_REQUESTS: list[tuple[str, str, str]] = [
+    ("empty list", json.dumps({"source": "webapp", "records": []}), "records"),
+    ("bad source", json.dumps({"source": "batch", "records": [record()]}), "source"),
+    ("missing source", json.dumps({"records": [record()]}), "source"),
+    ("missing records", json.dumps({"source": "webapp"}), "records"),
+    ("records not a list", json.dumps({"source": "webapp", "records": record()}), "records"),
+    ("unknown request field", json.dumps({"source": "webapp", "records": [record()], "x": 1}), "x"),
+    ("not JSON", "source=webapp", "body"),
+    ("truncated JSON", json.dumps({"source": "webapp", "records": [record()]})[:-5], "body"),
+    ("a list, not an object", json.dumps([record()]), "body"),
+    ("null", "null", "body"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_request_is_named_by_field_and_nothing_is_stored(
+    api_url: str, clean_db: str, case: str, body: str, field: str,
+) -> None:
+    response = httpx.post(f"{api_url}/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    fields = [error["field"] for error in response.json()["detail"]]
+    assert field in fields
+    assert stored_count() == 0
+
+
+def test_a_record_that_is_not_an_object_is_named_by_row(api_url: str, clean_db: str) -> None:
+    response = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [record(), 1]})
+    _assert_names(response, row=1, field="record")
+    assert stored_count() == 0
+
+
+def test_more_records_than_the_limit_is_413_and_stores_nothing(
+    api_with_env: Callable[[dict[str, str]], str], clean_db: str,
+) -> None:
+    api = api_with_env({"MAX_RECORDS_PER_REQUEST": "3"})
+
+    too_many = httpx.post(f"{api}/predict", json={"source": "scheduled", "records": [record()] * 4})
+    assert too_many.status_code == 413
+    assert "limit is 3" in too_many.json()["detail"]
+    assert stored_count() == 0
+    at_limit = httpx.post(f"{api}/predict", json={"source": "scheduled", "records": [record()] * 3})
+    assert at_limit.status_code == 200
+    assert stored_count() == 3
+
+
+@pytest.mark.parametrize("params", [
+    {"start_date": "2026-13-01", "end_date": "2026-12-31"},
+    {"start_date": "2026-01-02", "end_date": "2026-01-01"},
+    {"start_date": "2026-01-01"},
+    {"start_date": "2026-01-01", "end_date": "2026-01-02", "source": "batch"},
+    {"start_date": "2026-01-01", "end_date": "2026-01-02", "limit": 0},
+    {"start_date": "2026-01-01", "end_date": "2026-01-02", "offset": -1},
+    {"start_date": "2026-01-01", "end_date": "2026-01-02", "timezone": "Mars/Olympus"},
+], ids=["bad date", "start after end", "missing end", "bad source", "zero limit", "negative offset",
+        "unknown zone"])
+def test_bad_history_query_is_422_naming_the_parameter(api_url: str, params: dict[str, Any]) -> None:
+    response = httpx.get(f"{api_url}/past-predictions", params=params)
+    assert response.status_code == 422, response.text
+    fields = {error["field"] for error in response.json()["detail"]}
+    named = {"2026-13-01": "start_date", "batch": "source", 0: "limit", -1: "offset",
+             "Mars/Olympus": "timezone"}
+    expected = next((named[v] for v in params.values() if v in named), None)
+    if "end_date" not in params:
+        expected = "end_date"
+    elif params["start_date"] > params["end_date"]:
+        expected = "start_date"
+    assert expected in fields
