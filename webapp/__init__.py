@@ -1,0 +1,1 @@
+"""Streamlit webapp: on-demand predictions and past predictions, through the API only."""

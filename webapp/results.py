@@ -1,0 +1,93 @@
+"""Tables and chart data for the pages, from the API's JSON answers. Pure pandas, no Streamlit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+
+LABEL_WORDS = {1: "Churn", 0: "Stays"}
+PROBABILITY_BIN_WIDTH = 0.1
+# Up to two days the history chart counts per hour; beyond, per day.
+HOURLY_UP_TO_DAYS = 2
+
+
+def label_word(label: Any) -> str:
+    return LABEL_WORDS.get(label, str(label))
+
+
+def prediction_frame(
+    predictions: Sequence[Mapping[str, Any]], rows: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """One line per prediction: (file row), customer id, label, probability, then the features."""
+    lines = []
+    for index, prediction in enumerate(predictions):
+        line: dict[str, Any] = {}
+        if rows is not None:
+            line["row"] = rows[index]
+        line["customer_id"] = prediction.get("customer_id")
+        line["prediction"] = label_word(prediction.get("label"))
+        line["churn_probability"] = prediction.get("churn_probability")
+        line.update(prediction.get("features", {}))
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def churn_share(predictions: Sequence[Mapping[str, Any]]) -> float | None:
+    """Share of predictions labelled churn; None when there are none."""
+    if not predictions:
+        return None
+    return sum(1 for p in predictions if p.get("label") == 1) / len(predictions)
+
+
+def probability_histogram(
+    probabilities: Sequence[float], width: float = PROBABILITY_BIN_WIDTH,
+) -> pd.DataFrame:
+    """Customers per churn-probability band ("0.0-0.1", ...), every band present, in order."""
+    bands = round(1 / width)
+    counts = [0] * bands
+    for probability in probabilities:
+        counts[min(int(probability / width), bands - 1)] += 1
+    labels = [f"{i * width:.1f}-{(i + 1) * width:.1f}" for i in range(bands)]
+    return pd.DataFrame({"churn probability": labels, "customers": counts}).set_index("churn probability")
+
+
+def history_frame(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Stored predictions as a table: time (UTC), source, file, label, probability, then the features."""
+    lines = []
+    for item in items:
+        line: dict[str, Any] = {
+            "time (UTC)": pd.Timestamp(item["created_at"]).tz_convert("UTC").tz_localize(None),
+            "source": item.get("source"),
+            "prediction": label_word(item.get("label")),
+            "churn_probability": item.get("churn_probability"),
+            "customer_id": item.get("customer_id"),
+            "file_name": item.get("file_name"),
+            "model_version": item.get("model_version"),
+        }
+        line.update(item.get("features", {}))
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def predictions_over_time(
+    items: Sequence[Mapping[str, Any]], start: date, end: date, sources: Sequence[str],
+) -> pd.DataFrame:
+    """Predictions per hour (ranges up to two days) or per day, one column per source, gaps as 0."""
+    hourly = (end - start).days < HOURLY_UP_TO_DAYS
+    freq = "h" if hourly else "D"
+    index = pd.date_range(
+        pd.Timestamp(start), pd.Timestamp(end + timedelta(days=1)), freq=freq, inclusive="left",
+        name="time (UTC)",
+    )
+    frame = pd.DataFrame(0, index=index, columns=list(sources))
+    if items:
+        times = pd.to_datetime([item["created_at"] for item in items], utc=True).tz_localize(None)
+        counts = (
+            pd.DataFrame({"time": times.floor(freq), "source": [item.get("source") for item in items]})
+            .groupby(["time", "source"]).size().unstack(fill_value=0)
+        )
+        frame = frame.add(counts.reindex(index=index, columns=frame.columns, fill_value=0), fill_value=0)
+    return frame.astype(int)
