@@ -1,0 +1,202 @@
+"""The one definition of every service command, shared by `make run` and docker compose.
+
+    python -m scripts.serve <service>     exec the service's command in this process
+    python -m scripts.serve --list        print each service and its command
+
+docker-compose.yml's `command:` lines and `scripts/run_local.py` both go through `command_for`,
+so the two launchers cannot drift apart. Hosts and ports come from settings classes (the API's
+own `ApiSettings`; the classes below for the others), never from the launchers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from db.settings import REPO_ROOT
+
+_ENV = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
+
+
+class WebappListen(BaseSettings):
+    """The address Streamlit binds to (its port is the webapp's own setting, WEBAPP_PORT)."""
+
+    model_config = _ENV
+
+    # 0.0.0.0 in compose, where the browser reaches the container through a published port
+    webapp_host: str = "127.0.0.1"
+
+
+class GrafanaAddress(BaseSettings):
+    """Where Grafana listens (only when a `grafana` server binary is on PATH, or in compose)."""
+
+    model_config = _ENV
+
+    grafana_host: str = "127.0.0.1"
+    grafana_port: int = 3000
+    grafana_admin_user: str = "admin"
+    grafana_admin_password: SecretStr = SecretStr("admin")
+    grafana_home_path: Path | None = None  # the folder holding conf/defaults.ini; guessed when unset
+    grafana_data_dir: Path = REPO_ROOT / ".local" / "grafana"
+    grafana_provisioning_dir: Path = REPO_ROOT / "grafana" / "provisioning"
+
+
+@dataclass(frozen=True)
+class Service:
+    """A runnable service: its argv, and what a person needs to reach it."""
+
+    name: str
+    argv: list[str]
+    url: str | None = None
+    login: str | None = None
+    long_running: bool = True
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _airflow(*args: str) -> list[str]:
+    # the `airflow` console script beside this interpreter (the venv's, or the image's)
+    beside = Path(sys.executable).with_name("airflow")
+    return [str(beside) if beside.exists() else "airflow", *args]
+
+
+def _browser_host(host: str) -> str:
+    # 0.0.0.0 (compose) is where a server listens, not an address a browser opens
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def api() -> Service:
+    from api.settings import ApiSettings
+
+    s = ApiSettings()
+    argv = _python("-m", "uvicorn", "api.main:app", "--host", s.api_host, "--port", str(s.api_port),
+                   "--proxy-headers")
+    base = f"http://{_browser_host(s.api_host)}:{s.api_port}"
+    login = "Authorization: Bearer $API_TOKEN" if s.api_token else "open (API_TOKEN unset)"
+    return Service("api", argv, url=f"{base}/docs", login=login)
+
+
+def webapp() -> Service:
+    from webapp.settings import WebappSettings
+
+    host, port = WebappListen().webapp_host, WebappSettings().webapp_port
+    argv = _python(
+        "-m", "streamlit", "run", str(REPO_ROOT / "webapp" / "app.py"),
+        "--server.address", host, "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    )
+    return Service("webapp", argv, url=f"http://{_browser_host(host)}:{port}", login="none")
+
+
+def airflow_api_server() -> Service:
+    from scripts.airflow_env import AirflowLocalSettings
+
+    s = AirflowLocalSettings()
+    argv = _airflow("api-server", "--host", s.airflow_api_host, "--port", str(s.airflow_api_port))
+    return Service(
+        "airflow-api-server", argv,
+        url=f"http://{_browser_host(s.airflow_api_host)}:{s.airflow_api_port}",
+        login="none: every visitor is admin (simple auth manager, all-admins)",
+    )
+
+
+def airflow_scheduler() -> Service:
+    return Service("airflow-scheduler", _airflow("scheduler"))
+
+
+def airflow_dag_processor() -> Service:
+    return Service("airflow-dag-processor", _airflow("dag-processor"))
+
+
+def airflow_triggerer() -> Service:
+    return Service("airflow-triggerer", _airflow("triggerer"))
+
+
+def airflow_db_migrate() -> Service:
+    return Service("airflow-db-migrate", _airflow("db", "migrate"), long_running=False)
+
+
+def db_setup() -> Service:
+    return Service("db-setup", _python("-m", "db.manage", "setup"), long_running=False)
+
+
+def grafana() -> Service:
+    s = GrafanaAddress()
+    argv = ["grafana", "server"]
+    home = s.grafana_home_path or _guess_grafana_home()
+    if home is not None:
+        argv += ["--homepath", str(home)]
+    argv += [
+        f"cfg:default.server.http_addr={s.grafana_host}",
+        f"cfg:default.server.http_port={s.grafana_port}",
+        f"cfg:default.paths.data={s.grafana_data_dir}",
+        f"cfg:default.paths.logs={s.grafana_data_dir / 'log'}",
+        f"cfg:default.paths.provisioning={s.grafana_provisioning_dir}",
+    ]
+    return Service(
+        "grafana", argv, url=f"http://{_browser_host(s.grafana_host)}:{s.grafana_port}",
+        login=f"{s.grafana_admin_user} / $GRAFANA_ADMIN_PASSWORD (local default: admin)",
+    )
+
+
+def _guess_grafana_home() -> Path | None:
+    """Debian packages keep it in /usr/share/grafana; tarballs beside bin/."""
+    binary = shutil.which("grafana")
+    if binary is None:
+        return None
+    for candidate in (Path(binary).resolve().parent.parent, Path("/usr/share/grafana")):
+        if (candidate / "conf" / "defaults.ini").exists():
+            return candidate
+    return None
+
+
+SERVICES: dict[str, Callable[[], Service]] = {
+    "db-setup": db_setup,
+    "api": api,
+    "webapp": webapp,
+    "airflow-db-migrate": airflow_db_migrate,
+    "airflow-api-server": airflow_api_server,
+    "airflow-scheduler": airflow_scheduler,
+    "airflow-dag-processor": airflow_dag_processor,
+    "airflow-triggerer": airflow_triggerer,
+    "grafana": grafana,
+}
+
+
+def command_for(name: str) -> Service:
+    if name not in SERVICES:
+        raise SystemExit(f"unknown service {name!r}; known: {', '.join(SERVICES)}")
+    return SERVICES[name]()
+
+
+def exec_service(name: str) -> None:
+    """Replace this process by the service, so signals reach the server itself."""
+    service = command_for(name)
+    os.chdir(REPO_ROOT)  # `api.main:app`, `dags/` and relative settings resolve from the repo root
+    os.execvp(service.argv[0], service.argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run one service of the stack in the foreground.")
+    parser.add_argument("service", nargs="?", choices=list(SERVICES))
+    parser.add_argument("--list", action="store_true", help="print every service and its command")
+    args = parser.parse_args(argv)
+    if args.list or args.service is None:
+        for name in SERVICES:
+            print(f"{name:24} {' '.join(command_for(name).argv)}")
+        return
+    exec_service(args.service)
+
+
+if __name__ == "__main__":
+    main()
