@@ -1,0 +1,114 @@
+"""Claiming one raw file per run, so that no two runs ingest the same file.
+
+A claim is an atomic rename of `raw-data/<name>` into `raw-data/.claims/<ms>__<run>__<name>`: of
+two runs that race for a file, exactly one rename succeeds. The claim time is in the name
+(a rename keeps the file's old modification time). A run that crashes leaves its claim behind;
+any later run moves claims older than the timeout back to raw-data, where they are picked again.
+Outputs are named after the original file and replaced whole, so a file ingested again after
+a crash overwrites its own outputs instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_SEPARATOR = "__"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ClaimedFile:
+    """A raw file this run owns: where it is now and the name it arrived with."""
+
+    path: Path
+    original_name: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": str(self.path), "original_name": self.original_name}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> ClaimedFile:
+        return cls(path=Path(data["path"]), original_name=data["original_name"])
+
+
+def waiting_raw_files(raw_data_dir: Path) -> list[Path]:
+    """Files waiting in raw-data; hidden names are temporaries of writers (and the claims folder)."""
+    if not raw_data_dir.is_dir():
+        return []
+    return sorted(p for p in raw_data_dir.iterdir() if not p.name.startswith(".") and p.is_file())
+
+
+def claim_raw_file(
+    raw_data_dir: Path, claims_dir: Path, run_id: str, *, rng: random.Random | None = None,
+) -> ClaimedFile | None:
+    """Claim one waiting file at random; None when raw-data holds nothing to ingest."""
+    rng = rng or random.Random()
+    candidates = waiting_raw_files(raw_data_dir)
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    rng.shuffle(candidates)
+    for candidate in candidates:
+        claimed = claims_dir / _claim_name(candidate.name, run_id)
+        try:
+            os.rename(candidate, claimed)
+        except FileNotFoundError:  # another run claimed it first: try the next one
+            continue
+        log.info("claimed %s as %s", candidate.name, claimed.name)
+        return ClaimedFile(path=claimed, original_name=candidate.name)
+    return None
+
+
+def recover_stale_claims(
+    raw_data_dir: Path, claims_dir: Path, timeout_seconds: float, *, now: float | None = None,
+) -> list[Path]:
+    """Move claims older than the timeout (left by crashed runs) back to raw-data; returns them."""
+    if not claims_dir.is_dir():
+        return []
+    now = time.time() if now is None else now
+    recovered = []
+    for claim in sorted(claims_dir.iterdir()):
+        claimed_at, original_name = _parse_claim_name(claim.name)
+        if claimed_at is None or now - claimed_at < timeout_seconds:
+            continue
+        target = _free_name(raw_data_dir, original_name)
+        try:
+            os.rename(claim, target)
+        except FileNotFoundError:  # its run finished, or another run recovered it meanwhile
+            continue
+        log.warning("recovered stale claim %s back to %s", claim.name, target.name)
+        recovered.append(target)
+    return recovered
+
+
+def release_claim(claimed: ClaimedFile) -> None:
+    """Forget a claim whose outputs are written whole; a second call is harmless (task retries)."""
+    claimed.path.unlink(missing_ok=True)
+
+
+def _claim_name(original_name: str, run_id: str) -> str:
+    millis = int(time.time() * 1000)
+    return _SEPARATOR.join((str(millis), _UNSAFE.sub("-", run_id), original_name))
+
+
+def _parse_claim_name(name: str) -> tuple[float | None, str]:
+    parts = name.split(_SEPARATOR, 2)
+    if len(parts) != 3 or not parts[0].isdigit():
+        return None, name
+    return int(parts[0]) / 1000, parts[2]
+
+
+def _free_name(folder: Path, name: str) -> Path:
+    """`name` in `folder`, or `name` with a counter when a file of that name arrived meanwhile."""
+    target = folder / name
+    counter = 1
+    while target.exists():
+        target = folder / f"{Path(name).stem}.recovered-{counter}{Path(name).suffix}"
+        counter += 1
+    return target

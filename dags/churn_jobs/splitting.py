@@ -1,0 +1,124 @@
+"""Splitting a validated file: valid rows to good_data, invalid rows (with their reasons) to bad_data.
+
+- all rows valid: one file in good_data; all invalid: one file in bad_data; mixed: one of each,
+  both named after the raw file. Bad rows keep every original column plus `_errors`
+  ("out_of_range:tenure; unknown_category:contract"). Good rows keep the contract's columns (and
+  the customer id and label), so the prediction job can send them as they are.
+- An unreadable or empty file goes to bad_data byte for byte (quarantined), to be looked at.
+- Rows are conserved exactly: good + bad = the rows validated, or the split raises and nothing moves.
+- Each output is written under a hidden temporary name and renamed into place, and only when all
+  outputs are whole is the claimed file removed: a crash at any point loses nothing, and a rerun
+  replaces the same outputs instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from dags.churn_jobs.claim import ClaimedFile, release_claim
+from dags.churn_jobs.validation import (
+    KNOWN_EXTRA_COLUMNS,
+    Reason,
+    ValidationOutcome,
+    read_customer_file,
+)
+from model.contract import FEATURES_BY_NAME
+
+log = logging.getLogger(__name__)
+
+ERRORS_COLUMN = "_errors"
+
+
+class RowsNotConservedError(RuntimeError):
+    """The file's rows no longer match what was validated; nothing was written or removed."""
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    good_path: Path | None
+    bad_path: Path | None
+    good_rows: int
+    bad_rows: int
+    quarantined: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "good_path": str(self.good_path) if self.good_path else None,
+            "bad_path": str(self.bad_path) if self.bad_path else None,
+            "good_rows": self.good_rows,
+            "bad_rows": self.bad_rows,
+            "quarantined": self.quarantined,
+        }
+
+
+def split_good_bad_rows(
+    claimed: ClaimedFile, outcome: ValidationOutcome, *, good_data_dir: Path, bad_data_dir: Path,
+) -> SplitResult:
+    """Write the valid rows to good_data and the invalid ones to bad_data, then drop the claim."""
+    if not outcome.readable:
+        result = _quarantine(claimed, bad_data_dir)
+    else:
+        result = _split_rows(claimed, outcome, good_data_dir, bad_data_dir)
+    release_claim(claimed)
+    log.info(
+        "%s: %d good rows -> %s, %d bad rows -> %s", claimed.original_name,
+        result.good_rows, result.good_path, result.bad_rows, result.bad_path,
+    )
+    return result
+
+
+def format_reasons(reasons: list[Reason]) -> str:
+    return "; ".join(f"{error_type}:{column or '*'}" for error_type, column in reasons)
+
+
+def _quarantine(claimed: ClaimedFile, bad_data_dir: Path) -> SplitResult:
+    target = bad_data_dir / claimed.original_name
+    _write_whole(target, claimed.path.read_bytes())
+    return SplitResult(good_path=None, bad_path=target, good_rows=0, bad_rows=0, quarantined=True)
+
+
+def _split_rows(
+    claimed: ClaimedFile, outcome: ValidationOutcome, good_data_dir: Path, bad_data_dir: Path,
+) -> SplitResult:
+    frame = read_customer_file(claimed.path)
+    if len(frame) != outcome.rows:
+        raise RowsNotConservedError(
+            f"{claimed.path.name} has {len(frame)} rows but {outcome.rows} were validated"
+        )
+    valid = pd.Series(outcome.valid_mask(), index=frame.index)
+    good = frame.loc[valid, [c for c in frame.columns if _is_known(c)]]
+    bad = frame.loc[~valid].copy()
+    bad[ERRORS_COLUMN] = [format_reasons(outcome.row_errors[p]) for p in bad.index]
+    if len(good) + len(bad) != len(frame):
+        raise RowsNotConservedError(f"{len(good)} good + {len(bad)} bad != {len(frame)} rows")
+    good_path = good_data_dir / claimed.original_name if len(good) else None
+    bad_path = bad_data_dir / claimed.original_name if len(bad) else None
+    # both outputs whole before the claim goes: write both, then the caller releases the claim
+    if good_path:
+        _write_whole(good_path, good.to_csv(index=False).encode())
+    if bad_path:
+        _write_whole(bad_path, bad.to_csv(index=False).encode())
+    return SplitResult(good_path=good_path, bad_path=bad_path, good_rows=len(good), bad_rows=len(bad))
+
+
+def _is_known(column: str) -> bool:
+    return column in FEATURES_BY_NAME or column in KNOWN_EXTRA_COLUMNS
+
+
+def _write_whole(target: Path, content: bytes) -> None:
+    """Write under a hidden temporary name in the same folder, flush to disk, rename into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

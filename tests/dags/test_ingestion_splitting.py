@@ -1,0 +1,186 @@
+"""Splitting validated files into good_data and bad_data: whole outputs, every row exactly once."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dags.churn_jobs.claim import ClaimedFile, claim_raw_file
+from dags.churn_jobs.settings import IngestionSettings
+from dags.churn_jobs.splitting import (
+    ERRORS_COLUMN,
+    RowsNotConservedError,
+    SplitResult,
+    split_good_bad_rows,
+)
+from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
+from model.contract import FEATURE_NAMES, IDENTIFIER
+from tests.dags.ingestion_samples import clean_frame, write_csv
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> IngestionSettings:
+    return IngestionSettings(
+        raw_data_dir=tmp_path / "raw-data", good_data_dir=tmp_path / "good_data",
+        bad_data_dir=tmp_path / "bad_data",
+    )
+
+
+def _claim(settings: IngestionSettings) -> ClaimedFile:
+    claimed = claim_raw_file(settings.raw_data_dir, settings.claims_dir, "test-run")
+    assert claimed is not None
+    return claimed
+
+
+def _ingest(settings: IngestionSettings) -> tuple[ValidationOutcome, SplitResult, ClaimedFile]:
+    claimed = _claim(settings)
+    outcome = validate_customer_file(claimed.path)
+    result = split_good_bad_rows(
+        claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
+    )
+    return outcome, result, claimed
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str)
+
+
+def test_a_clean_file_goes_whole_to_good_data(settings: IngestionSettings) -> None:
+    frame = clean_frame(30)
+    write_csv(frame, settings.raw_data_dir, "clean.csv")
+    _, result, claimed = _ingest(settings)
+    assert result.good_path == settings.good_data_dir / "clean.csv"
+    assert result.bad_path is None
+    pd.testing.assert_frame_equal(_read(result.good_path), frame)
+    assert not claimed.path.exists()
+    assert not settings.bad_data_dir.exists() or list(settings.bad_data_dir.iterdir()) == []
+
+
+def test_a_mixed_file_is_split_with_reasons_beside_the_bad_rows(settings: IngestionSettings) -> None:
+    frame = clean_frame(30)
+    frame.loc[3, "tenure"] = "-4"
+    frame.loc[9, "contract"] = "Weekly"
+    frame.loc[9, "monthly_charges"] = "lots"
+    write_csv(frame, settings.raw_data_dir, "mixed.csv")
+    _, result, claimed = _ingest(settings)
+    good, bad = _read(result.good_path), _read(result.bad_path)
+    assert (len(good), len(bad)) == (28, 2)
+    assert list(bad[IDENTIFIER]) == [frame.loc[3, IDENTIFIER], frame.loc[9, IDENTIFIER]]
+    assert bad.loc[0, ERRORS_COLUMN] == "out_of_range:tenure"
+    reasons = set(bad.loc[1, ERRORS_COLUMN].split("; "))
+    assert reasons == {"unknown_category:contract", "wrong_type:monthly_charges"}
+    assert bad.loc[1, "monthly_charges"] == "lots"  # the bad value kept as it came
+    assert not set(good[IDENTIFIER]) & set(bad[IDENTIFIER])
+    assert not claimed.path.exists()
+
+
+def test_an_all_bad_file_goes_whole_to_bad_data(settings: IngestionSettings) -> None:
+    write_csv(clean_frame(12).drop(columns=["tenure"]), settings.raw_data_dir, "no_tenure.csv")
+    outcome, result, _ = _ingest(settings)
+    assert outcome.outcome == "bad"
+    assert result.good_path is None
+    bad = _read(result.bad_path)
+    assert len(bad) == 12
+    assert set(bad[ERRORS_COLUMN]) == {"missing_column:tenure"}
+
+
+def test_an_unreadable_file_is_quarantined_byte_for_byte(settings: IngestionSettings) -> None:
+    settings.raw_data_dir.mkdir(parents=True)
+    content = b"\x00\x01\x02binary junk\xff"
+    (settings.raw_data_dir / "junk.csv").write_bytes(content)
+    outcome, result, claimed = _ingest(settings)
+    assert outcome.outcome == "unreadable"
+    assert result.quarantined
+    assert (settings.bad_data_dir / "junk.csv").read_bytes() == content
+    assert not claimed.path.exists()
+
+
+def test_good_rows_drop_an_unexpected_column_so_the_prediction_job_can_send_them(
+    settings: IngestionSettings,
+) -> None:
+    frame = clean_frame(10)
+    frame["loyalty_points"] = "7"
+    write_csv(frame, settings.raw_data_dir, "extra.csv")
+    _, result, _ = _ingest(settings)
+    assert list(_read(result.good_path).columns) == [IDENTIFIER, *FEATURE_NAMES]
+
+
+def test_a_file_changed_after_validation_moves_nothing(settings: IngestionSettings) -> None:
+    write_csv(clean_frame(10), settings.raw_data_dir, "changing.csv")
+    claimed = _claim(settings)
+    outcome = validate_customer_file(claimed.path)
+    clean_frame(11).to_csv(claimed.path, index=False)
+    with pytest.raises(RowsNotConservedError):
+        split_good_bad_rows(
+            claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
+        )
+    assert claimed.path.exists()
+    assert not settings.good_data_dir.exists()
+
+
+def test_a_failed_write_keeps_the_claim_and_a_rerun_replaces_the_outputs(settings: IngestionSettings) -> None:
+    frame = clean_frame(20)
+    frame.loc[[1, 2], "tenure"] = "-1"
+    write_csv(frame, settings.raw_data_dir, "mixed.csv")
+    claimed = _claim(settings)
+    outcome = validate_customer_file(claimed.path)
+    settings.bad_data_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.bad_data_dir.write_text("not a folder")  # the bad-data write fails
+    with pytest.raises(OSError):
+        split_good_bad_rows(
+            claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
+        )
+    assert claimed.path.exists()  # nothing lost: the next attempt has the file
+    settings.bad_data_dir.unlink()
+    result = split_good_bad_rows(
+        claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
+    )
+    assert [p.name for p in settings.good_data_dir.iterdir()] == ["mixed.csv"]  # replaced, no temporaries
+    assert (result.good_rows, result.bad_rows) == (18, 2)
+    assert not claimed.path.exists()
+
+
+def _randomly_damaged(frame: pd.DataFrame, rng: random.Random) -> pd.DataFrame:
+    """A few rows broken in one of the ways real feeds break (until the injector's registry lands)."""
+    frame = frame.copy()
+    damages = [
+        ("tenure", lambda: str(rng.choice([-5, 500]))),
+        ("contract", lambda: "Weekly"),
+        ("monthly_charges", lambda: "n/a-ish"),
+        ("payment_method", lambda: None),
+        ("total_charges", lambda: "0.5"),
+        ("female", lambda: "3"),
+    ]
+    for position in rng.sample(range(len(frame)), k=rng.randint(0, len(frame))):
+        column, value = rng.choice(damages)
+        frame.loc[position, column] = value()
+    if rng.random() < 0.2:
+        frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)
+    return frame
+
+
+def test_rows_are_conserved_over_many_randomly_damaged_files(settings: IngestionSettings) -> None:
+    rng = random.Random(7)
+    source = clean_frame(600)
+    expected_ids: list[str] = []
+    for number in range(24):
+        part = source.iloc[number * 25:(number + 1) * 25].reset_index(drop=True)
+        damaged = _randomly_damaged(part, rng)
+        expected_ids.extend(damaged[IDENTIFIER])
+        write_csv(damaged, settings.raw_data_dir, f"part_{number:02d}.csv")
+    read_rows = good_rows = bad_rows = 0
+    while any(settings.raw_data_dir.glob("*.csv")):
+        outcome, result, _ = _ingest(settings)
+        read_rows += outcome.rows
+        good_rows += result.good_rows
+        bad_rows += result.bad_rows
+        assert (result.good_rows, result.bad_rows) == (outcome.valid_rows, outcome.invalid_rows)
+    outputs = [*settings.good_data_dir.glob("*.csv"), *settings.bad_data_dir.glob("*.csv")]
+    written_ids = [i for path in outputs for i in _read(path)[IDENTIFIER]]
+    assert read_rows == len(expected_ids) == good_rows + bad_rows
+    assert sorted(written_ids) == sorted(expected_ids)
+    assert good_rows > 0 and bad_rows > 0
+    assert list(settings.claims_dir.iterdir()) == []
