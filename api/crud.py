@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from db.models import Prediction, PredictionBatch
+from db.models import SOURCES, Prediction, PredictionBatch
 from model.contract import FEATURE_NAMES, IDENTIFIER
 
 PREDICTIONS = Prediction.__table__
@@ -72,6 +72,8 @@ def store_predictions(
         raise ValueError(
             f"{len(records)} records, {len(labels)} labels, {len(probabilities)} probabilities"
         )
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}: one of {list(SOURCES)}")
     if batch_key is not None and not _claim_batch_key(session, batch_key, file_name, len(records)):
         return StoredBatch(ids=stored_batch_ids(session=session, batch_key=batch_key), replayed=True)
     ids = _draw_ids(session, len(records))

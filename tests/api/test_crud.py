@@ -1,0 +1,76 @@
+"""api.crud.create_predictions, the one code path that writes predictions (used by other services)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from api.crud import create_predictions, find_batch
+from db.session import session_scope
+from model.contract import FEATURE_NAMES
+from tests.api.conftest import record, stored_count, stored_rows
+
+
+def _write(**overrides: object) -> list[int]:
+    records = overrides.pop("records", [record(tenure=5, total_charges=350.0), record(customer_id="C9")])
+    arguments = {
+        "source": "scheduled", "records": records, "labels": [1, 0][: len(records)],
+        "probabilities": [0.8, 0.1][: len(records)], "model_version": "m-1", **overrides,
+    }
+    with session_scope() as session:
+        return create_predictions(session=session, **arguments)
+
+
+def test_ids_come_back_in_record_order_and_rows_hold_everything(clean_db: str) -> None:
+    when = datetime(2025, 12, 31, 23, 59, tzinfo=UTC)
+    ids = _write(file_name="a.csv", created_at=when)
+
+    rows = stored_rows()
+    assert [row["id"] for row in rows] == ids
+    assert [(r["tenure"], r["customer_id"], r["predicted_label"], r["churn_probability"]) for r in rows] == [
+        (5, None, 1, 0.8), (12, "C9", 0, 0.1),
+    ]
+    assert {(r["source"], r["file_name"], r["model_version"], r["created_at"]) for r in rows} == {
+        ("scheduled", "a.csv", "m-1", when)
+    }
+    assert {name: rows[1][name] for name in FEATURE_NAMES} == {name: record()[name] for name in FEATURE_NAMES}
+
+
+def test_created_at_defaults_to_now(clean_db: str) -> None:
+    before = datetime.now(UTC)
+    _write()
+    assert all(row["created_at"] >= before.replace(microsecond=0) for row in stored_rows())
+
+
+def test_a_known_batch_key_stores_nothing_and_returns_the_stored_ids(clean_db: str) -> None:
+    ids = _write(batch_key="f.csv:sum:0")
+    again = _write(batch_key="f.csv:sum:0", records=[record()])
+
+    assert again == ids
+    assert stored_count() == 2
+    with session_scope() as session:
+        assert [row["id"] for row in find_batch(session=session, batch_key="f.csv:sum:0") or []] == ids
+        assert find_batch(session=session, batch_key="unknown") is None
+
+
+def test_mismatched_lengths_are_refused_before_writing(clean_db: str) -> None:
+    with pytest.raises(ValueError, match="2 records, 1 labels"):
+        _write(labels=[1])
+    assert stored_count() == 0
+
+
+def test_an_unknown_source_is_refused_before_writing(clean_db: str) -> None:
+    with pytest.raises(ValueError, match="nightly"):
+        _write(source="nightly")
+    assert stored_count() == 0
+
+
+def test_a_failing_write_leaves_nothing(clean_db: str) -> None:
+    """One transaction: a row the database refuses takes the whole batch, and its key, with it."""
+    with pytest.raises(psycopg.IntegrityError):
+        _write(records=[record(), record(tenure=None)], batch_key="k")
+    assert stored_count() == 0
+    with session_scope() as session:
+        assert find_batch(session=session, batch_key="k") is None

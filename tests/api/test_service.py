@@ -1,0 +1,114 @@
+"""/model, /health, /metrics, /reports and the optional token, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from model.contract import record_json_schema
+from model.train import ARTIFACTS_DIR, METADATA_FILE
+from tests.api.conftest import record, stored_count
+
+
+def test_model_describes_the_served_model_and_the_record_schema(api_url: str) -> None:
+    metadata = json.loads((ARTIFACTS_DIR / METADATA_FILE).read_text())
+
+    body = httpx.get(f"{api_url}/model").json()
+
+    assert body["model_version"] == metadata["model_version"]
+    assert body["metrics"] == metadata["metrics"]
+    assert body["threshold"] == metadata["threshold"]
+    assert body["training_churn_rate"] == metadata["training_churn_rate"]
+    assert body["record_schema"] == record_json_schema()
+
+
+def test_health_reports_database_and_model(api_url: str) -> None:
+    response = httpx.get(f"{api_url}/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "model": "ok"}
+
+
+def test_without_a_model_health_is_503_and_predict_refuses(
+    api_with_env: Callable[[dict[str, str]], str], clean_db: str, tmp_path: Path,
+) -> None:
+    api = api_with_env({"MODEL_ARTIFACTS_DIR": str(tmp_path)})
+
+    health = httpx.get(f"{api}/health")
+    assert health.status_code == 503
+    assert health.json() == {"status": "degraded", "database": "ok", "model": "down"}
+    refused = httpx.post(f"{api}/predict", json={"source": "webapp", "records": [record()]})
+    assert refused.status_code == 503
+    assert "model.train" in refused.json()["detail"]
+    assert stored_count() == 0
+
+
+def test_metrics_count_requests_and_predictions_per_label_and_source(api_url: str, clean_db: str) -> None:
+    predictions = httpx.post(
+        f"{api_url}/predict", json={"source": "scheduled", "records": [record()] * 3},
+    ).json()["predictions"]
+    label = predictions[0]["label"]
+
+    metrics = httpx.get(f"{api_url}/metrics").text
+
+    counted = _sample(metrics, f'churn_predictions_total{{label="{label}",source="scheduled"}}')
+    assert counted >= 3
+    assert _sample(metrics, 'http_requests_total{handler="/predict",method="POST",status="2xx"}') >= 1
+    assert 'http_request_duration_seconds_bucket{handler="/predict"' in metrics
+
+
+def _sample(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_token_protects_every_endpoint_but_health(
+    api_with_env: Callable[[dict[str, str]], str], clean_db: str,
+) -> None:
+    api = api_with_env({"API_TOKEN": "s3cret-token"})
+    good = {"Authorization": "Bearer s3cret-token"}
+    wrong = {"Authorization": "Bearer guess"}
+    body = {"source": "webapp", "records": [record()]}
+    window = {"start_date": "2026-01-01", "end_date": "2026-01-02"}
+
+    for headers in ({}, wrong):
+        assert httpx.post(f"{api}/predict", json=body, headers=headers).status_code == 401
+        assert httpx.get(f"{api}/past-predictions", params=window, headers=headers).status_code == 401
+        assert httpx.get(f"{api}/model", headers=headers).status_code == 401
+        assert httpx.get(f"{api}/metrics", headers=headers).status_code == 401
+    assert stored_count() == 0
+    assert httpx.get(f"{api}/health").json()["status"] == "ok"
+
+    accepted = httpx.post(f"{api}/predict", json=body, headers=good)
+    assert accepted.status_code == 200
+    assert stored_count() == 1
+    assert httpx.get(f"{api}/past-predictions", params=window, headers=good).json()["total"] == 0
+    assert httpx.get(f"{api}/model", headers=good).json()["model_version"]
+    assert "churn_predictions_total" in httpx.get(f"{api}/metrics", headers=good).text
+
+
+def test_reports_are_served_from_the_reports_folder(
+    api_with_env: Callable[[dict[str, str]], str], tmp_path: Path,
+) -> None:
+    report = tmp_path / "reports" / "validations" / "run-1" / "index.html"
+    api = api_with_env({"REPORTS_DIR": str(tmp_path / "reports")})
+    report.parent.mkdir(parents=True)  # written after the API started, like the ingestion job does
+    report.write_text("<html><body>Data Docs: 3 failed expectations</body></html>")
+
+    response = httpx.get(f"{api}/reports/validations/run-1/index.html")
+
+    assert response.status_code == 200
+    assert "3 failed expectations" in response.text
+    assert httpx.get(f"{api}/reports/validations/none.html").status_code == 404
+
+
+def test_openapi_docs_are_served(api_url: str) -> None:
+    assert "swagger-ui" in httpx.get(f"{api_url}/docs").text.lower()
+    schema = httpx.get(f"{api_url}/openapi.json").json()
+    assert set(schema["components"]["schemas"]["CustomerRecord"]["required"]) == set(
+        record_json_schema()["required"]
+    )
