@@ -1,0 +1,202 @@
+"""Scheduled predictions: every good_data file scored once, through the API, recorded in a ledger.
+
+Exactly once per file: a file is known by its name and the SHA-256 of its bytes. It enters the
+ledger (`predicted_files`) only after the API has stored every chunk of its rows, and each chunk
+carries an idempotency key (`<file>:<checksum>:<chunk>`), so a run that fails halfway and is
+retried stores no row twice. Files in good_data are only read, never moved or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from dags.churn_jobs.api_client import PredictionApiClient
+from db.models import PredictedFile
+from db.session import session_scope
+from model.contract import FEATURES, IDENTIFIER
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
+
+
+class PredictionJobSettings(BaseSettings):
+    """Where the `prediction_job` DAG reads files and which API it sends them to."""
+
+    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
+
+    good_data_dir: Path = REPO_ROOT / "good_data"
+    api_url: str = "http://127.0.0.1:8000"
+    # unset: the API is open (local use); set: sent as `Authorization: Bearer <token>`
+    api_token: SecretStr | None = None
+    # rows per POST /predict: well under the API's MAX_RECORDS_PER_REQUEST (10,000)
+    chunk_size: int = Field(default=1_000, ge=1)
+    api_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _empty_token_means_open(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+@dataclass(frozen=True)
+class GoodDataFile:
+    """A good_data file as the ledger knows it: its name and the checksum of its bytes."""
+
+    path: Path
+    checksum: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+class UnreadableFileError(ValueError):
+    """A good_data file that cannot become prediction records (a missing column, a non-number)."""
+
+
+def file_checksum(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def list_good_data_files(good_dir: Path) -> list[Path]:
+    """The CSV files of good_data, oldest name first; hidden files are writes still in progress."""
+    return sorted(p for p in good_dir.glob("*.csv") if p.is_file() and not p.name.startswith("."))
+
+
+def find_unpredicted_files(good_dir: Path, session: Session) -> list[GoodDataFile]:
+    """The good_data files whose (name, checksum) the ledger does not hold yet."""
+    files = [GoodDataFile(path, file_checksum(path)) for path in list_good_data_files(good_dir)]
+    if not files:
+        return []
+    predicted = set(
+        session.execute(
+            select(PredictedFile.file_name, PredictedFile.checksum).where(
+                PredictedFile.file_name.in_([f.name for f in files])
+            )
+        ).tuples()
+    )
+    return [f for f in files if (f.name, f.checksum) not in predicted]
+
+
+def read_prediction_records(data: bytes, file_name: str) -> list[dict[str, Any]]:
+    """The rows of a good_data CSV as API records: customer_id kept, the label dropped, blanks None.
+
+    Values are converted by the contract's types because the API's numbers are strict (12, not
+    "12" nor 12.0 for an integer feature).
+    """
+    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=True)
+    missing = [f.name for f in FEATURES if f.required and f.name not in frame.columns]
+    if missing:
+        raise UnreadableFileError(f"{file_name}: missing columns {missing}")
+    columns = [name for name in (IDENTIFIER, *(f.name for f in FEATURES)) if name in frame.columns]
+    converters = {IDENTIFIER: str, **{f.name: _CONVERTERS[f.dtype] for f in FEATURES}}
+    records = []
+    for row_number, row in enumerate(frame[columns].itertuples(index=False, name=None), start=1):
+        try:
+            records.append({
+                name: None if _is_blank(value) else converters[name](value)
+                for name, value in zip(columns, row, strict=True)
+            })
+        except ValueError as error:
+            raise UnreadableFileError(f"{file_name}, data row {row_number}: {error}") from error
+    return records
+
+
+def _to_int(value: str) -> int:
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(f"{value!r} is not an integer")
+    return int(number)
+
+
+_CONVERTERS = {"str": str, "int": _to_int, "float": float}
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, Sequence[dict[str, Any]]]]:
+    for index, start in enumerate(range(0, len(records), size)):
+        yield index, records[start:start + size]
+
+
+def record_predicted_file(session: Session, file: GoodDataFile, rows: int) -> None:
+    """Enter a file in the ledger; a file already there stays as it is (a rerun changes nothing)."""
+    session.execute(
+        pg_insert(PredictedFile)
+        .values(file_name=file.name, checksum=file.checksum, rows=rows)
+        .on_conflict_do_nothing(constraint="uq_predicted_files_name_checksum")
+    )
+
+
+def predict_file(
+    path: Path, client: PredictionApiClient, chunk_size: int, expected_checksum: str | None = None,
+) -> int:
+    """Send every row of one file to the API in chunks, then record the file; returns its row count.
+
+    The bytes are read once: the checksum and the rows come from the same read, so the ledger
+    never names a version of the file other than the one scored. A file that changed since
+    `check_for_new_data` is scored under its new checksum (a new version of it).
+    """
+    data = path.read_bytes()
+    file = GoodDataFile(path, hashlib.sha256(data).hexdigest())
+    if expected_checksum and expected_checksum != file.checksum:
+        log.warning("%s changed since it was listed; scoring its current content", file.name)
+    records = read_prediction_records(data, file.name)
+    for index, chunk in chunks(records, chunk_size):
+        client.predict_scheduled(chunk, file_name=file.name, batch_key=f"{file.name}:{file.checksum}:{index}")
+    # only now, with every row stored by the API, does the file count as predicted
+    with session_scope() as session:
+        record_predicted_file(session, file, len(records))
+    log.info("%s: %d rows predicted in chunks of %d", file.name, len(records), chunk_size)
+    return len(records)
+
+
+def check_for_new_data(settings: PredictionJobSettings | None = None) -> list[dict[str, str]]:
+    """The files to predict, as XCom-friendly dicts (name, checksum); empty when there is none."""
+    settings = settings or PredictionJobSettings()
+    with session_scope() as session:
+        files = find_unpredicted_files(settings.good_data_dir, session)
+    return [{"file_name": f.name, "checksum": f.checksum} for f in files]
+
+
+def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSettings | None = None) -> int:
+    """Predict every listed file; returns the rows predicted.
+
+    One unreadable file does not hold the others back: they are predicted, then the task fails
+    naming it. An API error stops at once (the next files would fail the same way).
+    """
+    settings = settings or PredictionJobSettings()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    client = PredictionApiClient(settings.api_url, token, settings.api_timeout_seconds)
+    rows, unreadable = 0, []
+    try:
+        for listed in files:
+            path = settings.good_data_dir / listed["file_name"]
+            if not path.exists():  # removed by hand since it was listed: nothing left to predict
+                log.warning("%s is gone from %s; not predicted", path.name, settings.good_data_dir)
+                continue
+            try:
+                rows += predict_file(path, client, settings.chunk_size, listed.get("checksum"))
+            except UnreadableFileError as error:
+                unreadable.append(str(error))
+    finally:
+        client.close()
+    if unreadable:
+        raise UnreadableFileError("; ".join(unreadable))
+    return rows
