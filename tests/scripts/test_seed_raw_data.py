@@ -1,0 +1,42 @@
+"""scripts/seed_raw_data.py: what `make run` uses to fill an empty raw-data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scripts import seed_raw_data as seeding
+from scripts.folders import DataFolders
+from tests.scripts.helpers import snapshot
+
+
+def test_seeds_files_with_a_share_of_errors_and_leaves_no_staging(folders: DataFolders) -> None:
+    raw = folders.raw_data_dir
+    results = seeding.seed_raw_data(raw, 10, 0.3, seed=5, folders=folders)
+    files = sorted(raw.iterdir())
+    assert [r.file for r in results] == files and len(files) == 10
+    assert sum(r.injection is not None for r in results) == 3
+    assert sorted(p.name for p in raw.parent.iterdir()) == ["bad_data", "good_data", "raw-data"]
+    again = seeding.seed_raw_data(raw, 10, 0.3, seed=5, folders=folders)
+    assert not {r.file for r in again} & set(files)  # a reseed never overwrites
+    assert [r.file.read_bytes() for r in again] == [p.read_bytes() for p in files]
+
+
+def test_if_empty_leaves_a_filled_folder_alone(folders: DataFolders, capsys: pytest.CaptureFixture) -> None:
+    assert seeding.main(["--files", "4", "--seed", "1", "--if-empty"]) == 0
+    assert "seeded" in capsys.readouterr().out
+    before = snapshot(folders.raw_data_dir)
+    assert len(before) == 4
+    assert seeding.main(["--files", "4", "--if-empty"]) == 0
+    assert "not seeding" in capsys.readouterr().out
+    assert snapshot(folders.raw_data_dir) == before
+
+
+def test_bad_file_count_writes_nothing(folders: DataFolders, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    before = snapshot(tmp_path)
+    assert seeding.main(["--files", "0"]) == 2
+    assert capsys.readouterr().err.startswith("seed_raw_data: error: N_FILES must be between 1")
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_data", "good_data", "raw-data"]
