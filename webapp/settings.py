@@ -24,7 +24,7 @@ class WebappSettings(BaseSettings):
     predict_chunk_size: int = Field(default=500, ge=1)
     # GET /model changes only when a new model is deployed.
     model_info_ttl_seconds: int = Field(default=300, ge=0)
-    # Past predictions change every couple of minutes (scheduled runs).
-    history_ttl_seconds: int = Field(default=30, ge=0)
+    # The history chart's rows are also refetched whenever the range's count changes.
+    history_ttl_seconds: int = Field(default=300, ge=0)
     # Predictions fetched to draw the history chart; beyond it the chart shows the newest ones.
     history_chart_max_rows: int = Field(default=20_000, ge=1)

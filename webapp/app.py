@@ -1,0 +1,27 @@
+"""Entry file of the webapp: `streamlit run webapp/app.py`. Two pages, Predict and Past predictions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# Streamlit puts this file's folder on sys.path, not the repository root; the pages import `webapp.*`.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+
+def main() -> None:
+    st.set_page_config(page_title="Churn prediction", page_icon=":material/insights:", layout="wide")
+    navigation = st.navigation([
+        st.Page(PAGES_DIR / "predict.py", title="Predict", icon=":material/person_search:", default=True),
+        st.Page(PAGES_DIR / "past_predictions.py", title="Past predictions", icon=":material/history:"),
+    ])
+    navigation.run()
+
+
+main()
