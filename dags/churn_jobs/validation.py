@@ -197,18 +197,22 @@ def read_customer_file(path: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def validate_customer_file(path: Path) -> ValidationOutcome:
-    """Validate one raw file: file-level checks, then every row (see the module docstring)."""
+def validate_customer_file(path: Path, *, file_name: str | None = None) -> ValidationOutcome:
+    """Validate one raw file: file-level checks, then every row (see the module docstring).
+
+    `file_name` is the name the file arrived with, when `path` is its claimed copy.
+    """
+    file_name = file_name or path.name
     try:
         frame = read_customer_file(path)
     except UnreadableFileError as exc:
-        log.warning("%s is not ingestible: %s", path.name, exc.detail)
+        log.warning("%s is not ingestible: %s", file_name, exc.detail)
         reason: Reason = (exc.error_type, None)
         return ValidationOutcome(
-            file_name=path.name, rows=0, readable=False, file_errors=[reason],
+            file_name=file_name, rows=0, readable=False, file_errors=[reason],
             error_counts={reason: 1}, criticality=Criticality.HIGH, detail=exc.detail,
         )
-    return validate_customer_frame(frame, file_name=path.name)
+    return validate_customer_frame(frame, file_name=file_name)
 
 
 def validate_customer_frame(frame: pd.DataFrame, *, file_name: str) -> ValidationOutcome:
