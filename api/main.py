@@ -18,7 +18,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from api.deps import require_token
 from api.errors import register_error_handlers
 from api.routers import health, model
-from api.routers.predictions import prediction_router
+from api.routers.predictions import prediction_router, request_schema_components
 from api.settings import ApiSettings
 from db.session import get_engine
 from model.predictor import ModelNotTrainedError, Predictor
@@ -56,6 +56,19 @@ def _add_metrics(app: FastAPI) -> None:
     )
 
 
+def _document_request_body(app: FastAPI, max_records: int) -> None:
+    """/predict validates its raw body itself: add that body's schema to the OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(request_schema_components(max_records))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or ApiSettings()
     app = FastAPI(
@@ -70,6 +83,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(model.router, dependencies=protected)
     app.include_router(prediction_router(settings.max_records_per_request), dependencies=protected)
+    _document_request_body(app, settings.max_records_per_request)
     register_error_handlers(app)
     _add_metrics(app)
     # Data Docs reports, linked from alerts and opened in a browser (which sends no token)

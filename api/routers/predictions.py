@@ -1,15 +1,23 @@
 """POST /predict and GET /past-predictions.
 
-No `from __future__ import annotations` here: the request model is built per app inside
-`prediction_router`, and FastAPI must see the class itself, not its name, in the signature.
+/predict parses and validates the raw body in one pass (pydantic's `model_validate_json`, in
+Rust) and writes its JSON answer directly: for 10,000 records, FastAPI's default path (json.loads,
+then validation, then validating the response model again before encoding) cost more than the
+model and the database together. The OpenAPI document still shows both models.
+
+No `from __future__ import annotations`: `predict` names a dependency built per app (the record
+limit is a setting), which FastAPI must see as an object, not as a name to look up in globals.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Query, Request
+import pydantic_core
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from api import crud
@@ -30,40 +38,67 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": InputErrors, "description": "Bad input: one entry per (row, field); nothing stored"},
     503: {"model": Message, "description": "The database or the model is unavailable"},
 }
+REQUEST_SCHEMA_NAME = "PredictionRequest"
 
 
 def prediction_router(max_records: int) -> APIRouter:
     """The predictions router; the request model carries this app's record limit."""
     router = APIRouter(tags=["predictions"])
-    PredictionRequest = prediction_request_model(max_records)
+    request_model = prediction_request_model(max_records)
+    parse_body = _body_parser(request_model)
 
     @router.post(
         "/predict",
         response_model=PredictionResponse,
         responses={**ERROR_RESPONSES, 413: {"model": Message, "description": "Too many records"}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{REQUEST_SCHEMA_NAME}"}}}}},
     )
     def predict(
-        body: PredictionRequest,  # type: ignore[valid-type]
+        body: Annotated[Any, Depends(parse_body)],
         session: SessionDep,
         predictor: PredictorDep,
         request: Request,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Score one or many customer records and store every prediction in one transaction."""
-        records: list[dict[str, Any]] = body.records  # type: ignore[attr-defined]
-        _reject_inconsistent(records)
-        if body.batch_key is not None:  # type: ignore[attr-defined]
-            stored = crud.find_batch(session=session, batch_key=body.batch_key)  # type: ignore[attr-defined]
+        _reject_inconsistent(body.records)
+        if body.batch_key is not None:
+            stored = crud.find_batch(session=session, batch_key=body.batch_key)
             if stored is not None:
-                return _replay(stored)
+                return _json(_replay(stored))
         response = _score_and_store(session, predictor, body)
-        _count_predictions(request, body.source, response)  # type: ignore[attr-defined]
-        return response
+        _count_predictions(request, body.source, response)
+        return _json(response)
 
     router.add_api_route(
         "/past-predictions", list_past_predictions, methods=["GET"], response_model=PastPredictions,
         responses=ERROR_RESPONSES,
     )
     return router
+
+
+def _body_parser(model: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, BaseModel]]:
+    async def parse_prediction_request(request: Request) -> BaseModel:
+        try:
+            return model.model_validate_json(await request.body())
+        except ValidationError as error:  # same 422/413 shape as every other validation error
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+            ) from error
+
+    return parse_prediction_request
+
+
+def request_schema_components(max_records: int) -> dict[str, Any]:
+    """JSON schemas of the /predict body and what it references, for the OpenAPI document."""
+    schema = prediction_request_model(max_records).model_json_schema(
+        ref_template="#/components/schemas/{model}"
+    )
+    return {**schema.pop("$defs", {}), REQUEST_SCHEMA_NAME: schema}
+
+
+def _json(payload: Mapping[str, Any]) -> Response:
+    return Response(pydantic_core.to_json(payload), media_type="application/json")
 
 
 def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
@@ -91,9 +126,10 @@ def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[
         session.commit()
         return _replay(crud.find_batch(session=session, batch_key=body.batch_key) or [])
     session.commit()
+    # the validated records hold exactly the features plus the optional id: reused, not copied
     predictions = [
         {"id": id_, "label": label, "churn_probability": probability,
-         "customer_id": record.get(IDENTIFIER), "features": _features_of(record)}
+         "customer_id": record.pop(IDENTIFIER, None), "features": record}
         for id_, record, label, probability in zip(stored.ids, records, labels, probabilities, strict=True)
     ]
     return {"model_version": predictor.version, "replayed": False, "predictions": predictions}
