@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import random
+import io
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from dags.churn_jobs.claim import ClaimedFile, claim_raw_file
+from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, waiting_raw_files
 from dags.churn_jobs.settings import IngestionSettings
 from dags.churn_jobs.splitting import (
     ERRORS_COLUMN,
@@ -18,6 +18,11 @@ from dags.churn_jobs.splitting import (
 )
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
 from model.contract import FEATURE_NAMES, IDENTIFIER
+from model.data import DATASET_PATH
+from model.error_types import ErrorType
+from scripts.folders import DataFolders
+from scripts.inject_errors import inject_errors
+from scripts.split_dataset import split_dataset
 from tests.dags.ingestion_samples import clean_frame, write_csv
 
 
@@ -37,7 +42,7 @@ def _claim(settings: IngestionSettings) -> ClaimedFile:
 
 def _ingest(settings: IngestionSettings) -> tuple[ValidationOutcome, SplitResult, ClaimedFile]:
     claimed = _claim(settings)
-    outcome = validate_customer_file(claimed.path)
+    outcome = validate_customer_file(claimed.path, file_name=claimed.original_name)
     result = split_good_bad_rows(
         claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
     )
@@ -143,44 +148,39 @@ def test_a_failed_write_keeps_the_claim_and_a_rerun_replaces_the_outputs(setting
     assert not claimed.path.exists()
 
 
-def _randomly_damaged(frame: pd.DataFrame, rng: random.Random) -> pd.DataFrame:
-    """A few rows broken in one of the ways real feeds break (until the injector's registry lands)."""
-    frame = frame.copy()
-    damages = [
-        ("tenure", lambda: str(rng.choice([-5, 500]))),
-        ("contract", lambda: "Weekly"),
-        ("monthly_charges", lambda: "n/a-ish"),
-        ("payment_method", lambda: None),
-        ("total_charges", lambda: "0.5"),
-        ("female", lambda: "3"),
-    ]
-    for position in rng.sample(range(len(frame)), k=rng.randint(0, len(frame))):
-        column, value = rng.choice(damages)
-        frame.loc[position, column] = value()
-    if rng.random() < 0.2:
-        frame = pd.concat([frame, frame.iloc[[0]]], ignore_index=True)
-    return frame
-
-
-def test_rows_are_conserved_over_many_randomly_damaged_files(settings: IngestionSettings) -> None:
-    rng = random.Random(7)
-    source = clean_frame(600)
-    expected_ids: list[str] = []
-    for number in range(24):
-        part = source.iloc[number * 25:(number + 1) * 25].reset_index(drop=True)
-        damaged = _randomly_damaged(part, rng)
-        expected_ids.extend(damaged[IDENTIFIER])
-        write_csv(damaged, settings.raw_data_dir, f"part_{number:02d}.csv")
+def test_rows_are_conserved_over_many_randomly_injected_files(settings: IngestionSettings) -> None:
+    folders = DataFolders(
+        raw_data_dir=settings.raw_data_dir, good_data_dir=settings.good_data_dir,
+        bad_data_dir=settings.bad_data_dir,
+    )
+    paths = split_dataset(DATASET_PATH, settings.raw_data_dir, 24, seed=11, folders=folders)
+    injections = inject_errors(settings.raw_data_dir, share=0.75, seed=11, row_share=0.2)
+    assert len({i.injection.error_type for i in injections if i.injection}) == len(ErrorType)
+    before = {p.name: p.read_bytes() for p in paths}
     read_rows = good_rows = bad_rows = 0
-    while any(settings.raw_data_dir.glob("*.csv")):
+    while waiting_raw_files(settings.raw_data_dir):
         outcome, result, _ = _ingest(settings)
         read_rows += outcome.rows
         good_rows += result.good_rows
         bad_rows += result.bad_rows
         assert (result.good_rows, result.bad_rows) == (outcome.valid_rows, outcome.invalid_rows)
+        if not outcome.readable:
+            assert result.bad_path.read_bytes() == before[outcome.file_name]
+    readable = {name: _rows_of(content) for name, content in before.items()}
+    expected_ids = sorted(i for frame in readable.values() if frame is not None for i in frame[IDENTIFIER])
     outputs = [*settings.good_data_dir.glob("*.csv"), *settings.bad_data_dir.glob("*.csv")]
-    written_ids = [i for path in outputs for i in _read(path)[IDENTIFIER]]
+    written_ids = sorted(
+        i for path in outputs if readable.get(path.name) is not None for i in _read(path)[IDENTIFIER]
+    )
     assert read_rows == len(expected_ids) == good_rows + bad_rows
-    assert sorted(written_ids) == sorted(expected_ids)
+    assert written_ids == expected_ids
     assert good_rows > 0 and bad_rows > 0
     assert list(settings.claims_dir.iterdir()) == []
+
+
+def _rows_of(content: bytes) -> pd.DataFrame | None:
+    try:
+        frame = pd.read_csv(io.BytesIO(content), dtype=str)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    return frame if IDENTIFIER in frame.columns and len(frame) else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,6 +18,7 @@ from dags.churn_jobs.validation import (
 )
 from model.contract import FEATURES, IDENTIFIER
 from model.error_types import ErrorType
+from scripts.inject_errors import FILE_LEVEL, INJECTORS, inject_into_content
 from tests.dags.ingestion_samples import clean_frame, write_csv
 
 
@@ -177,3 +179,32 @@ def test_great_expectations_result_is_kept_for_data_docs_and_survives_json() -> 
     assert len(outcome.ge_result["results"]) == len(expectations_from_contract())
     again = ValidationOutcome.from_dict(outcome.to_dict())
     assert again == outcome
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("error_type", list(INJECTORS), ids=[str(t) for t in INJECTORS])
+def test_every_injector_error_is_found_with_its_type_column_and_rows(
+    tmp_path: Path, error_type: ErrorType, seed: int,
+) -> None:
+    clean = write_csv(clean_frame(60, start=seed * 100), tmp_path, "clean.csv").read_bytes()
+    content, injection = inject_into_content(clean, error_type, np.random.default_rng(seed), 0.15)
+    path = tmp_path / "injected.csv"
+    path.write_bytes(content)
+    outcome = validate_customer_file(path)
+    found = {(row, column): t for row, reasons in outcome.row_errors.items() for t, column in reasons}
+    if error_type in FILE_LEVEL:
+        assert outcome.file_errors == [(error_type, None)], injection.detail
+        assert outcome.criticality == Criticality.HIGH
+    elif error_type == ErrorType.MISSING_COLUMN:
+        [column] = injection.columns
+        assert outcome.error_counts == {(error_type, column): 60}
+        assert outcome.criticality == Criticality.HIGH
+    elif error_type == ErrorType.UNEXPECTED_COLUMN:
+        [column] = injection.columns
+        assert outcome.file_errors == [(error_type, column)]
+        assert found == {}
+    elif error_type == ErrorType.DUPLICATE_ROW:
+        assert found == {(row, IDENTIFIER): error_type for row in injection.rows}
+    else:
+        assert injection.cells, injection.detail
+        assert found == {cell: error_type for cell in injection.cells}, injection.describe()

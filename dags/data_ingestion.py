@@ -1,0 +1,87 @@
+"""
+### Data ingestion (`data_ingestion`)
+
+Every minute, takes **one** file from **raw-data**, validates it and sorts its rows.
+
+- `read-data`: recovers claims left by crashed runs, then claims one file at random (atomic
+  rename into `raw-data/.claims/`). An empty folder: the run is **skipped**.
+- `validate-data`: file-level checks (unreadable, encoding, delimiter, empty, header only),
+  then the Great Expectations suite generated from the feature contract: each row valid or
+  invalid with its reasons (error type, column), and the file's criticality.
+- `save-statistics`: one `ingested_files` row, one `ingestion_errors` row per (error type,
+  column). Never the rows.
+- `send-alerts`: builds the Data Docs report served under `/reports/`; when the file has
+  problems, posts an Adaptive Card to Teams (`TEAMS_WEBHOOK_URL`; unset: logged, not sent).
+- `split-and-save-data`: valid rows to **good_data**, invalid rows with an `_errors` column to
+  **bad_data**; an unreadable file goes to bad_data unchanged.
+
+The last three run in parallel: a Teams outage fails `send-alerts` only. The logic lives in
+`dags/churn_jobs/` (`claim`, `validation`, `alerts`, `splitting`, `ingestion`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+
+def _run_id() -> str:
+    return str(get_current_context()["run_id"])
+
+
+@dag(
+    dag_id="data_ingestion",
+    schedule="* * * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args={"owner": "data-ops", "retries": 1, "retry_delay": timedelta(seconds=20)},
+    tags=["churn", "ingestion"],
+    doc_md=__doc__,
+)
+def data_ingestion() -> None:
+    # imports inside the tasks: the DAG processor parses this file often; pandas and Great
+    # Expectations stay out of parsing
+
+    @task(task_id="read-data")
+    def read_data() -> dict[str, Any]:
+        from dags.churn_jobs.ingestion import read_data as claim_one_file
+
+        claim = claim_one_file(_run_id())
+        if claim is None:
+            raise AirflowSkipException("raw-data holds no file to ingest")
+        return claim
+
+    @task(task_id="validate-data")
+    def validate_data(claim: dict[str, Any]) -> dict[str, Any]:
+        from dags.churn_jobs.ingestion import validate_data as validate_claimed_file
+
+        return validate_claimed_file(claim)
+
+    @task(task_id="save-statistics")
+    def save_statistics(validated: dict[str, Any]) -> int:
+        from dags.churn_jobs.ingestion import save_statistics as store_statistics
+
+        return store_statistics(validated, _run_id())
+
+    @task(task_id="send-alerts")
+    def send_alerts(validated: dict[str, Any]) -> dict[str, Any]:
+        from dags.churn_jobs.ingestion import send_alerts as report_and_alert
+
+        return report_and_alert(validated, _run_id())
+
+    @task(task_id="split-and-save-data")
+    def split_and_save_data(validated: dict[str, Any]) -> dict[str, Any]:
+        from dags.churn_jobs.ingestion import split_and_save_data as split_rows
+
+        return split_rows(validated)
+
+    validated = validate_data(read_data())
+    save_statistics(validated)
+    send_alerts(validated)
+    split_and_save_data(validated)
+
+
+data_ingestion()
