@@ -427,8 +427,17 @@ def inject_errors(
             results.append(FileInjection(path, None, f"{error_type} not applicable: {error}"))
             continue
         results.append(FileInjection(path, injection))
-    write_files_atomically(contents)
+    write_files_atomically(_still_waiting(contents, results))
     return results
+
+
+def _still_waiting(contents: dict[Path, bytes], results: list[FileInjection]) -> dict[Path, bytes]:
+    """Drop the files ingestion took away while we worked: rewriting one would bring it back."""
+    gone = {path for path in contents if not path.exists()}
+    for index, result in enumerate(results):
+        if result.file in gone:
+            results[index] = FileInjection(result.file, None, "taken by ingestion before it was rewritten")
+    return {path: data for path, data in contents.items() if path not in gone}
 
 
 def parse_error_types(names: Sequence[str] | None) -> tuple[ErrorType, ...]:
