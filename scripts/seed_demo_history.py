@@ -97,6 +97,17 @@ class DemoTimeline:
             moment += timedelta(minutes=1)
 
 
+@dataclass(frozen=True)
+class PendingBatch:
+    """One request's worth of records, as the API would receive it."""
+
+    records: list[dict[str, Any]]
+    source: str
+    created_at: datetime
+    file_name: str | None
+    batch_key: str
+
+
 @dataclass
 class DemoWriter:
     """Writes one demo minute after another; holds the model, the data and what awaits scoring."""
@@ -108,6 +119,7 @@ class DemoWriter:
     reports_base_url: str
     rng: random.Random
     awaiting_scoring: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    batches: list[PendingBatch] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"files": 0, "predictions": 0})
 
     def write_minute(self, moment: datetime) -> None:
@@ -161,14 +173,22 @@ class DemoWriter:
         self, records: Sequence[dict[str, Any]], source: str, moment: datetime,
         file_name: str | None, key: str,
     ) -> None:
-        scored = self.predictor.predict(records)
-        create_predictions(
-            session=self.session, source=source, records=records,
-            labels=[p.label for p in scored], probabilities=[p.probability for p in scored],
-            model_version=self.predictor.version, file_name=file_name,
-            batch_key=f"{DEMO_BATCH_PREFIX}{key}", created_at=moment,
-        )
-        self.counts["predictions"] += len(records)
+        key = f"{DEMO_BATCH_PREFIX}{key}"
+        self.batches.append(PendingBatch(list(records), source, moment, file_name, key))
+
+    def write_predictions(self) -> None:
+        """Score every batch in one model call (hundreds of small calls cost seconds), then store each."""
+        scored = iter(self.predictor.predict([r for batch in self.batches for r in batch.records]))
+        for batch in self.batches:
+            results = [next(scored) for _ in batch.records]
+            create_predictions(
+                session=self.session, source=batch.source, records=batch.records,
+                labels=[p.label for p in results], probabilities=[p.probability for p in results],
+                model_version=self.predictor.version, file_name=batch.file_name,
+                batch_key=batch.batch_key, created_at=batch.created_at,
+            )
+            self.counts["predictions"] += len(batch.records)
+        self.batches.clear()
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +259,7 @@ def seed_demo_history(*, session: Session, hours: float, end: datetime, seed: in
     for moment in timeline.minutes():
         writer.write_minute(moment)
     writer.score_scheduled(timeline.end)
+    writer.write_predictions()
     return writer.counts
 
 
