@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_fastapi_instrumentator import Instrumentator
 
+from api.batching import GroupScorer
 from api.deps import require_token
 from api.errors import register_error_handlers
 from api.routers import health, model
@@ -32,11 +33,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     try:
         app.state.predictor = Predictor(settings.model_artifacts_dir)
+        app.state.scorer = GroupScorer(app.state.predictor)
         log.info("model %s loaded", app.state.predictor.version)
     except ModelNotTrainedError as error:
         # keep serving /health (which reports the model down) rather than refusing to start
         log.error("%s", error)
-        app.state.predictor = None
+        app.state.predictor = app.state.scorer = None
     yield
     get_engine().dispose()
 

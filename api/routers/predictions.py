@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from api import crud
+from api.batching import GroupScorer
 from api.deps import PredictorDep, SessionDep
 from api.errors import InputProblemsError
 from api.schemas import (
@@ -66,7 +67,7 @@ def prediction_router(max_records: int) -> APIRouter:
             stored = crud.find_batch(session=session, batch_key=body.batch_key)
             if stored is not None:
                 return _json(_replay(stored))
-        response = _score_and_store(session, predictor, body)
+        response = _score_and_store(session, predictor, request.app.state.scorer, body)
         _count_predictions(request, body.source, response)
         return _json(response)
 
@@ -112,9 +113,11 @@ def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
         raise InputProblemsError(problems)
 
 
-def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[str, Any]:
+def _score_and_store(
+    session: Session, predictor: Predictor, scorer: GroupScorer, body: Any,
+) -> dict[str, Any]:
     records: list[dict[str, Any]] = body.records
-    probabilities = predictor.predict_proba(records)
+    probabilities = scorer.predict_proba(records)
     labels = (probabilities >= predictor.threshold).astype(int).tolist()
     probabilities = probabilities.tolist()
     stored = crud.store_predictions(

@@ -1,0 +1,86 @@
+"""Shared by the API benches: a scratch database, sample records, the real API, timing helpers.
+
+The benches never touch the `churn` database: each works in its own `churn_bench_<pid>`
+database on the same server (DATABASE_URL's or the embedded one), dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import psycopg  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from db import embedded  # noqa: E402
+from db import session as db_session  # noqa: E402
+from db.manage import migrate  # noqa: E402
+from db.settings import DatabaseSettings  # noqa: E402
+from model.contract import FEATURE_NAMES, IDENTIFIER  # noqa: E402
+from model.data import load_dataset  # noqa: E402
+from tests.api_server import start_api_server  # noqa: E402
+
+__all__ = ["REPO_ROOT", "libpq_url", "median_seconds", "percentile", "sample_records",
+           "scratch_database", "start_api_server", "timed"]
+
+
+def libpq_url(url: str) -> str:
+    """The SQLAlchemy URL as psycopg wants it (no `+psycopg` driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """A migrated, empty database of its own, exported as DATABASE_URL; dropped afterwards."""
+    settings = DatabaseSettings()
+    server = settings.database_url or embedded.ensure_running(settings)
+    name = f"churn_bench_{os.getpid()}"
+    admin = libpq_url(make_url(server).set(database="postgres").render_as_string(hide_password=False))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    os.environ["DATABASE_URL"] = url
+    db_session.get_engine.cache_clear()
+    db_session._session_factory.cache_clear()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        db_session.get_engine().dispose()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sample_records(count: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`count` real customers (drawn with replacement) as JSON-ready records, with their id."""
+    data = load_dataset()[[IDENTIFIER, *FEATURE_NAMES]]
+    sample = data.sample(count, replace=True, random_state=seed)
+    return [
+        {key: (None if value != value else value) for key, value in row.items()}  # NaN -> null
+        for row in sample.to_dict("records")
+    ]
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    return statistics.median(timed(fn) for _ in range(repeats))
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
