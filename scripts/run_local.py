@@ -1,0 +1,372 @@
+"""`make run`: the whole stack on this machine, without Docker, in the foreground.
+
+Loads `.env` when present, starts the embedded PostgreSQL unless DATABASE_URL is set, prepares
+the application database (migrations, read-only role, training baseline) and a separate `airflow`
+database on the same server, seeds `raw-data` when it is empty, then starts every service that
+exists (API, webapp, Airflow API server / scheduler / DAG processor / triggerer, and Grafana when
+a `grafana` binary is on PATH) as child processes, each in its own process group with its log in
+`.local/logs/<service>.log`. The commands themselves come from `scripts/serve.py`, the same ones
+docker compose runs. Ctrl-C (or SIGTERM) stops every child: SIGTERM to each group, a grace
+period, then SIGKILL for whatever is left. A second run reuses the database and the folders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from dotenv import dotenv_values
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+from db import embedded
+from db.settings import REPO_ROOT, DatabaseSettings
+from scripts.serve import Service, command_for
+
+ENV_FILE = REPO_ROOT / ".env"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+
+
+class LauncherSettings(BaseSettings):
+    """How `make run` prepares and supervises the stack."""
+
+    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore")
+
+    local_logs_dir: Path = REPO_ROOT / ".local" / "logs"
+    # Airflow's metadata lives in its own database on the application's PostgreSQL server
+    airflow_database: str = "airflow"
+    seed_raw_files: int = Field(default=20, ge=1)
+    startup_timeout_seconds: float = Field(default=240, gt=0)
+    # the Airflow scheduler finishes its running tasks after SIGTERM; give it this long
+    stop_grace_seconds: float = Field(default=20, gt=0)
+
+
+@dataclass
+class RunningService:
+    service: Service
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def log(message: str) -> None:
+    print(f"[make run] {message}", flush=True)
+
+
+# --- environment and databases -------------------------------------------------------------------
+
+def load_env_file(path: Path = ENV_FILE) -> None:
+    """Export `.env` into this process so that every child sees it; real env vars win."""
+    if path.exists():
+        for key, value in dotenv_values(path).items():
+            if value is not None:
+                os.environ.setdefault(key, value)
+
+
+def example_value(name: str) -> str | None:
+    """The local default `.env.example` documents for `name`."""
+    return dotenv_values(ENV_EXAMPLE).get(name) if ENV_EXAMPLE.exists() else None
+
+
+def application_database_url() -> tuple[str, bool]:
+    """DATABASE_URL, or the embedded server's URL; True when this call started the server."""
+    settings = DatabaseSettings()
+    if settings.database_url:
+        return settings.database_url, False
+    was_up = embedded.is_accepting(settings.embedded_pg_host, settings.embedded_pg_port)
+    return embedded.ensure_running(settings), not was_up
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server of `server_url` if missing; return its URL."""
+    url = make_url(server_url)
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def airflow_env(airflow_database_url: str, home: Path | None = None,
+                dags_folder: Path | None = None, api_server_url: str | None = None) -> dict[str, str]:
+    """Airflow's configuration (scripts/airflow_env.py) pointed at a PostgreSQL metadata database."""
+    from scripts.airflow_env import AirflowLocalSettings, airflow_environment
+
+    settings = AirflowLocalSettings()
+    env = airflow_environment(
+        home or settings.airflow_home, dags_folder or settings.airflow_dags_folder,
+        airflow_database_url, api_server_url=api_server_url,
+        jwt_secret_value=settings.airflow_jwt_secret,
+    )
+    # Airflow derives its async URL as postgresql+asyncpg, a driver we do not install; psycopg 3
+    # serves both the sync and the async engine.
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = airflow_database_url
+    return env
+
+
+def run_step(name: str, env: Mapping[str, str], log_dir: Path) -> None:
+    """Run a one-shot service (migrations) to completion; its output goes to its log."""
+    service = command_for(name)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as out:
+        result = subprocess.run(service.argv, env=dict(env), cwd=REPO_ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {result.returncode}); see {log_path}:\n{tail(log_path)}")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- raw data ---------------------------------------------------------------------------------------
+
+def seed_raw_data_if_empty(count: int) -> None:
+    """Give the ingestion DAG something to do on a fresh clone (scripts/seed_raw_data.py)."""
+    from scripts.folders import DataFolders
+    from scripts.seed_raw_data import main as seed_raw_data
+
+    for folder in DataFolders().all():
+        folder.mkdir(parents=True, exist_ok=True)
+    if seed_raw_data(["--if-empty", "--files", str(count)]) != 0:
+        log("seeding raw-data failed; the stack starts anyway")
+
+
+# --- services ---------------------------------------------------------------------------------------
+
+def available_services() -> list[str]:
+    """Every service whose code has landed, in start order."""
+    names = []
+    if (REPO_ROOT / "api" / "main.py").exists():
+        names.append("api")
+    if (REPO_ROOT / "webapp" / "app.py").exists():
+        names.append("webapp")
+    names += AIRFLOW_SERVICES
+    if shutil.which("grafana") and (REPO_ROOT / "grafana" / "provisioning").is_dir():
+        names.append("grafana")
+    return names
+
+
+def start_service(name: str, env: Mapping[str, str], log_dir: Path) -> RunningService:
+    """Start `name` in its own process group (so stopping it also stops its workers)."""
+    service = command_for(name)
+    log_path = log_dir / f"{name}.log"
+    out = log_path.open("ab")
+    out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(service.argv)}\n".encode())
+    out.flush()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.serve", name], env=dict(env), cwd=REPO_ROOT,
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    out.close()  # the child holds its own descriptor
+    return RunningService(service, process, log_path)
+
+
+def http_up(url: str) -> bool:
+    """The server answers (any status below 500: a login page or a 404 still means it is up)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as error:
+        return error.code < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def health_url(service: Service) -> str | None:
+    """The page that proves `service` is serving, or None for the background workers."""
+    if service.url is None:
+        return None
+    if service.name == "api":
+        return service.url.removesuffix("/docs") + "/health"
+    if service.name == "airflow-api-server":
+        return service.url + "/api/v2/monitor/health"
+    if service.name == "grafana":
+        return service.url + "/api/health"
+    return service.url
+
+
+def wait_until_up(running: Iterable[RunningService], timeout: float) -> list[str]:
+    """Wait for every served URL to answer; return the names that did not (or whose process died)."""
+    pending = {r.service.name: r for r in running if health_url(r.service)}
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for name, r in list(pending.items()):
+            if r.process.poll() is not None or http_up(health_url(r.service) or ""):
+                del pending[name]
+        time.sleep(0.5)
+    dead = [r.service.name for r in running if r.process.poll() is not None]
+    return sorted(set(pending) | set(dead))
+
+
+def stop_services(running: Iterable[RunningService], grace: float) -> None:
+    """SIGTERM every process group, wait up to `grace`, then SIGKILL whatever remains.
+
+    Airflow runs each task in a process that starts its own session, out of reach of the
+    scheduler's group; the process tree is noted before stopping so those die too.
+    """
+    running = list(running)
+    tree = descendants(r.process.pid for r in running)
+    for r in running:
+        _signal_group(r.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for r in running:
+        try:
+            r.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{r.service.name} still running {grace:.0f}s after SIGTERM: killing it")
+    tree |= descendants(r.process.pid for r in running if r.process.poll() is None)
+    for r in running:
+        _signal_group(r.process.pid, signal.SIGKILL)
+    for pid in tree:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for r in running:
+        r.process.wait()
+
+
+def descendants(pids: Iterable[int]) -> set[int]:
+    """Every process below `pids` in the process tree (`ps` works on Linux and macOS alike)."""
+    listing = subprocess.run(["ps", "-A", "-o", "pid=", "-o", "ppid="], capture_output=True,
+                             text=True, check=False).stdout
+    children: dict[int, list[int]] = {}
+    for line in listing.splitlines():
+        pid, ppid = (int(field) for field in line.split())
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    stack = list(pids)
+    while stack:
+        for child in children.get(stack.pop(), []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group has already exited
+        os.killpg(pgid, sig)
+
+
+def unpause_dags(env: Mapping[str, str], log_dir: Path, timeout: float) -> None:
+    """Unpause every DAG once the DAG processor has registered them (a user may have paused one)."""
+    deadline = time.monotonic() + timeout
+    airflow = command_for("airflow-scheduler").argv[0]
+    with (log_dir / "airflow-unpause.log").open("ab") as out:
+        while time.monotonic() < deadline:
+            listed = subprocess.run([airflow, "dags", "list", "-o", "json"], env=dict(env), cwd=REPO_ROOT,
+                                    capture_output=True, text=True, check=False)
+            dag_ids = _dag_ids(listed.stdout)
+            if listed.returncode == 0 and dag_ids:
+                for dag_id in dag_ids:
+                    subprocess.run([airflow, "dags", "unpause", dag_id], env=dict(env), cwd=REPO_ROOT,
+                                   stdout=out, stderr=subprocess.STDOUT, check=False)
+                log(f"DAGs unpaused: {', '.join(dag_ids)}")
+                return
+            time.sleep(5)
+    log("no DAG registered yet: see .local/logs/airflow-dag-processor.log")
+
+
+def _dag_ids(json_listing: str) -> list[str]:
+    """DAG ids from `airflow dags list -o json`; warning lines (some with brackets) come first."""
+    for line in reversed(json_listing.splitlines()):
+        try:
+            rows = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rows, list):
+            return [row["dag_id"] for row in rows if isinstance(row, dict) and "dag_id" in row]
+    return []
+
+
+# --- the launcher -----------------------------------------------------------------------------------
+
+def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
+    """Databases, Airflow metadata and raw data; returns the children's environment."""
+    load_env_file()
+    settings.local_logs_dir.mkdir(parents=True, exist_ok=True)
+    database_url, started_db = application_database_url()
+    log(f"database: {make_url(database_url).render_as_string(hide_password=True)}")
+    env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
+    if "GRAFANA_DB_PASSWORD" not in env and example_value("GRAFANA_DB_PASSWORD"):
+        env["GRAFANA_DB_PASSWORD"] = example_value("GRAFANA_DB_PASSWORD") or ""
+    run_step("db-setup", env, settings.local_logs_dir)
+    log("application database migrated, read-only role and training baseline ready")
+    airflow_url = ensure_database(database_url, settings.airflow_database)
+    env.update(airflow_env(airflow_url))
+    run_step("airflow-db-migrate", env, settings.local_logs_dir)
+    log(f"Airflow metadata database '{settings.airflow_database}' migrated")
+    seed_raw_data_if_empty(settings.seed_raw_files)
+    return env, started_db
+
+
+def print_urls(running: Iterable[RunningService]) -> None:
+    print("\nServices (logs in .local/logs/):", flush=True)
+    for r in running:
+        if r.service.url:
+            print(f"  {r.service.name:20} {r.service.url:32} login: {r.service.login}", flush=True)
+    print("Press Ctrl-C to stop everything.\n", flush=True)
+
+
+def supervise(running: list[RunningService]) -> None:
+    """Wait in the foreground; report a service that exits on its own, keep the others up."""
+    reported: set[str] = set()
+    while True:
+        for r in running:
+            code = r.process.poll()
+            if code is not None and r.service.name not in reported:
+                reported.add(r.service.name)
+                log(f"{r.service.name} exited with code {code}; last lines of {r.log_path}:\n"
+                    f"{tail(r.log_path)}")
+        time.sleep(1)
+
+
+def main() -> None:
+    began = time.monotonic()
+    settings = LauncherSettings()
+    running: list[RunningService] = []
+    started_db = False
+
+    def stop_on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    try:
+        env, started_db = prepare(settings)
+        for name in available_services():
+            running.append(start_service(name, env, settings.local_logs_dir))
+        log(f"started {', '.join(r.service.name for r in running)}")
+        failed = wait_until_up(running, settings.startup_timeout_seconds)
+        for name in failed:
+            log(f"{name} is not up; see {settings.local_logs_dir / (name + '.log')}")
+        log(f"services up in {time.monotonic() - began:.1f}s")
+        print_urls(running)
+        unpause_dags(env, settings.local_logs_dir, timeout=120)
+        supervise(running)
+    except KeyboardInterrupt:
+        log("stopping...")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave orphans
+        stop_services(running, settings.stop_grace_seconds)
+        if started_db:  # leave the database as we found it: running only if it already was
+            embedded.stop()
+        log("all services stopped")
+
+
+if __name__ == "__main__":
+    main()
