@@ -102,7 +102,7 @@ def run_dag(airflow_db: Path) -> Callable[..., DagRunResult]:
     """
 
     def run(dag_id: str, **task_overrides: Any) -> DagRunResult:
-        from airflow.utils import timezone
+        from airflow.sdk import timezone
 
         bag = parse_dags()  # a fresh parse: overrides never leak into the next run
         dag = bag.get_dag(dag_id)

@@ -1,0 +1,180 @@
+"""The prediction DAG with real Airflow (`dag.test()`), the real API over HTTP and real PostgreSQL.
+
+Each file of good_data is predicted exactly once: rows stored once with source=scheduled and the
+file name, the ledger filled only after the API stored every chunk, no run stores a row twice,
+and good_data is never changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from dags.churn_jobs.api_client import PredictionApiClient
+from dags.churn_jobs.prediction import read_prediction_records
+from db import session as db_session
+from model.contract import IDENTIFIER, TARGET
+from tests.api_server import start_api_server
+from tests.dags.conftest import DagRunResult
+
+DATASET = Path(__file__).resolve().parents[2] / "data" / "telco_churn.csv"
+TOKEN = "scheduled-job-test-token"
+CHUNK_SIZE = 7  # small, so that every file goes in several chunks
+SKIPPED_RUN = {"check_for_new_data": "skipped", "make_predictions": "skipped"}
+SUCCESSFUL_RUN = {"check_for_new_data": "success", "make_predictions": "success"}
+# dag.test() waits out retry_delay between tries: one quick retry keeps the failure test short
+QUICK_RETRY = {"retries": 1, "retry_delay": timedelta(seconds=1)}
+
+
+@pytest.fixture(scope="module")
+def api(database_url: str) -> Iterator[str]:
+    """The real API (uvicorn, its own port) with a token, as the job meets it in production."""
+    base_url, stop = start_api_server(database_url, env={"API_TOKEN": TOKEN})
+    yield base_url
+    stop()
+
+
+@pytest.fixture
+def good_dir(tmp_path: Path, clean_db: str, api: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty good_data folder; the job's settings point at it and at the API."""
+    folder = tmp_path / "good_data"
+    folder.mkdir()
+    for name, value in {"GOOD_DATA_DIR": str(folder), "API_URL": api, "API_TOKEN": TOKEN,
+                        "CHUNK_SIZE": str(CHUNK_SIZE)}.items():
+        monkeypatch.setenv(name, value)
+    return folder
+
+
+def write_good_file(folder: Path, name: str, first_row: int, rows: int) -> pd.DataFrame:
+    """A good_data file as ingestion writes it: customer_id, the features and the label."""
+    frame = pd.read_csv(DATASET, dtype=str).iloc[first_row:first_row + rows]
+    frame.to_csv(folder / name, index=False)
+    return frame
+
+
+def checksums(folder: Path) -> dict[str, tuple[str, int]]:
+    return {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            for p in sorted(folder.iterdir())}
+
+
+def query(sql: str) -> list[tuple[Any, ...]]:
+    with db_session.get_engine().connect() as conn:
+        return [tuple(row) for row in conn.execute(text(sql))]
+
+
+def rows_per_customer() -> dict[str, int]:
+    return dict(query(f"SELECT {IDENTIFIER}, count(*) FROM predictions GROUP BY {IDENTIFIER}"))
+
+
+def ledger() -> dict[str, tuple[str, int]]:
+    return {name: (checksum, rows) for name, checksum, rows in
+            query("SELECT file_name, checksum, rows FROM predicted_files")}
+
+
+def run_prediction_job(run_dag: Callable[..., DagRunResult], folder: Path, **overrides: Any) -> DagRunResult:
+    """One run of the DAG; asserts on the way that it left every good_data file as it was."""
+    before = checksums(folder)
+    result = run_dag("prediction_job", **overrides)
+    assert checksums(folder) == before, "a run changed, moved or removed a good_data file"
+    return result
+
+
+def test_no_new_file_skips_every_task_and_stores_nothing(run_dag: Any, good_dir: Path) -> None:
+    result = run_prediction_job(run_dag, good_dir)
+
+    assert result.task_states == SKIPPED_RUN
+    assert query("SELECT count(*) FROM predictions") == [(0,)]
+    assert ledger() == {}
+
+
+def test_new_files_are_predicted_once_then_the_next_run_skips(run_dag: Any, good_dir: Path) -> None:
+    frames = {f"batch_{i}.csv": write_good_file(good_dir, f"batch_{i}.csv", i * 20, 20) for i in range(3)}
+
+    first = run_prediction_job(run_dag, good_dir)
+
+    assert first.task_states == SUCCESSFUL_RUN
+    stored = dict(query("SELECT file_name, count(*) FROM predictions WHERE source = 'scheduled' GROUP BY 1"))
+    assert stored == {name: 20 for name in frames}
+    assert query("SELECT count(*) FROM predictions WHERE source <> 'scheduled'") == [(0,)]
+    expected_customers = {cid for frame in frames.values() for cid in frame[IDENTIFIER]}
+    assert rows_per_customer() == dict.fromkeys(expected_customers, 1)
+    assert ledger() == {name: (hashlib.sha256((good_dir / name).read_bytes()).hexdigest(), 20)
+                        for name in frames}
+
+    second = run_prediction_job(run_dag, good_dir)
+
+    assert second.task_states == SKIPPED_RUN
+    assert query("SELECT count(*) FROM predictions") == [(60,)]
+
+
+def test_a_file_added_later_is_predicted_once(run_dag: Any, good_dir: Path) -> None:
+    write_good_file(good_dir, "early.csv", 0, 15)
+    assert run_prediction_job(run_dag, good_dir).task_states == SUCCESSFUL_RUN
+
+    late = write_good_file(good_dir, "late.csv", 100, 9)
+    assert run_prediction_job(run_dag, good_dir).task_states == SUCCESSFUL_RUN
+    assert run_prediction_job(run_dag, good_dir).task_states == SKIPPED_RUN
+
+    stored = dict(query("SELECT file_name, count(*) FROM predictions GROUP BY 1"))
+    assert stored == {"early.csv": 15, "late.csv": 9}
+    assert {cid: n for cid, n in rows_per_customer().items() if cid in set(late[IDENTIFIER])} == \
+        dict.fromkeys(late[IDENTIFIER], 1)
+    assert set(ledger()) == {"early.csv", "late.csv"}
+
+
+def test_api_down_fails_the_run_and_a_later_run_predicts_each_row_once(
+    run_dag: Any, good_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frame = write_good_file(good_dir, "while_down.csv", 200, 30)
+    base_url, stop = start_api_server(database_url, env={"API_TOKEN": TOKEN})
+    monkeypatch.setenv("API_URL", base_url)
+    # an earlier attempt stored the first chunk and then the API went away mid-file
+    records = read_prediction_records((good_dir / "while_down.csv").read_bytes(), "while_down.csv")
+    checksum = hashlib.sha256((good_dir / "while_down.csv").read_bytes()).hexdigest()
+    PredictionApiClient(base_url, TOKEN).predict_scheduled(
+        records[:CHUNK_SIZE], file_name="while_down.csv", batch_key=f"while_down.csv:{checksum}:0",
+    )
+    stop()
+
+    failed = run_prediction_job(run_dag, good_dir, **QUICK_RETRY)
+
+    assert failed.state == "failed"
+    assert failed.task_states == {"check_for_new_data": "success", "make_predictions": "failed"}
+    assert failed.try_numbers["make_predictions"] == 2, "the task should have retried once"
+    assert ledger() == {}
+    assert query("SELECT count(*) FROM predictions") == [(CHUNK_SIZE,)]
+
+    base_url, stop = start_api_server(database_url, env={"API_TOKEN": TOKEN})
+    monkeypatch.setenv("API_URL", base_url)
+    try:
+        recovered = run_prediction_job(run_dag, good_dir)
+    finally:
+        stop()
+
+    assert recovered.task_states == SUCCESSFUL_RUN
+    assert rows_per_customer() == dict.fromkeys(frame[IDENTIFIER], 1)
+    assert ledger() == {"while_down.csv": (checksum, 30)}
+
+
+def test_records_keep_the_customer_id_drop_the_label_and_send_blanks_as_none() -> None:
+    csv = (
+        "customer_id,female,senior_citizen,partner,dependents,tenure,phone_service,multiple_lines,"
+        "internet_service,online_security,online_backup,device_protection,tech_support,streaming_tv,"
+        "streaming_movies,contract,paperless_billing,payment_method,monthly_charges,total_charges,churn\n"
+        "C09999,1,0,1,0,0,1,No,DSL,No,Yes,No,No,No,No,Two year,1,Mailed check,52.55,,No\n"
+    )
+    [record] = read_prediction_records(csv.encode(), "sample.csv")
+
+    assert TARGET not in record
+    assert record[IDENTIFIER] == "C09999"
+    assert record["total_charges"] is None
+    assert record["tenure"] == 0 and type(record["tenure"]) is int
+    assert record["monthly_charges"] == 52.55
+    assert record["contract"] == "Two year"
