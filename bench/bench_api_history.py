@@ -1,0 +1,81 @@
+"""GET /past-predictions for a one-day window (first page of 100) on 100,000 then 1,000,000 rows.
+
+    python bench/bench_api_history.py
+
+The table grows the way production's does: at a steady 1,000 predictions a day, 100,000 rows are
+100 days of history and 1,000,000 rows are 1,000 days. The queried day (the most recent) holds the
+same 1,000 rows in both runs, so the ratio shows what the table's size alone costs the query
+(total count plus the first page, newest first). Goal: the 1M figure at most 1.5x the 100k one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import _common
+import httpx
+import psycopg
+
+from model.contract import FEATURE_NAMES, IDENTIFIER, default_record
+
+ROWS_PER_DAY = 1_000
+SMALL, LARGE = 100_000, 1_000_000
+REQUESTS = 40
+LAST_DAY = datetime(2026, 1, 1, tzinfo=UTC)  # rows end at the last instant of 2025-12-31
+
+
+def add_history(url: str, first: int, last: int) -> None:
+    """Rows number `first`..`last` counting back in time from LAST_DAY, generated in the server."""
+    features = default_record()
+    columns = ["created_at", "source", "file_name", "model_version", "predicted_label",
+               "churn_probability", IDENTIFIER, *FEATURE_NAMES]
+    varying = {"tenure": "(g %% 72)", "total_charges": "(70.0 * (g %% 72))"}
+    values = [
+        f"%(end)s - g * interval '{86_400 / ROWS_PER_DAY} seconds'",
+        "CASE WHEN g %% 3 = 0 THEN 'webapp' ELSE 'scheduled' END",
+        "'history.csv'", "'bench'", "(g %% 4 = 0)::int", "(g %% 100) / 100.0", "'C' || g",
+        *[varying.get(name, f"%({name})s") for name in FEATURE_NAMES],
+    ]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"INSERT INTO predictions ({', '.join(columns)}) SELECT {', '.join(values)} "
+            "FROM generate_series(%(first)s, %(last)s) AS g",
+            {"end": LAST_DAY, "first": first, "last": last, **features},
+        )
+        conn.execute("VACUUM ANALYZE predictions")
+
+
+def one_day_page(client: httpx.Client) -> float:
+    day = (LAST_DAY - timedelta(days=1)).date().isoformat()
+
+    def fetch() -> None:
+        response = client.get("/past-predictions", params={"start_date": day, "end_date": day, "limit": 100})
+        response.raise_for_status()
+        page = response.json()
+        assert page["total"] == ROWS_PER_DAY and len(page["items"]) == 100, page["total"]
+
+    fetch()  # warm-up
+    return _common.median_seconds(fetch, REQUESTS)
+
+
+def main() -> None:
+    with _common.scratch_database() as url:
+        libpq = _common.libpq_url(url)
+        add_history(libpq, 1, SMALL)
+        api, stop = _common.start_api_server(url, env={"API_TOKEN": ""})
+        try:
+            with httpx.Client(base_url=api, timeout=60) as client:
+                small = one_day_page(client)
+                add_history(libpq, SMALL + 1, LARGE)
+                large = one_day_page(client)
+        finally:
+            stop()
+    print(
+        f"api history, one-day page of 100: {large / small:.2f}x from {SMALL:,} to {LARGE:,} rows "
+        f"({small * 1000:.1f} ms at 100k, {large * 1000:.1f} ms at 1M, median of {REQUESTS}; "
+        f"goal <= 1.5x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
