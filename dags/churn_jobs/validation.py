@@ -286,16 +286,21 @@ class _RowReasons:
 
 
 def _coerce_numbers(frame: pd.DataFrame, found: _RowReasons) -> pd.DataFrame:
-    """Numeric columns as float64; text that is not a number, or a fraction for an int, is WRONG_TYPE."""
+    """Numeric columns as float64; text that is not a finite number, or a fraction for an int, is WRONG_TYPE.
+
+    Infinities become NaN (after being flagged) so that the Great Expectations result stays JSON.
+    """
     typed = frame.copy()
     for name in NUMBER_COLUMNS:
         if name not in frame.columns:
             continue
         text = frame[name]
         numbers = pd.to_numeric(text.str.strip(), errors="coerce").astype("float64")
+        infinite = numbers.abs().eq(float("inf"))
+        numbers[infinite] = float("nan")
         wrong = text.notna() & numbers.isna()
         if FEATURES_BY_NAME[name].dtype == "int":
-            wrong |= numbers.notna() & (numbers % 1 != 0) & numbers.abs().ne(float("inf"))
+            wrong |= numbers.notna() & (numbers % 1 != 0)
         found.add(wrong[wrong].index, ErrorType.WRONG_TYPE, name)
         typed[name] = numbers
     return typed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,7 @@ def test_blank_total_charges_is_allowed_because_the_contract_makes_it_nullable()
         ("monthly_charges", "seventy", ErrorType.WRONG_TYPE),
         ("tenure", "12.5", ErrorType.WRONG_TYPE),
         ("partner", "1.5", ErrorType.WRONG_TYPE),
+        ("total_charges", "inf", ErrorType.WRONG_TYPE),
     ],
 )
 def test_each_value_error_names_its_type_column_and_row(
@@ -172,7 +174,10 @@ def test_the_suite_is_generated_from_the_contract_with_not_null_beside_every_val
 def test_great_expectations_result_is_kept_for_data_docs_and_survives_json() -> None:
     frame = clean_frame(15)
     frame.loc[2, "tenure"] = "-1"
+    frame.loc[3, "monthly_charges"] = None
+    frame.loc[4, "total_charges"] = "-inf"
     outcome = _validate(frame)
+    json.dumps(outcome.to_dict(), allow_nan=False)  # Airflow's XCom takes strict JSON only
     assert outcome.ge_result is not None
     assert outcome.ge_result["suite_name"] == SUITE_NAME
     assert outcome.ge_result["success"] is False
