@@ -18,7 +18,13 @@ import pytest
 from sqlalchemy import text
 
 from dags.churn_jobs.api_client import PredictionApiClient
-from dags.churn_jobs.prediction import read_prediction_records
+from dags.churn_jobs.prediction import (
+    PredictionJobSettings,
+    UnreadableFileError,
+    find_unpredicted_files,
+    make_predictions,
+    read_prediction_records,
+)
 from db import session as db_session
 from model.contract import IDENTIFIER, TARGET
 from tests.api_server import start_api_server
@@ -145,9 +151,11 @@ def test_api_down_fails_the_run_and_a_later_run_predicts_each_row_once(
 
     failed = run_prediction_job(run_dag, good_dir, **QUICK_RETRY)
 
-    assert failed.state == "failed"
-    assert failed.task_states == {"check_for_new_data": "success", "make_predictions": "failed"}
-    assert failed.try_numbers["make_predictions"] == 2, "the task should have retried once"
+    # one comparison, so that a failure shows the whole run (a retry shows as try number 2)
+    assert (failed.state, failed.task_states, failed.try_numbers) == (
+        "failed", {"check_for_new_data": "success", "make_predictions": "failed"},
+        {"check_for_new_data": 1, "make_predictions": 2},
+    )
     assert ledger() == {}
     assert query("SELECT count(*) FROM predictions") == [(CHUNK_SIZE,)]
 
@@ -178,3 +186,31 @@ def test_records_keep_the_customer_id_drop_the_label_and_send_blanks_as_none() -
     assert record["tenure"] == 0 and type(record["tenure"]) is int
     assert record["monthly_charges"] == 52.55
     assert record["contract"] == "Two year"
+
+
+def test_an_unreadable_file_fails_the_task_by_name_after_the_others_are_predicted(good_dir: Path) -> None:
+    write_good_file(good_dir, "fine.csv", 300, 10)
+    write_good_file(good_dir, "broken.csv", 310, 10).drop(columns=["tenure"]).to_csv(
+        good_dir / "broken.csv", index=False)
+    listed = [{"file_name": name} for name in ("broken.csv", "fine.csv")]
+
+    with pytest.raises(UnreadableFileError, match=r"broken\.csv: missing columns \['tenure'\]"):
+        make_predictions(listed, PredictionJobSettings())
+
+    assert dict(query("SELECT file_name, count(*) FROM predictions GROUP BY 1")) == {"fine.csv": 10}
+    assert set(ledger()) == {"fine.csv"}
+
+
+def test_a_file_whose_content_changed_is_listed_again(good_dir: Path) -> None:
+    write_good_file(good_dir, "same_name.csv", 400, 5)
+    make_predictions([{"file_name": "same_name.csv"}], PredictionJobSettings())
+    with db_session.session_scope() as session:
+        assert find_unpredicted_files(good_dir, session) == []
+
+    write_good_file(good_dir, "same_name.csv", 405, 5)
+    with db_session.session_scope() as session:
+        [changed] = find_unpredicted_files(good_dir, session)
+
+    assert changed.name == "same_name.csv"
+    assert changed.checksum == hashlib.sha256((good_dir / "same_name.csv").read_bytes()).hexdigest()
+    assert changed.checksum != ledger()["same_name.csv"][0]
