@@ -17,6 +17,9 @@ PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
 def main() -> None:
     st.set_page_config(page_title="Churn prediction", page_icon=":material/insights:", layout="wide")
+    # Users see the app, not the developer menu; an unforeseen bug shows its type, never a traceback.
+    st.set_option("client.toolbarMode", "viewer")
+    st.set_option("client.showErrorDetails", "type")
     navigation = st.navigation([
         st.Page(PAGES_DIR / "predict.py", title="Predict", icon=":material/person_search:", default=True),
         st.Page(PAGES_DIR / "past_predictions.py", title="Past predictions", icon=":material/history:"),

@@ -12,6 +12,7 @@ LABEL_WORDS = {1: "Churn", 0: "Stays"}
 PROBABILITY_BIN_WIDTH = 0.1
 # Up to two days the history chart counts per hour; beyond, per day.
 HOURLY_UP_TO_DAYS = 2
+PROBABILITY_COLUMN = "churn_probability"
 
 
 def label_word(label: Any) -> str:
@@ -72,12 +73,15 @@ def history_frame(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
+def is_hourly(start: date, end: date) -> bool:
+    return (end - start).days < HOURLY_UP_TO_DAYS
+
+
 def predictions_over_time(
     items: Sequence[Mapping[str, Any]], start: date, end: date, sources: Sequence[str],
 ) -> pd.DataFrame:
     """Predictions per hour (ranges up to two days) or per day, one column per source, gaps as 0."""
-    hourly = (end - start).days < HOURLY_UP_TO_DAYS
-    freq = "h" if hourly else "D"
+    freq = "h" if is_hourly(start, end) else "D"
     index = pd.date_range(
         pd.Timestamp(start), pd.Timestamp(end + timedelta(days=1)), freq=freq, inclusive="left",
         name="time (UTC)",
@@ -91,3 +95,12 @@ def predictions_over_time(
         )
         frame = frame.add(counts.reindex(index=index, columns=frame.columns, fill_value=0), fill_value=0)
     return frame.astype(int)
+
+
+def with_bucket_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Time buckets as sortable text ("2026-11-24", "2026-11-24 09:00"), so bars get their full width."""
+    hourly = len(frame.index) > 1 and (frame.index[1] - frame.index[0]) < pd.Timedelta(days=1)
+    labelled = frame.copy()
+    labelled.index = frame.index.strftime("%Y-%m-%d %H:00" if hourly else "%Y-%m-%d")
+    labelled.index.name = frame.index.name
+    return labelled

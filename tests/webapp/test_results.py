@@ -10,6 +10,7 @@ from webapp.results import (
     prediction_frame,
     predictions_over_time,
     probability_histogram,
+    with_bucket_labels,
 )
 
 
@@ -60,3 +61,10 @@ def test_history_frame_shows_time_in_utc_source_and_label_word() -> None:
     line = frame.iloc[0]
     assert str(line["time (UTC)"]) == "2026-11-20 11:00:00"
     assert (line["source"], line["prediction"], line["tenure"]) == ("scheduled", "Stays", 3)
+
+
+def test_bucket_labels_are_sortable_text() -> None:
+    daily = predictions_over_time([], date(2026, 11, 19), date(2026, 11, 21), ["webapp"])
+    hourly = predictions_over_time([], date(2026, 11, 20), date(2026, 11, 20), ["webapp"])
+    assert with_bucket_labels(daily).index.tolist() == ["2026-11-19", "2026-11-20", "2026-11-21"]
+    assert with_bucket_labels(hourly).index[9] == "2026-11-20 09:00"

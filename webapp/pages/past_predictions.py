@@ -10,11 +10,13 @@ import streamlit as st
 
 from webapp import connection
 from webapp.api_client import ApiError
-from webapp.results import churn_share, history_frame, predictions_over_time
+from webapp.results import churn_share, history_frame, is_hourly, predictions_over_time, with_bucket_labels
+from webapp.widgets import prediction_columns
 
 # What the user picks -> the API's `source` filter.
 SOURCE_CHOICES = {"all": "all", "webapp": "webapp", "scheduled predictions": "scheduled"}
 ALL_SOURCES = ("webapp", "scheduled")
+SOURCE_TITLES = {"webapp": "From the webapp", "scheduled": "Scheduled"}
 DEFAULT_DAYS = 7
 PAGE_SIZES = (25, 50, 100, 200)
 
@@ -72,18 +74,19 @@ def show_overview(start: date, end: date, source: str, total: int) -> None:
     total, items = connection.history_for_chart(start, end, source, total)
     sources = ALL_SOURCES if source == "all" else (source,)
     share = churn_share(items)
-    count_column, rate_column, split_column = st.columns(3)
-    count_column.metric("Predictions", f"{total:,}")
-    rate_column.metric(
+    columns = st.columns(2 + len(sources))
+    columns[0].metric("Predictions", f"{total:,}")
+    columns[1].metric(
         "Predicted to churn", "-" if share is None else f"{share:.1%}", help=training_rate_help(),
     )
-    by_source = {name: sum(1 for item in items if item.get("source") == name) for name in sources}
-    split_column.metric("By source", " / ".join(f"{name} {count:,}" for name, count in by_source.items()))
+    for column, name in zip(columns[2:], sources, strict=True):
+        column.metric(SOURCE_TITLES[name], f"{sum(1 for item in items if item.get('source') == name):,}")
     if len(items) < total:
         st.caption(f"The chart and the churn rate use the newest {len(items):,} of {total:,} predictions.")
+    over_time = predictions_over_time(items, start, end, sources)
+    st.markdown(f"**Predictions per {'hour' if is_hourly(start, end) else 'day'}, by source**")
     st.bar_chart(
-        predictions_over_time(items, start, end, sources), y_label="predictions", height=260,
-        stack=True,
+        with_bucket_labels(over_time), y_label="predictions", x_label="", height=260, stack=True, sort=False,
     )
 
 
@@ -118,7 +121,7 @@ def show_table(start: date, end: date, source: str) -> int:
         return total
     first = (page_number - 1) * page_size + 1
     st.caption(f"Predictions {first:,}-{first + len(items) - 1:,} of {total:,}, newest first.")
-    st.dataframe(history_frame(items), hide_index=True)
+    st.dataframe(history_frame(items), hide_index=True, column_config=prediction_columns())
     return total
 
 

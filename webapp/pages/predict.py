@@ -16,6 +16,7 @@ from webapp.csv_check import ROW_NUMBER_NOTE, CsvCheck, RowError, check_csv
 from webapp.forms import FormField, build_form_fields, group_fields, record_from_form
 from webapp.results import churn_share, prediction_frame, probability_histogram
 from webapp.submissions import Submission, current_submission, send_pending_chunks, submit
+from webapp.widgets import prediction_columns
 
 SINGLE_SLOT = "single_prediction"
 UPLOAD_SLOT = "upload_prediction"
@@ -110,7 +111,7 @@ def show_single_result(submission: Submission) -> None:
     left, right = st.columns(2)
     left.metric("Prediction", "Churn" if churn else "Stays")
     right.metric("Churn probability", f"{prediction.get('churn_probability', 0):.1%}")
-    st.dataframe(prediction_frame([prediction]), hide_index=True)
+    st.dataframe(prediction_frame([prediction]), hide_index=True, column_config=prediction_columns())
 
 
 # --- many customers -----------------------------------------------------------------------------
@@ -210,7 +211,7 @@ def show_many_results(submission: Submission) -> None:
         x_label="churn probability", y_label="customers", height=220,
     )
     st.markdown("**Predictions**")
-    st.dataframe(frame, hide_index=True)
+    st.dataframe(frame, hide_index=True, column_config=prediction_columns())
     st.download_button(
         "Download predictions (CSV)", frame.to_csv(index=False).encode(),
         file_name=f"predictions-{submission.file_name or 'upload.csv'}", mime="text/csv",
