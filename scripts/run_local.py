@@ -26,7 +26,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from dotenv import dotenv_values
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,7 +48,6 @@ class LauncherSettings(BaseSettings):
     local_logs_dir: Path = REPO_ROOT / ".local" / "logs"
     # Airflow's metadata lives in its own database on the application's PostgreSQL server
     airflow_database: str = "airflow"
-    seed_raw_files: int = Field(default=20, ge=1)
     startup_timeout_seconds: float = Field(default=240, gt=0)
     # the Airflow scheduler finishes its running tasks after SIGTERM; give it this long
     stop_grace_seconds: float = Field(default=20, gt=0)
@@ -90,14 +88,9 @@ def application_database_url() -> tuple[str, bool]:
     return embedded.ensure_running(settings), not was_up
 
 
-def ensure_database(server_url: str, name: str) -> str:
-    """Create database `name` on the server of `server_url` if missing; return its URL."""
-    url = make_url(server_url)
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    return url.set(database=name).render_as_string(hide_password=False)
+def airflow_database_url(database_url: str, name: str) -> str:
+    """Airflow's metadata database: `name` on the application's server (created by its migrate step)."""
+    return make_url(database_url).set(database=name).render_as_string(hide_password=False)
 
 
 def airflow_env(airflow_database_url: str, home: Path | None = None,
@@ -117,15 +110,16 @@ def airflow_env(airflow_database_url: str, home: Path | None = None,
     return env
 
 
-def run_step(name: str, env: Mapping[str, str], log_dir: Path) -> None:
-    """Run a one-shot service (migrations) to completion; its output goes to its log."""
-    service = command_for(name)
+def run_step(name: str, env: Mapping[str, str], log_dir: Path) -> str:
+    """Run a one-shot service (migrations, seeding) to completion; return its output, also logged."""
     log_path = log_dir / f"{name}.log"
-    with log_path.open("ab") as out:
-        result = subprocess.run(service.argv, env=dict(env), cwd=REPO_ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, check=False)
+    result = subprocess.run([sys.executable, "-m", "scripts.serve", name], env=dict(env), cwd=REPO_ROOT,
+                            capture_output=True, text=True, check=False)
+    with log_path.open("a") as out:
+        out.write(result.stdout + result.stderr)
     if result.returncode != 0:
         raise SystemExit(f"{name} failed (exit {result.returncode}); see {log_path}:\n{tail(log_path)}")
+    return result.stdout
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -136,15 +130,11 @@ def tail(path: Path, lines: int = 20) -> str:
 
 # --- raw data ---------------------------------------------------------------------------------------
 
-def seed_raw_data_if_empty(count: int) -> None:
-    """Give the ingestion DAG something to do on a fresh clone (scripts/seed_raw_data.py)."""
+def make_data_folders() -> None:
     from scripts.folders import DataFolders
-    from scripts.seed_raw_data import main as seed_raw_data
 
     for folder in DataFolders().all():
         folder.mkdir(parents=True, exist_ok=True)
-    if seed_raw_data(["--if-empty", "--files", str(count)]) != 0:
-        log("seeding raw-data failed; the stack starts anyway")
 
 
 # --- services ---------------------------------------------------------------------------------------
@@ -188,26 +178,13 @@ def http_up(url: str) -> bool:
         return False
 
 
-def health_url(service: Service) -> str | None:
-    """The page that proves `service` is serving, or None for the background workers."""
-    if service.url is None:
-        return None
-    if service.name == "api":
-        return service.url.removesuffix("/docs") + "/health"
-    if service.name == "airflow-api-server":
-        return service.url + "/api/v2/monitor/health"
-    if service.name == "grafana":
-        return service.url + "/api/health"
-    return service.url
-
-
 def wait_until_up(running: Iterable[RunningService], timeout: float) -> list[str]:
     """Wait for every served URL to answer; return the names that did not (or whose process died)."""
-    pending = {r.service.name: r for r in running if health_url(r.service)}
+    pending = {r.service.name: r for r in running if r.service.health_url}
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         for name, r in list(pending.items()):
-            if r.process.poll() is not None or http_up(health_url(r.service) or ""):
+            if r.process.poll() is not None or http_up(r.service.health_url or ""):
                 del pending[name]
         time.sleep(0.5)
     dead = [r.service.name for r in running if r.process.poll() is not None]
@@ -307,11 +284,12 @@ def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
         env["GRAFANA_DB_PASSWORD"] = example_value("GRAFANA_DB_PASSWORD") or ""
     run_step("db-setup", env, settings.local_logs_dir)
     log("application database migrated, read-only role and training baseline ready")
-    airflow_url = ensure_database(database_url, settings.airflow_database)
-    env.update(airflow_env(airflow_url))
+    env.update(airflow_env(airflow_database_url(database_url, settings.airflow_database)))
     run_step("airflow-db-migrate", env, settings.local_logs_dir)
     log(f"Airflow metadata database '{settings.airflow_database}' migrated")
-    seed_raw_data_if_empty(settings.seed_raw_files)
+    make_data_folders()
+    seeded = run_step("seed-raw-data", env, settings.local_logs_dir).splitlines()
+    log(f"raw-data: {seeded[0] if seeded else 'see .local/logs/seed-raw-data.log'}")
     return env, started_db
 
 

@@ -1,11 +1,13 @@
 """The one definition of every service command, shared by `make run` and docker compose.
 
-    python -m scripts.serve <service>     exec the service's command in this process
-    python -m scripts.serve --list        print each service and its command
+    python -m scripts.serve <service>           exec the service's command in this process
+    python -m scripts.serve --health <service>  exit 0 when the running service is healthy
+    python -m scripts.serve --list              print each service and its command
 
 docker-compose.yml's `command:` lines and `scripts/run_local.py` both go through `command_for`,
-so the two launchers cannot drift apart. Hosts and ports come from settings classes (the API's
-own `ApiSettings`; the classes below for the others), never from the launchers.
+so the two launchers cannot drift apart; compose's healthchecks call `--health`. Hosts and ports
+come from settings classes (each service's own; the classes below for the rest), never from the
+launchers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import argparse
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,9 +57,11 @@ class Service:
 
     name: str
     argv: list[str]
-    url: str | None = None
+    url: str | None = None  # what a person opens
     login: str | None = None
     long_running: bool = True
+    health_url: str | None = None  # answers below 500 when the service serves
+    health_argv: list[str] | None = None  # for the workers that serve no HTTP
 
 
 def _python(*args: str) -> list[str]:
@@ -83,7 +87,7 @@ def api() -> Service:
                    "--proxy-headers")
     base = f"http://{_browser_host(s.api_host)}:{s.api_port}"
     login = "Authorization: Bearer $API_TOKEN" if s.api_token else "open (API_TOKEN unset)"
-    return Service("api", argv, url=f"{base}/docs", login=login)
+    return Service("api", argv, url=f"{base}/docs", login=login, health_url=f"{base}/health")
 
 
 def webapp() -> Service:
@@ -95,7 +99,8 @@ def webapp() -> Service:
         "--server.address", host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     )
-    return Service("webapp", argv, url=f"http://{_browser_host(host)}:{port}", login="none")
+    url = f"http://{_browser_host(host)}:{port}"
+    return Service("webapp", argv, url=url, login="none", health_url=f"{url}/_stcore/health")
 
 
 def airflow_api_server() -> Service:
@@ -103,23 +108,30 @@ def airflow_api_server() -> Service:
 
     s = AirflowLocalSettings()
     argv = _airflow("api-server", "--host", s.airflow_api_host, "--port", str(s.airflow_api_port))
+    url = f"http://{_browser_host(s.airflow_api_host)}:{s.airflow_api_port}"
     return Service(
-        "airflow-api-server", argv,
-        url=f"http://{_browser_host(s.airflow_api_host)}:{s.airflow_api_port}",
+        "airflow-api-server", argv, url=url,
         login="none: every visitor is admin (simple auth manager, all-admins)",
+        health_url=f"{url}/api/v2/monitor/health",
     )
 
 
+def _airflow_job(name: str, command: str, job_type: str) -> Service:
+    # alive = a heartbeat from this host's job in the metadata database (Airflow's own check)
+    check = _airflow("jobs", "check", "--job-type", job_type, "--local")
+    return Service(name, _airflow(command), health_argv=check)
+
+
 def airflow_scheduler() -> Service:
-    return Service("airflow-scheduler", _airflow("scheduler"))
+    return _airflow_job("airflow-scheduler", "scheduler", "SchedulerJob")
 
 
 def airflow_dag_processor() -> Service:
-    return Service("airflow-dag-processor", _airflow("dag-processor"))
+    return _airflow_job("airflow-dag-processor", "dag-processor", "DagProcessorJob")
 
 
 def airflow_triggerer() -> Service:
-    return Service("airflow-triggerer", _airflow("triggerer"))
+    return _airflow_job("airflow-triggerer", "triggerer", "TriggererJob")
 
 
 def airflow_db_migrate() -> Service:
@@ -128,6 +140,11 @@ def airflow_db_migrate() -> Service:
 
 def db_setup() -> Service:
     return Service("db-setup", _python("-m", "db.manage", "setup"), long_running=False)
+
+
+def seed_raw_data() -> Service:
+    # only on an empty raw-data: a restart never piles more files on top of unprocessed ones
+    return Service("seed-raw-data", _python("-m", "scripts.seed_raw_data", "--if-empty"), long_running=False)
 
 
 def grafana() -> Service:
@@ -143,8 +160,9 @@ def grafana() -> Service:
         f"cfg:default.paths.logs={s.grafana_data_dir / 'log'}",
         f"cfg:default.paths.provisioning={s.grafana_provisioning_dir}",
     ]
+    url = f"http://{_browser_host(s.grafana_host)}:{s.grafana_port}"
     return Service(
-        "grafana", argv, url=f"http://{_browser_host(s.grafana_host)}:{s.grafana_port}",
+        "grafana", argv, url=url, health_url=f"{url}/api/health",
         login=f"{s.grafana_admin_user} / $GRAFANA_ADMIN_PASSWORD (local default: admin)",
     )
 
@@ -162,6 +180,7 @@ def _guess_grafana_home() -> Path | None:
 
 SERVICES: dict[str, Callable[[], Service]] = {
     "db-setup": db_setup,
+    "seed-raw-data": seed_raw_data,
     "api": api,
     "webapp": webapp,
     "airflow-db-migrate": airflow_db_migrate,
@@ -179,9 +198,62 @@ def command_for(name: str) -> Service:
     return SERVICES[name]()
 
 
+def prepare_airflow_process(environ: MutableMapping[str, str]) -> None:
+    """What every Airflow process needs before it starts, in compose and `make run` alike.
+
+    All components must sign and check tokens with one JWT secret: unless given, it is the one
+    kept in AIRFLOW_HOME (a volume shared by the Airflow containers), created on first use.
+    """
+    from scripts.airflow_env import jwt_secret
+
+    home = Path(environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
+    if "AIRFLOW__API_AUTH__JWT_SECRET" not in environ:
+        secret = jwt_secret(home, environ.get("AIRFLOW_JWT_SECRET") or None)
+        environ["AIRFLOW__API_AUTH__JWT_SECRET"] = secret
+        environ.setdefault("AIRFLOW__API__SECRET_KEY", secret)
+
+
+def ensure_airflow_database(environ: Mapping[str, str]) -> None:
+    """Create Airflow's metadata database on the application's server when it is missing."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    if not url.drivername.startswith("postgresql"):
+        return
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{url.database}"')
+
+
+def is_healthy(name: str) -> bool:
+    """The service answers its health URL (below 500) or its health command succeeds."""
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    service = command_for(name)
+    if service.health_url:
+        try:
+            with urllib.request.urlopen(service.health_url, timeout=3) as response:
+                return response.status < 500
+        except urllib.error.HTTPError as error:
+            return error.code < 500
+        except (urllib.error.URLError, OSError):
+            return False
+    if service.health_argv:
+        return subprocess.run(service.health_argv, capture_output=True, check=False).returncode == 0
+    return True
+
+
 def exec_service(name: str) -> None:
     """Replace this process by the service, so signals reach the server itself."""
     service = command_for(name)
+    if name.startswith("airflow-"):
+        prepare_airflow_process(os.environ)
+    if name == "airflow-db-migrate":
+        ensure_airflow_database(os.environ)
     os.chdir(REPO_ROOT)  # `api.main:app`, `dags/` and relative settings resolve from the repo root
     os.execvp(service.argv[0], service.argv)
 
@@ -190,7 +262,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run one service of the stack in the foreground.")
     parser.add_argument("service", nargs="?", choices=list(SERVICES))
     parser.add_argument("--list", action="store_true", help="print every service and its command")
+    parser.add_argument("--health", action="store_true", help="check the running service instead")
     args = parser.parse_args(argv)
+    if args.health and args.service:
+        sys.exit(0 if is_healthy(args.service) else 1)
     if args.list or args.service is None:
         for name in SERVICES:
             print(f"{name:24} {' '.join(command_for(name).argv)}")
