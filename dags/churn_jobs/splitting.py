@@ -38,6 +38,10 @@ class RowsNotConservedError(RuntimeError):
     """The file's rows no longer match what was validated; nothing was written or removed."""
 
 
+class ClaimLostError(RuntimeError):
+    """The claimed file was recovered by a later run (this one was too slow); that run owns it now."""
+
+
 @dataclass(frozen=True)
 class SplitResult:
     good_path: Path | None
@@ -60,6 +64,11 @@ def split_good_bad_rows(
     claimed: ClaimedFile, outcome: ValidationOutcome, *, good_data_dir: Path, bad_data_dir: Path,
 ) -> SplitResult:
     """Write the valid rows to good_data and the invalid ones to bad_data, then drop the claim."""
+    if not claimed.path.exists():
+        raise ClaimLostError(
+            f"{claimed.path} is gone: the run took longer than CLAIM_TIMEOUT_SECONDS and a later run "
+            f"recovered {claimed.original_name}, which it ingests instead; nothing written"
+        )
     if not outcome.readable:
         result = _quarantine(claimed, bad_data_dir)
     else:

@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, waiting_raw_files
+from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims, waiting_raw_files
 from dags.churn_jobs.settings import IngestionSettings
 from dags.churn_jobs.splitting import (
     ERRORS_COLUMN,
+    ClaimLostError,
     RowsNotConservedError,
     SplitResult,
     split_good_bad_rows,
@@ -124,6 +125,19 @@ def test_a_file_changed_after_validation_moves_nothing(settings: IngestionSettin
         )
     assert claimed.path.exists()
     assert not settings.good_data_dir.exists()
+
+
+def test_a_claim_recovered_by_a_later_run_is_not_split_twice(settings: IngestionSettings) -> None:
+    write_csv(clean_frame(10), settings.raw_data_dir, "slow.csv")
+    claimed = _claim(settings)
+    outcome = validate_customer_file(claimed.path, file_name=claimed.original_name)
+    recover_stale_claims(settings.raw_data_dir, settings.claims_dir, 0)  # the run was too slow
+    with pytest.raises(ClaimLostError, match=r"slow\.csv"):
+        split_good_bad_rows(
+            claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
+        )
+    assert not settings.good_data_dir.exists()
+    assert waiting_raw_files(settings.raw_data_dir) == [settings.raw_data_dir / "slow.csv"]
 
 
 def test_a_failed_write_keeps_the_claim_and_a_rerun_replaces_the_outputs(settings: IngestionSettings) -> None:
