@@ -76,6 +76,16 @@ def test_an_empty_total_charges_is_predicted(webapp_env: str) -> None:
     assert stored_predictions() == 1
 
 
+def test_a_customer_the_api_refuses_gets_the_reason_and_nothing_is_stored(webapp_env: str) -> None:
+    at = open_predict_page()
+    at.number_input(key="field_tenure").set_value(60)
+    at.number_input(key="field_monthly_charges").set_value(100.0)
+    at.number_input(key="field_total_charges").set_value(10.0)
+    at.button(key="FormSubmitter:single_customer-Predict").click().run()
+    assert "refused this customer (total_charges: total charges 10 far below" in at.error[0].value
+    assert not at.metric and stored_predictions() == 0
+
+
 def test_upload_predicts_valid_rows_names_invalid_ones_and_never_posts_twice(webapp_env: str) -> None:
     good = [{**default_record(), "customer_id": f"C{i}", "churn": "No"} for i in range(6)]
     good[1]["tenure"] = -3  # row 3 of the file

@@ -104,6 +104,9 @@ def number_widget(form_field: FormField, key: str) -> float | int:
 
 
 def show_single_result(submission: Submission) -> None:
+    if submission.rejected:  # a rule across fields that the schema cannot express
+        reasons = "; ".join(f"{error.column}: {error.reason}" for error in submission.rejected)
+        st.error(f"The prediction service refused this customer ({reasons}). Nothing was stored.")
     if not submission.predictions:
         return
     prediction = submission.predictions[0]
