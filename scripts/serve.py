@@ -227,6 +227,21 @@ def ensure_airflow_database(environ: Mapping[str, str]) -> None:
             conn.execute(f'CREATE DATABASE "{url.database}"')
 
 
+def prepare_grafana_process(environ: MutableMapping[str, str]) -> None:
+    """The datasource provisioning reads GRAFANA_DB_*: derive them from DATABASE_URL (make run)."""
+    from sqlalchemy.engine import make_url
+
+    s = GrafanaAddress()
+    environ.setdefault("GF_SECURITY_ADMIN_USER", s.grafana_admin_user)
+    environ.setdefault("GF_SECURITY_ADMIN_PASSWORD", s.grafana_admin_password.get_secret_value())
+    if "DATABASE_URL" in environ:
+        url = make_url(environ["DATABASE_URL"])
+        environ.setdefault("GRAFANA_DB_HOST", url.host or "127.0.0.1")
+        environ.setdefault("GRAFANA_DB_PORT", str(url.port or 5432))
+        environ.setdefault("GRAFANA_DB_NAME", url.database or "")
+        environ.setdefault("GRAFANA_DB_SSLMODE", "disable")
+
+
 def is_healthy(name: str) -> bool:
     """The service answers its health URL (below 500) or its health command succeeds."""
     import subprocess
@@ -254,6 +269,8 @@ def exec_service(name: str) -> None:
         prepare_airflow_process(os.environ)
     if name == "airflow-db-migrate":
         ensure_airflow_database(os.environ)
+    if name == "grafana":
+        prepare_grafana_process(os.environ)
     os.chdir(REPO_ROOT)  # `api.main:app`, `dags/` and relative settings resolve from the repo root
     os.execvp(service.argv[0], service.argv)
 
