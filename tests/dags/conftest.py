@@ -38,8 +38,6 @@ AIRFLOW_ENV = airflow_environment(
 if "airflow" in sys.modules:  # too late: Airflow has read another configuration
     raise RuntimeError("airflow was imported before tests/dags/conftest.py could configure it")
 os.environ.update(AIRFLOW_ENV)
-# dag.test() raises instead of logging only when a DAG cannot be serialized
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
