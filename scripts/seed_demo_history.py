@@ -226,7 +226,8 @@ def _ordinary_errors(rows: int, rng: random.Random) -> tuple[dict[tuple[str, str
 
 
 def _criticality(invalid: int, rows: int, errors: dict[tuple[str, str | None], int]) -> str:
-    if any(kind == ErrorType.MISSING_COLUMN for kind, _ in errors) or invalid == rows:
+    """The ingestion's rule (dags/churn_jobs/validation.py::criticality_of), on the demo's counts."""
+    if any(kind == ErrorType.MISSING_COLUMN for kind, _ in errors) or invalid / rows >= 0.5:
         return "high"
     if invalid == 0:
         return "none"
