@@ -49,7 +49,7 @@ class DemoDatabase:
 
 @pytest.fixture(scope="module")
 def demo_db(database_url: str) -> Iterator[DemoDatabase]:
-    """Runtime tables emptied, then six hours of demo history ending at the current minute."""
+    """Runtime tables emptied, then six hours of demo history ending now; emptied again afterwards."""
     with get_engine().begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(RUNTIME_TABLES)} RESTART IDENTITY CASCADE"))
         ensure_readonly_role(conn, user=READER[0], password=READER[1])
@@ -61,6 +61,8 @@ def demo_db(database_url: str) -> Iterator[DemoDatabase]:
         timeline=DemoTimeline.ending_at(end, DEMO_HOURS),
         reader_conninfo=reader.render_as_string(hide_password=False),
     )
+    with get_engine().begin() as conn:  # the next module starts from empty tables, as after clean_db
+        conn.execute(text(f"TRUNCATE {', '.join(RUNTIME_TABLES)} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
