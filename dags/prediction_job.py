@@ -9,6 +9,8 @@ predicted, through the model service (`POST /predict`, `source=scheduled`).
 - `make_predictions` sends each file's rows in chunks, each with an idempotency key
   (`<file>:<checksum>:<chunk>`), and enters the file in the ledger only once the API stored all
   of them. The API down or failing: the task **fails** and retries; a retry stores no row twice.
+  A file that cannot be predicted as it is (unreadable, rows refused with a 4xx) fails the task
+  at once, naming it, after the other files were predicted.
 
 Files in good_data are only read. The logic lives in `dags/churn_jobs/prediction.py`.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 
 @dag(
@@ -45,9 +47,14 @@ def prediction_job() -> None:
 
     @task
     def make_predictions(files: list[dict[str, str]]) -> int:
+        from dags.churn_jobs.prediction import FilesNotPredictedError
         from dags.churn_jobs.prediction import make_predictions as predict_files
 
-        return predict_files(files)
+        try:
+            return predict_files(files)
+        except FilesNotPredictedError as error:
+            # a bad file stays bad: fail now, without retries; the next run lists it again
+            raise AirflowFailException(str(error)) from error
 
     make_predictions(check_for_new_data())
 

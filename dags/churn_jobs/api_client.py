@@ -9,7 +9,11 @@ import requests
 
 
 class PredictionApiError(RuntimeError):
-    """The API did not store a batch: down, 5xx, refused input or token. The task fails and retries."""
+    """The API did not store a batch (down, 5xx): the task fails and retries."""
+
+
+class PredictionApiRejectedError(PredictionApiError):
+    """The API refused a batch (4xx: bad rows, too many, wrong token): sending it again cannot help."""
 
 
 class PredictionApiClient:
@@ -36,6 +40,10 @@ class PredictionApiClient:
             response = self.session.post(f"{self.api_url}/predict", json=body, timeout=self.timeout_seconds)
         except requests.RequestException as error:
             raise PredictionApiError(f"the API at {self.api_url} is unreachable: {error}") from error
+        if 400 <= response.status_code < 500:
+            raise PredictionApiRejectedError(
+                f"POST /predict refused {batch_key} ({response.status_code}): {response.text[:2000]}"
+            )
         if response.status_code != 200:
             raise PredictionApiError(
                 f"POST /predict for {batch_key} answered {response.status_code}: {response.text[:2000]}"

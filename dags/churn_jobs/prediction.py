@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from dags.churn_jobs.api_client import PredictionApiClient
+from dags.churn_jobs.api_client import PredictionApiClient, PredictionApiRejectedError
 from db.models import PredictedFile
 from db.session import session_scope
 from model.contract import FEATURES, IDENTIFIER
@@ -66,6 +66,10 @@ class GoodDataFile:
 
 class UnreadableFileError(ValueError):
     """A good_data file that cannot become prediction records (a missing column, a non-number)."""
+
+
+class FilesNotPredictedError(RuntimeError):
+    """Files that no retry can predict (unreadable, or refused by the API); the others were predicted."""
 
 
 def file_checksum(path: Path) -> str:
@@ -178,8 +182,9 @@ def check_for_new_data(settings: PredictionJobSettings | None = None) -> list[di
 def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSettings | None = None) -> int:
     """Predict every listed file; returns the rows predicted.
 
-    One unreadable file does not hold the others back: they are predicted, then the task fails
-    naming it. An API error stops at once (the next files would fail the same way).
+    A file that cannot be predicted as it is (unreadable, or its rows refused by the API) does
+    not hold the others back: they are predicted, then FilesNotPredictedError names it. The API
+    down or failing stops at once with PredictionApiError (the next files would fail the same way).
     """
     settings = settings or PredictionJobSettings()
     token = settings.api_token.get_secret_value() if settings.api_token else None
@@ -193,10 +198,10 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
                 continue
             try:
                 rows += predict_file(path, client, settings.chunk_size, listed.get("checksum"))
-            except UnreadableFileError as error:
+            except (UnreadableFileError, PredictionApiRejectedError) as error:
                 unreadable.append(str(error))
     finally:
         client.close()
     if unreadable:
-        raise UnreadableFileError("; ".join(unreadable))
+        raise FilesNotPredictedError("; ".join(unreadable))
     return rows

@@ -19,8 +19,8 @@ from sqlalchemy import text
 
 from dags.churn_jobs.api_client import PredictionApiClient
 from dags.churn_jobs.prediction import (
+    FilesNotPredictedError,
     PredictionJobSettings,
-    UnreadableFileError,
     find_unpredicted_files,
     make_predictions,
     read_prediction_records,
@@ -185,17 +185,29 @@ def test_records_keep_the_customer_id_drop_the_label_and_send_blanks_as_none() -
     assert record["contract"] == "Two year"
 
 
-def test_an_unreadable_file_fails_the_task_by_name_after_the_others_are_predicted(good_dir: Path) -> None:
+def test_files_that_cannot_be_predicted_fail_the_run_at_once_after_the_others(
+    run_dag: Any, good_dir: Path,
+) -> None:
     write_good_file(good_dir, "fine.csv", 300, 10)
     write_good_file(good_dir, "broken.csv", 310, 10).drop(columns=["tenure"]).to_csv(
         good_dir / "broken.csv", index=False)
-    listed = [{"file_name": name} for name in ("broken.csv", "fine.csv")]
+    refused = write_good_file(good_dir, "refused.csv", 320, 10)
+    refused.iloc[2, refused.columns.get_loc("contract")] = "Ten years"  # valid text, not a contract
+    refused.to_csv(good_dir / "refused.csv", index=False)
 
-    with pytest.raises(UnreadableFileError, match=r"broken\.csv: missing columns \['tenure'\]"):
-        make_predictions(listed, PredictionJobSettings())
+    result = run_prediction_job(run_dag, good_dir)
 
+    # failed on the first try although retries are configured: sending a bad file again cannot help
+    assert (result.state, result.task_states, result.try_numbers) == (
+        "failed", {"check_for_new_data": "success", "make_predictions": "failed"},
+        {"check_for_new_data": 1, "make_predictions": 1},
+    )
     assert dict(query("SELECT file_name, count(*) FROM predictions GROUP BY 1")) == {"fine.csv": 10}
     assert set(ledger()) == {"fine.csv"}
+    with pytest.raises(FilesNotPredictedError) as raised:
+        make_predictions([{"file_name": "broken.csv"}, {"file_name": "refused.csv"}], PredictionJobSettings())
+    assert "broken.csv: missing columns ['tenure']" in str(raised.value)
+    assert "refused" in str(raised.value) and "422" in str(raised.value) and "contract" in str(raised.value)
 
 
 def test_a_file_whose_content_changed_is_listed_again(good_dir: Path) -> None:
