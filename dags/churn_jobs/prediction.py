@@ -102,7 +102,10 @@ def read_prediction_records(data: bytes, file_name: str) -> list[dict[str, Any]]
     Values are converted by the contract's types because the API's numbers are strict (12, not
     "12" nor 12.0 for an integer feature).
     """
-    frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=True)
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=True)
+    except ValueError as error:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise UnreadableFileError(f"{file_name}: not a readable CSV ({error})") from error
     missing = [f.name for f in FEATURES if f.required and f.name not in frame.columns]
     if missing:
         raise UnreadableFileError(f"{file_name}: missing columns {missing}")
@@ -189,7 +192,7 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
     settings = settings or PredictionJobSettings()
     token = settings.api_token.get_secret_value() if settings.api_token else None
     client = PredictionApiClient(settings.api_url, token, settings.api_timeout_seconds)
-    rows, unreadable = 0, []
+    rows, not_predicted = 0, []
     try:
         for listed in files:
             path = settings.good_data_dir / listed["file_name"]
@@ -199,9 +202,9 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
             try:
                 rows += predict_file(path, client, settings.chunk_size, listed.get("checksum"))
             except (UnreadableFileError, PredictionApiRejectedError) as error:
-                unreadable.append(str(error))
+                not_predicted.append(str(error))
     finally:
         client.close()
-    if unreadable:
-        raise FilesNotPredictedError("; ".join(unreadable))
+    if not_predicted:
+        raise FilesNotPredictedError("; ".join(not_predicted))
     return rows

@@ -21,6 +21,7 @@ from dags.churn_jobs.api_client import PredictionApiClient
 from dags.churn_jobs.prediction import (
     FilesNotPredictedError,
     PredictionJobSettings,
+    UnreadableFileError,
     find_unpredicted_files,
     make_predictions,
     read_prediction_records,
@@ -223,3 +224,9 @@ def test_a_file_whose_content_changed_is_listed_again(good_dir: Path) -> None:
     assert changed.name == "same_name.csv"
     assert changed.checksum == hashlib.sha256((good_dir / "same_name.csv").read_bytes()).hexdigest()
     assert changed.checksum != ledger()["same_name.csv"][0]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01 not, a\n csv \"file"])
+def test_a_file_that_is_not_a_csv_is_named_as_unreadable(content: bytes) -> None:
+    with pytest.raises(UnreadableFileError, match=r"odd\.csv: "):
+        read_prediction_records(content, "odd.csv")
