@@ -160,9 +160,11 @@ def test_a_semicolon_separated_file_is_unreadable(tmp_path: Path) -> None:
 
 
 def test_the_suite_is_generated_from_the_contract_with_not_null_beside_every_value_check() -> None:
-    expectations = expectations_from_contract()
+    table_check, *column_checks = expectations_from_contract()
+    assert table_check.expectation_type == "expect_table_columns_to_match_set"
+    assert set(table_check.column_set) == {f.name for f in FEATURES if f.required}
     by_column: dict[str, set[str]] = {}
-    for expectation in expectations:
+    for expectation in column_checks:
         by_column.setdefault(expectation.column, set()).add(expectation.expectation_type)
     assert set(by_column) == {f.name for f in FEATURES}
     for feature in FEATURES:
