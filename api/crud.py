@@ -1,17 +1,20 @@
 """The one code path that writes predictions, and the queries that read them back.
 
-Writes are one transaction per request: the batch key (when given) is claimed first, ids are
-drawn from the sequence in one round trip, then every row goes through a single COPY. COPY has
-no RETURNING, hence the ids drawn beforehand.
+Writes are one transaction per request: the batch key (when given) is claimed first, then the
+rows go in with one statement round trip: a pipelined INSERT ... RETURNING for a few rows (the
+webapp's single records), or, for batches, ids drawn from the sequence in one query and a single
+COPY of every row (COPY has no RETURNING, hence the ids drawn beforehand).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -21,8 +24,9 @@ from db.models import SOURCES, Prediction, PredictionBatch
 from model.contract import FEATURE_NAMES, IDENTIFIER
 
 PREDICTIONS = Prediction.__table__
-STORED_COLUMNS = ("id", "source", "file_name", "batch_key", "model_version", "predicted_label",
+STORED_COLUMNS = ("source", "file_name", "batch_key", "model_version", "predicted_label",
                   "churn_probability", IDENTIFIER, *FEATURE_NAMES)
+INSERT_UP_TO_ROWS = 50  # up to here, INSERT ... RETURNING (one round trip); above, ids + COPY
 
 
 @dataclass(frozen=True)
@@ -76,17 +80,19 @@ def store_predictions(
         raise ValueError(f"unknown source {source!r}: one of {list(SOURCES)}")
     if batch_key is not None and not _claim_batch_key(session, batch_key, file_name, len(records)):
         return StoredBatch(ids=stored_batch_ids(session=session, batch_key=batch_key), replayed=True)
-    ids = _draw_ids(session, len(records))
     columns = list(STORED_COLUMNS)
+    tail = (created_at,) if created_at is not None else ()
     if created_at is not None:
         columns.append("created_at")
-    fixed_tail = (created_at,) if created_at is not None else ()
-    rows = (
-        (id_, source, file_name, batch_key, model_version, label, probability,
-         record.get(IDENTIFIER), *[record.get(name) for name in FEATURE_NAMES], *fixed_tail)
-        for id_, record, label, probability in zip(ids, records, labels, probabilities, strict=True)
-    )
-    _copy_rows(session, columns, rows)
+    rows = [
+        (source, file_name, batch_key, model_version, label, probability,
+         record.get(IDENTIFIER), *map(record.get, FEATURE_NAMES), *tail)
+        for record, label, probability in zip(records, labels, probabilities, strict=True)
+    ]
+    if len(rows) <= INSERT_UP_TO_ROWS:
+        return StoredBatch(ids=_insert_rows(session, columns, rows), replayed=False)
+    ids = _draw_ids(session, len(rows))
+    _copy_rows(session, ["id", *columns], ((id_, *row) for id_, row in zip(ids, rows, strict=True)))
     return StoredBatch(ids=ids, replayed=False)
 
 
@@ -111,15 +117,38 @@ def _draw_ids(session: Session, count: int) -> list[int]:
     return sorted(result.scalars())
 
 
-def _copy_rows(session: Session, columns: list[str], rows: Any) -> None:
-    """COPY the rows through the session's own connection, so they share its transaction."""
-    connection = session.connection().connection.driver_connection
-    statement = sql.SQL("COPY predictions ({}) FROM STDIN").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns))
+@lru_cache(maxsize=4)
+def _insert_statement(columns: tuple[str, ...]) -> sql.Composed:
+    return sql.SQL("INSERT INTO predictions ({}) VALUES ({}) RETURNING id").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)),
     )
-    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+
+
+@lru_cache(maxsize=4)
+def _copy_statement(columns: tuple[str, ...]) -> sql.Composed:
+    names = sql.SQL(", ").join(map(sql.Identifier, columns))
+    return sql.SQL("COPY predictions ({}) FROM STDIN").format(names)
+
+
+def _insert_rows(session: Session, columns: list[str], rows: list[tuple[Any, ...]]) -> list[int]:
+    """Few rows: INSERT ... RETURNING id, all in one pipelined round trip, results in row order."""
+    with _driver_connection(session).cursor() as cursor:
+        cursor.executemany(_insert_statement(tuple(columns)), rows, returning=True)
+        return [row[0] for _ in cursor.results() for row in cursor.fetchall()]
+
+
+def _copy_rows(session: Session, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Many rows: one COPY (no RETURNING there, hence the ids drawn beforehand)."""
+    statement = _copy_statement(tuple(columns))
+    with _driver_connection(session).cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def _driver_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under the session: the raw write joins the session's transaction."""
+    return session.connection().connection.driver_connection  # type: ignore[return-value]
 
 
 def stored_batch_ids(*, session: Session, batch_key: str) -> list[int]:
