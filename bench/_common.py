@@ -39,11 +39,11 @@ def libpq_url(url: str) -> str:
 
 
 @contextmanager
-def scratch_database() -> Iterator[str]:
+def scratch_database(suffix: str = "") -> Iterator[str]:
     """A migrated, empty database of its own, exported as DATABASE_URL; dropped afterwards."""
     settings = DatabaseSettings()
     server = settings.database_url or embedded.ensure_running(settings)
-    name = f"churn_bench_{os.getpid()}"
+    name = f"churn_bench_{os.getpid()}{suffix}"
     admin = libpq_url(make_url(server).set(database="postgres").render_as_string(hide_password=False))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

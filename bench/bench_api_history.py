@@ -1,4 +1,4 @@
-"""GET /past-predictions for a one-day window (first page of 100) on 100,000 then 1,000,000 rows.
+"""GET /past-predictions for a one-day window (first page of 100) on 100,000 and on 1,000,000 rows.
 
     python bench/bench_api_history.py
 
@@ -10,6 +10,7 @@ same 1,000 rows in both runs, so the ratio shows what the table's size alone cos
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, datetime, timedelta
 
 import _common
@@ -20,7 +21,7 @@ from model.contract import FEATURE_NAMES, IDENTIFIER, default_record
 
 ROWS_PER_DAY = 1_000
 SMALL, LARGE = 100_000, 1_000_000
-REQUESTS = 40
+REQUESTS = 60
 LAST_DAY = datetime(2026, 1, 1, tzinfo=UTC)  # rows end at the last instant of 2025-12-31
 
 
@@ -46,6 +47,7 @@ def add_history(url: str, first: int, last: int) -> None:
 
 
 def one_day_page(client: httpx.Client) -> float:
+    """Seconds to fetch the first page of the most recent day (checked: 1,000 rows, 100 shown)."""
     day = (LAST_DAY - timedelta(days=1)).date().isoformat()
 
     def fetch() -> None:
@@ -54,22 +56,29 @@ def one_day_page(client: httpx.Client) -> float:
         page = response.json()
         assert page["total"] == ROWS_PER_DAY and len(page["items"]) == 100, page["total"]
 
-    fetch()  # warm-up
-    return _common.median_seconds(fetch, REQUESTS)
+    return _common.timed(fetch)
 
 
 def main() -> None:
-    with _common.scratch_database() as url:
-        libpq = _common.libpq_url(url)
-        add_history(libpq, 1, SMALL)
-        api, stop = _common.start_api_server(url, env={"API_TOKEN": ""})
+    # two databases and two API processes, queried alternately, so that both figures see the
+    # same machine load (the machine is shared; a drift between two runs would be read as a ratio)
+    with _common.scratch_database("_100k") as small_url, _common.scratch_database("_1m") as large_url:
+        add_history(_common.libpq_url(small_url), 1, SMALL)
+        add_history(_common.libpq_url(large_url), 1, LARGE)
+        small_api, stop_small = _common.start_api_server(small_url, env={"API_TOKEN": ""})
+        large_api, stop_large = _common.start_api_server(large_url, env={"API_TOKEN": ""})
         try:
-            with httpx.Client(base_url=api, timeout=60) as client:
-                small = one_day_page(client)
-                add_history(libpq, SMALL + 1, LARGE)
-                large = one_day_page(client)
+            with httpx.Client(base_url=small_api, timeout=60) as small_client, \
+                    httpx.Client(base_url=large_api, timeout=60) as large_client:
+                one_day_page(small_client), one_day_page(large_client)  # warm-up
+                small_times, large_times = [], []
+                for _ in range(REQUESTS):
+                    small_times.append(one_day_page(small_client))
+                    large_times.append(one_day_page(large_client))
         finally:
-            stop()
+            stop_small()
+            stop_large()
+    small, large = statistics.median(small_times), statistics.median(large_times)
     print(
         f"api history, one-day page of 100: {large / small:.2f}x from {SMALL:,} to {LARGE:,} rows "
         f"({small * 1000:.1f} ms at 100k, {large * 1000:.1f} ms at 1M, median of {REQUESTS}; "
