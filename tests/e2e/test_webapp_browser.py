@@ -265,14 +265,14 @@ def test_filter_past_predictions_by_source(  # type: ignore[no-untyped-def]
     assert metric(page, "Scheduled") == str(week_of_history["scheduled"])
     screenshot(page, "past_predictions")
 
-    page.get_by_text("scheduled predictions", exact=True).click()
+    page.get_by_test_id("stRadioGroup").get_by_text("scheduled predictions", exact=True).click()
     scheduled = week_of_history["scheduled"]
     page.get_by_text(f"Predictions 1-50 of {scheduled}, newest first.").wait_for()
     expect_grid_rows(page, 50)
     assert set(grid_column(page, "source")) == {"scheduled"}
     assert metric(page, "Predictions") == str(scheduled)
 
-    page.get_by_text("webapp", exact=True).click()
+    page.get_by_test_id("stRadioGroup").get_by_text("webapp", exact=True).click()  # not the chart legend
     webapp = week_of_history["webapp"]
     page.get_by_text(f"Predictions 1-{webapp} of {webapp}, newest first.").wait_for()
     expect_grid_rows(page, webapp)
