@@ -152,9 +152,21 @@ def available_services() -> list[str]:
     return names
 
 
+def describe(name: str, env: Mapping[str, str]) -> Service:
+    """The service as its child will see it: its settings (ports, URLs) read from `env`."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return command_for(name)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def start_service(name: str, env: Mapping[str, str], log_dir: Path) -> RunningService:
     """Start `name` in its own process group (so stopping it also stops its workers)."""
-    service = command_for(name)
+    service = describe(name, env)
     log_path = log_dir / f"{name}.log"
     out = log_path.open("ab")
     out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(service.argv)}\n".encode())
