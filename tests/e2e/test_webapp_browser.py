@@ -131,13 +131,6 @@ def choose(page, label: str, option: str) -> None:  # type: ignore[no-untyped-de
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def grid_rows(page, index: int = -1) -> int:  # type: ignore[no-untyped-def]
-    """Rows of a dataframe, from its accessible grid (the canvas draws only what is visible)."""
-    grid = page.locator("[data-testid='stDataFrame'] table[role='grid']").nth(index)
-    grid.wait_for(state="attached")
-    return int(grid.get_attribute("aria-rowcount")) - 1
-
-
 def expect_grid_rows(page, count: int, index: int = -1) -> None:  # type: ignore[no-untyped-def]
     """Wait until the dataframe shows `count` rows (a rerun redraws it after the new data arrives)."""
     from playwright.sync_api import expect
@@ -211,11 +204,11 @@ def test_upload_50_rows_with_3_broken_and_see_47_predictions(  # type: ignore[no
     page.get_by_text("Download predictions (CSV)").wait_for()
     assert page.get_by_text("column holds known outcomes: dropped before predicting").count() == 1
     assert metric(page, "Customers predicted") == "47"
-    assert grid_rows(page, 0) == 3  # the invalid rows, named with their reason
+    expect_grid_rows(page, 3, 0)  # the invalid rows, named with their reason
     assert grid_column(page, "row", 0) == ["5", "20", "40"]
     assert grid_column(page, "column", 0) == ["tenure", "contract", "monthly_charges"]
     assert "below the minimum" in grid_column(page, "problem", 0)[0]
-    assert grid_rows(page, 1) == 47
+    expect_grid_rows(page, 47, 1)
     assert len(stored_predictions("source = 'webapp' AND file_name = 'fifty_customers.csv'")) == 47
     screenshot(page, "predict_upload")
     assert len(stored_predictions()) == 47  # resizing and redrawing the page posted nothing again
