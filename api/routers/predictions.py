@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic_core
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
@@ -40,13 +40,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"model": Message, "description": "The database or the model is unavailable"},
 }
 REQUEST_SCHEMA_NAME = "PredictionRequest"
+# A record is ~500 bytes of JSON; 4 KiB each leaves room for long ids and generous whitespace
+# while a runaway upload is cut off before it fills the memory.
+MAX_BYTES_PER_RECORD = 4096
 
 
 def prediction_router(max_records: int) -> APIRouter:
     """The predictions router; the request model carries this app's record limit."""
     router = APIRouter(tags=["predictions"])
     request_model = prediction_request_model(max_records)
-    parse_body = _body_parser(request_model)
+    parse_body = _body_parser(request_model, max_records)
 
     @router.post(
         "/predict",
@@ -78,16 +81,43 @@ def prediction_router(max_records: int) -> APIRouter:
     return router
 
 
-def _body_parser(model: type[BaseModel]) -> Callable[[Request], Coroutine[Any, Any, BaseModel]]:
+def _body_parser(
+    model: type[BaseModel], max_records: int,
+) -> Callable[[Request], Coroutine[Any, Any, BaseModel]]:
+    max_bytes = max_records * MAX_BYTES_PER_RECORD
+
     async def parse_prediction_request(request: Request) -> BaseModel:
+        body = await _read_body(request, max_bytes, max_records)
         try:
-            return model.model_validate_json(await request.body())
+            return model.model_validate_json(body)
         except ValidationError as error:  # same 422/413 shape as every other validation error
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
             ) from error
 
     return parse_prediction_request
+
+
+async def _read_body(request: Request, max_bytes: int, max_records: int) -> bytes:
+    """The body, refused (413) as soon as it outgrows any request within the record limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _body_too_large(max_bytes, max_records)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _body_too_large(max_bytes, max_records)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _body_too_large(max_bytes: int, max_records: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"request body above {max_bytes:,} bytes: more than {max_records} records "
+        "(MAX_RECORDS_PER_REQUEST) can hold; split the batch",
+    )
 
 
 def request_schema_components(max_records: int) -> dict[str, Any]:

@@ -108,6 +108,24 @@ def test_more_records_than_the_limit_is_413_and_stores_nothing(
     assert stored_count() == 3
 
 
+def test_an_oversized_body_is_413_before_it_is_read_whole(
+    api_with_env: Callable[[dict[str, str]], str], clean_db: str,
+) -> None:
+    api = api_with_env({"MAX_RECORDS_PER_REQUEST": "2"})
+    padded = json.dumps({"source": "webapp", "records": [record()], "file_name": "x" * 20_000})
+
+    response = httpx.post(f"{api}/predict", content=padded, headers={"content-type": "application/json"})
+
+    assert response.status_code == 413
+    assert "split the batch" in response.json()["detail"]
+    chunked = httpx.post(  # no Content-Length: cut off while streaming
+        f"{api}/predict", content=iter([padded[:10_000].encode(), padded[10_000:].encode()]),
+        headers={"content-type": "application/json"},
+    )
+    assert chunked.status_code == 413
+    assert stored_count() == 0
+
+
 @pytest.mark.parametrize("params", [
     {"start_date": "2026-13-01", "end_date": "2026-12-31"},
     {"start_date": "2026-01-02", "end_date": "2026-01-01"},

@@ -74,3 +74,21 @@ def test_a_failing_write_leaves_nothing(clean_db: str) -> None:
     assert stored_count() == 0
     with session_scope() as session:
         assert find_batch(session=session, batch_key="k") is None
+
+
+def test_a_larger_batch_goes_in_whole_and_in_order(clean_db: str) -> None:
+    """Above a few rows the write switches from INSERT ... RETURNING to ids + COPY: same result."""
+    when = datetime(2026, 2, 1, 8, tzinfo=UTC)
+    records = [record(tenure=i % 72, total_charges=70.0 * (i % 72), customer_id=f"C{i}") for i in range(120)]
+    with session_scope() as session:
+        ids = create_predictions(
+            session=session, source="webapp", records=records, labels=[i % 2 for i in range(120)],
+            probabilities=[i / 120 for i in range(120)], model_version="m-2", batch_key="big",
+            created_at=when,
+        )
+
+    rows = stored_rows()
+    assert [row["id"] for row in rows] == ids == sorted(ids)
+    assert [row["customer_id"] for row in rows] == [f"C{i}" for i in range(120)]
+    assert [row["predicted_label"] for row in rows] == [i % 2 for i in range(120)]
+    assert {(row["created_at"], row["batch_key"]) for row in rows} == {(when, "big")}
