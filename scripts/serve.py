@@ -232,6 +232,10 @@ def prepare_grafana_process(environ: MutableMapping[str, str]) -> None:
     from sqlalchemy.engine import make_url
 
     s = GrafanaAddress()
+    # compose mounts the dashboards at /var/lib/grafana/dashboards; locally they stay in the repo
+    environ.setdefault("GRAFANA_DASHBOARDS_DIR", str(REPO_ROOT / "grafana" / "dashboards"))
+    # the contact point needs a URL; unset, alerts go to a port where nothing listens
+    environ.setdefault("GRAFANA_TEAMS_WEBHOOK_URL", "http://127.0.0.1:9/teams-webhook-unset")
     environ.setdefault("GF_SECURITY_ADMIN_USER", s.grafana_admin_user)
     environ.setdefault("GF_SECURITY_ADMIN_PASSWORD", s.grafana_admin_password.get_secret_value())
     if "DATABASE_URL" in environ:
