@@ -6,7 +6,7 @@ import http.server
 import threading
 import time
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,7 +26,7 @@ def test_predict_and_read_back(webapp_env: str) -> None:
     client = ChurnApiClient(webapp_env)
     answer = client.predict([default_record(), default_record()], file_name="f.csv")
     assert [p["features"]["tenure"] for p in answer["predictions"]] == [12, 12]
-    today = date.today()
+    today = datetime.now(UTC).date()
     page = client.past_predictions(
         start_date=today - timedelta(days=1), end_date=today + timedelta(days=1), source="webapp",
         limit=1, offset=0,
