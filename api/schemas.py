@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 from db.models import SOURCES
-from model.contract import FEATURES, IDENTIFIER, Feature
+from model.contract import FEATURES, IDENTIFIER, Feature, default_record
 
 Source = Literal[SOURCES]  # type: ignore[valid-type]
 SourceFilter = Literal[(*SOURCES, "all")]  # type: ignore[valid-type]
@@ -63,7 +63,9 @@ def prediction_request_model(max_records: int) -> type[BaseModel]:
     """The POST /predict body; the record limit comes from the settings of the running app."""
 
     class PredictionRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid")
+        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+            {"source": "webapp", "records": [{**default_record(), IDENTIFIER: "C00001"}]},
+        ]})
 
         source: Source
         records: list[CustomerRecord] = Field(min_length=1, max_length=max_records)  # type: ignore[valid-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import httpx
 import pytest
@@ -90,6 +91,26 @@ def test_a_replayed_batch_key_returns_the_stored_batch_and_inserts_nothing(
     assert retry["predictions"] == first["predictions"]
     assert stored_count() == 2
     assert {row["batch_key"] for row in stored_rows()} == {"part-0002.csv:abc123:0"}
+
+
+def test_concurrent_twins_with_one_batch_key_are_stored_once(api_url: str, clean_db: str) -> None:
+    """A retry racing the original (a timed-out client): one stores, the other replays it."""
+    request = {"source": "scheduled", "batch_key": "part-0003.csv:def456:0",
+               "records": [record(tenure=i % 72, total_charges=70.0 * (i % 72)) for i in range(500)]}
+    answers: list[dict] = []
+
+    def send() -> None:
+        answers.append(httpx.post(f"{api_url}/predict", json=request, timeout=60).json())
+
+    twins = [threading.Thread(target=send) for _ in range(2)]
+    for twin in twins:
+        twin.start()
+    for twin in twins:
+        twin.join()
+
+    assert sorted(answer["replayed"] for answer in answers) == [False, True]
+    assert answers[0]["predictions"] == answers[1]["predictions"]
+    assert stored_count() == 500
 
 
 def test_a_large_batch_is_stored_whole(api_url: str, clean_db: str) -> None:

@@ -106,9 +106,15 @@ def test_reports_are_served_from_the_reports_folder(
     assert httpx.get(f"{api}/reports/validations/none.html").status_code == 404
 
 
-def test_openapi_docs_are_served(api_url: str) -> None:
+def test_openapi_docs_are_served_with_an_example_that_works(api_url: str, clean_db: str) -> None:
     assert "swagger-ui" in httpx.get(f"{api_url}/docs").text.lower()
     schema = httpx.get(f"{api_url}/openapi.json").json()
-    assert set(schema["components"]["schemas"]["CustomerRecord"]["required"]) == set(
-        record_json_schema()["required"]
-    )
+    components = schema["components"]["schemas"]
+    assert set(components["CustomerRecord"]["required"]) == set(record_json_schema()["required"])
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/PredictionRequest"}
+
+    [example] = components["PredictionRequest"]["examples"]
+    tried = httpx.post(f"{api_url}/predict", json=example)
+    assert tried.status_code == 200
+    assert tried.json()["predictions"][0]["customer_id"] == example["records"][0]["customer_id"]
