@@ -18,7 +18,11 @@ from sqlalchemy import exc as sa_exc
 
 log = logging.getLogger(__name__)
 
-FRIENDLY_MESSAGES = {"extra_forbidden": "unknown field", "missing": "field required"}
+FRIENDLY_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "field required",
+    "string_pattern_mismatch": "text must not contain the NUL character (\\u0000)",  # our only pattern
+}
 MAX_SHOWN_INPUT = 80
 
 

@@ -20,6 +20,8 @@ Source = Literal[SOURCES]  # type: ignore[valid-type]
 SourceFilter = Literal[(*SOURCES, "all")]  # type: ignore[valid-type]
 PYTHON_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
 CUSTOMER_ID_MAX_LENGTH = 64
+# PostgreSQL text cannot hold a NUL character: refused here (422) rather than failing the write
+NO_NUL = r"^[^\x00]*$"
 
 
 def _value_type(feature: Feature) -> Any:
@@ -44,7 +46,7 @@ def _record_fields() -> dict[str, Any]:
         f.name: (Required if f.required else NotRequired)[_value_type(f)] for f in FEATURES
     }
     fields[IDENTIFIER] = NotRequired[
-        Annotated[str | None, Field(strict=True, max_length=CUSTOMER_ID_MAX_LENGTH)]
+        Annotated[str | None, Field(strict=True, max_length=CUSTOMER_ID_MAX_LENGTH, pattern=NO_NUL)]
     ]
     return fields
 
@@ -69,9 +71,9 @@ def prediction_request_model(max_records: int) -> type[BaseModel]:
 
         source: Source
         records: list[CustomerRecord] = Field(min_length=1, max_length=max_records)  # type: ignore[valid-type]
-        file_name: str | None = Field(default=None, max_length=512)
+        file_name: str | None = Field(default=None, max_length=512, pattern=NO_NUL)
         batch_key: str | None = Field(
-            default=None, max_length=512,
+            default=None, max_length=512, pattern=NO_NUL,
             description="Idempotency key: a batch already stored under it is returned, not stored again",
         )
 

@@ -43,6 +43,7 @@ REQUEST_SCHEMA_NAME = "PredictionRequest"
 # A record is ~500 bytes of JSON; 4 KiB each leaves room for long ids and generous whitespace
 # while a runaway upload is cut off before it fills the memory.
 MAX_BYTES_PER_RECORD = 4096
+FIRST_QUERYABLE_DAY, LAST_QUERYABLE_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
 
 def prediction_router(max_records: int) -> APIRouter:
@@ -209,8 +210,10 @@ def list_past_predictions(
     zone = _zone(timezone)
     if start_date > end_date:
         raise InputProblemsError([(None, "start_date", f"{start_date} is after end_date {end_date}")])
-    start = datetime.combine(start_date, time.min, zone)
-    end = datetime.combine(end_date + timedelta(days=1), time.min, zone)
+    # the calendar's first and last days have no day before or after them in Python: kept one day
+    # inside, a window that reaches them still covers every stored prediction
+    start = datetime.combine(max(start_date, FIRST_QUERYABLE_DAY), time.min, zone)
+    end = datetime.combine(min(end_date, LAST_QUERYABLE_DAY) + timedelta(days=1), time.min, zone)
     only = None if source == "all" else source
     total = crud.count_predictions(session=session, start=start, end=end, source=only)
     rows = crud.list_predictions(

@@ -30,6 +30,7 @@ BAD_RECORDS: list[tuple[str, dict[str, Any], str]] = [
     ("NaN as text", record(monthly_charges="NaN"), "monthly_charges"),
     ("customer id not text", record(customer_id=12), "customer_id"),
     ("customer id too long", record(customer_id="C" * 65), "customer_id"),
+    ("NUL in the customer id", record(customer_id="C\x0042"), "customer_id"),
     ("inconsistent charges", record(tenure=60, monthly_charges=100.0, total_charges=10.0), "total_charges"),
 ]
 
@@ -63,13 +64,18 @@ def test_nan_and_infinity_are_refused(api_url: str, clean_db: str, token: str) -
 
 
 # (case, the whole request body as JSON text, the field the error must name)
-BAD_REQUESTS: list[tuple[str, str, str]] = [
+BAD_REQUESTS: list[tuple[str, str | bytes, str]] = [
     ("empty list", json.dumps({"source": "webapp", "records": []}), "records"),
     ("bad source", json.dumps({"source": "batch", "records": [record()]}), "source"),
     ("missing source", json.dumps({"records": [record()]}), "source"),
     ("missing records", json.dumps({"source": "webapp"}), "records"),
     ("records not a list", json.dumps({"source": "webapp", "records": record()}), "records"),
     ("unknown request field", json.dumps({"source": "webapp", "records": [record()], "x": 1}), "x"),
+    ("NUL in the file name", json.dumps({"source": "webapp", "records": [record()], "file_name": "a\x00"}),
+     "file_name"),
+    ("NUL in the batch key", json.dumps({"source": "webapp", "records": [record()], "batch_key": "\x00"}),
+     "batch_key"),
+    ("invalid UTF-8", b'{"source": "webapp", "records": [{"customer_id": "\xff"}]}', "body"),
     ("not JSON", "source=webapp", "body"),
     ("truncated JSON", json.dumps({"source": "webapp", "records": [record()]})[:-5], "body"),
     ("a list, not an object", json.dumps([record()]), "body"),
@@ -79,7 +85,7 @@ BAD_REQUESTS: list[tuple[str, str, str]] = [
 
 @pytest.mark.parametrize(("case", "body", "field"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
 def test_bad_request_is_named_by_field_and_nothing_is_stored(
-    api_url: str, clean_db: str, case: str, body: str, field: str,
+    api_url: str, clean_db: str, case: str, body: str | bytes, field: str,
 ) -> None:
     response = httpx.post(f"{api_url}/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422, response.text

@@ -64,6 +64,13 @@ def test_days_are_taken_in_the_requested_time_zone(api_url: str, clean_db: str) 
     assert created_at == datetime(2026, 3, 9, 23, 30, tzinfo=UTC)
 
 
+def test_a_window_reaching_the_ends_of_the_calendar_works(api_url: str, clean_db: str) -> None:
+    stored = _store(datetime(2026, 6, 1, tzinfo=UTC))
+    for zone in ("UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        page = _history(api_url, start_date="0001-01-01", end_date="9999-12-31", timezone=zone)
+        assert [item["id"] for item in page["items"]] == [stored]
+
+
 def test_source_filter(api_url: str, clean_db: str) -> None:
     moment = datetime(2026, 4, 1, 12, tzinfo=UTC)
     webapp = _store(moment, "webapp")
