@@ -336,6 +336,8 @@ def main() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop_on_signal)
+    # a shell starts background jobs with SIGINT ignored, and Python then installs no handler
+    signal.signal(signal.SIGINT, stop_on_signal)
     try:
         env, started_db = prepare(settings)
         for name in available_services():
