@@ -26,10 +26,8 @@ from model.contract import FEATURE_NAMES, IDENTIFIER
 PREDICTIONS = Prediction.__table__
 STORED_COLUMNS = ("source", "file_name", "batch_key", "model_version", "predicted_label",
                   "churn_probability", IDENTIFIER, *FEATURE_NAMES)
-DRAW_IDS = (
-    "SELECT array_agg(nextval(s.seq)) FROM generate_series(1, %s), "
-    "(SELECT pg_get_serial_sequence('predictions', 'id')::regclass AS seq) AS s"
-)
+DRAW_IDS = "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)"
+_id_sequence: list[str] = []  # the ids' sequence, looked up on first use (same in every database)
 INSERT_UP_TO_ROWS = 50  # up to here, INSERT ... RETURNING (one round trip); above, ids + COPY
 
 
@@ -114,13 +112,16 @@ def _claim_batch_key(session: Session, batch_key: str, file_name: str | None, ro
 def _draw_ids(session: Session, count: int) -> list[int]:
     """`count` fresh ids from the table's sequence, in one query returning one array.
 
-    The sequence is looked up once (InitPlan), not once per row: 10,000 ids took 30 ms the
-    other way, 4 ms this way.
+    The sequence is named by a parameter: looked up inside the query, PostgreSQL resolved it
+    once per row (10,000 ids: 27 ms, against 4 ms this way).
     """
     if count == 0:
         return []
     with _driver_connection(session).cursor() as cursor:
-        cursor.execute(DRAW_IDS, (count,))
+        if not _id_sequence:
+            cursor.execute("SELECT pg_get_serial_sequence('predictions', 'id')")
+            _id_sequence.append(cursor.fetchone()[0])  # type: ignore[index]
+        cursor.execute(DRAW_IDS, (_id_sequence[0], count))
         row = cursor.fetchone()
     assert row is not None
     return sorted(row[0])
