@@ -204,6 +204,7 @@ ERRORS_SQL = (
     "SELECT f.file_name, e.error_type, e.column_name, e.count FROM ingestion_errors e "
     "JOIN ingested_files f ON f.id = e.ingested_file_id WHERE f.file_name = ANY(%s)"
 )
+REPORT_SQL = "SELECT report_url FROM ingested_files WHERE file_name = %s"
 LEDGER_SQL = "SELECT file_name FROM predicted_files WHERE file_name = ANY(%s)"
 
 
@@ -258,6 +259,12 @@ def test_files_flow_from_raw_data_to_scheduled_predictions_exactly_once(
                lambda: f"cards received for {[n for n in bad_files if teams_receiver.cards_naming(n)]}")
     assert not teams_receiver.cards_naming(names[0])  # a clean file raises no alert
     assert all(card["type"] == "message" for card in teams_receiver.cards)
+    # the card's report link opens: the API serves the Data Docs the ingestion wrote
+    (report_url,) = query(stack.database_url, REPORT_SQL, names[1])[0]
+    assert report_url.startswith(f"{stack.api_url}/reports/")
+    assert report_url in json.dumps(teams_receiver.cards_naming(names[1]))
+    report = httpx.get(report_url, timeout=30)
+    assert report.status_code == 200 and "<html" in report.text.lower()
 
     good = {name: rows for name, (_, rows) in files.items() if rows}
     airflow.trigger("prediction_job")  # the schedule (every 2 minutes) would also get there
