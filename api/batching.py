@@ -63,28 +63,35 @@ class GroupScorer:
         return job.probabilities
 
     def _score_queue_until(self, own: _Job) -> None:
-        """Score queued batches until our own job is done, then pass the lead to a waiting job."""
-        while own.probabilities is None and own.error is None:
+        """Score queued batches until our own job is done, then pass the lead to a waiting job.
+
+        The hand-over is in a `finally`: whatever happens to this thread, no caller waits forever.
+        """
+        try:
+            while own.probabilities is None and own.error is None:
+                with self._lock:
+                    batch, self._queue = self._queue, []
+                self._score(batch)
+        finally:
             with self._lock:
-                batch, self._queue = self._queue, []
-            self._score(batch)
-        with self._lock:
-            if self._queue:
-                successor = self._queue[0]
-                successor.lead = True
-                successor.wake.set()
-            else:
-                self._scoring = False
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                    successor.wake.set()
+                else:
+                    self._scoring = False
 
     def _score(self, batch: list[_Job]) -> None:
         records = [record for job in batch for record in job.records]
         try:
             self.calls += 1
             probabilities = self.predictor.predict_proba(records)
-        except Exception as error:  # every caller of the shared call gets the same error
+        except BaseException as error:  # every caller of the shared call gets the same error
             for job in batch:
                 job.error = error
                 job.wake.set()
+            if not isinstance(error, Exception):
+                raise  # KeyboardInterrupt, SystemExit: the callers are told, the thread still stops
             return
         start = 0
         for job in batch:
