@@ -305,11 +305,15 @@ def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
     return env, started_db
 
 
-def print_urls(running: Iterable[RunningService]) -> None:
-    print("\nServices (logs in .local/logs/):", flush=True)
-    for r in running:
-        if r.service.url:
-            print(f"  {r.service.name:20} {r.service.url:32} login: {r.service.login}", flush=True)
+def print_urls(running: Iterable[RunningService], env: Mapping[str, str]) -> None:
+    lines = [f"  {r.service.name:20} {r.service.url:32} login: {r.service.login}"
+             for r in running if r.service.url]
+    database = make_url(env["DATABASE_URL"]).render_as_string(hide_password=True)
+    reader = env.get("GRAFANA_DB_USER", "grafana_reader")
+    lines.append(f"  {'database':20} {database}  (Grafana reads as {reader})")
+    if not any(r.service.name == "grafana" for r in running):
+        lines.append(f"  {'grafana':20} not started: no `grafana` binary on PATH (docker compose runs it)")
+    print("\nServices (logs in .local/logs/):\n" + "\n".join(lines), flush=True)
     print("Press Ctrl-C to stop everything.\n", flush=True)
 
 
@@ -347,7 +351,7 @@ def main() -> None:
         for name in failed:
             log(f"{name} is not up; see {settings.local_logs_dir / (name + '.log')}")
         log(f"services up in {time.monotonic() - began:.1f}s")
-        print_urls(running)
+        print_urls(running, env)
         unpause_dags(env, settings.local_logs_dir, timeout=120)
         supervise(running)
     except KeyboardInterrupt:
