@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.batching import GroupScorer
@@ -35,7 +35,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     try:
         app.state.predictor = Predictor(settings.model_artifacts_dir)
-        app.state.scorer = GroupScorer(app.state.predictor)
+        app.state.scorer = GroupScorer(
+            app.state.predictor, on_model_call=app.state.model_call_records.observe,
+        )
         log.info("model %s loaded", app.state.predictor.version)
     except ModelNotTrainedError as error:
         # keep serving /health (which reports the model down) rather than refusing to start
@@ -68,6 +70,10 @@ def _add_metrics(app: FastAPI) -> None:
     app.state.predictions_counter = Counter(
         "churn_predictions", "Stored predictions by source and predicted label (1 = churn)",
         ["source", "label"], registry=registry,
+    )
+    app.state.model_call_records = Histogram(
+        "churn_model_call_records", "Records scored per model call (concurrent requests share calls)",
+        buckets=(1, 2, 4, 8, 16, 32, 64, 256, 1024, 10_000), registry=registry,
     )
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
         app, endpoint="/metrics", tags=["monitoring"], dependencies=[Depends(require_token)],

@@ -57,6 +57,7 @@ def test_metrics_count_requests_and_predictions_per_label_and_source(api_url: st
     assert counted >= 3
     assert _sample(metrics, 'http_requests_total{handler="/predict",method="POST",status="2xx"}') >= 1
     assert 'http_request_duration_seconds_bucket{handler="/predict"' in metrics
+    assert _sample(metrics, "churn_model_call_records_sum") >= 3  # records per model call
 
 
 def _sample(metrics: str, name: str) -> float:
