@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -178,22 +178,28 @@ def find_batch(*, session: Session, batch_key: str) -> list[Mapping[str, Any]] |
 
 
 def count_predictions(*, session: Session, start: datetime, end: datetime, source: str | None) -> int:
-    query = select(func.count()).select_from(PREDICTIONS).where(*_window(start, end, source))
-    return session.execute(query).scalar_one()
+    return session.execute(count_query(start, end, source)).scalar_one()
 
 
 def list_predictions(
     *, session: Session, start: datetime, end: datetime, source: str | None, limit: int, offset: int,
 ) -> list[Mapping[str, Any]]:
     """Stored predictions created in [start, end), newest first (the created_at, id index)."""
-    query = (
+    return list(session.execute(page_query(start, end, source, limit, offset)).mappings())
+
+
+def count_query(start: datetime, end: datetime, source: str | None) -> Select[Any]:
+    return select(func.count()).select_from(PREDICTIONS).where(*_window(start, end, source))
+
+
+def page_query(start: datetime, end: datetime, source: str | None, limit: int, offset: int) -> Select[Any]:
+    return (
         select(PREDICTIONS)
         .where(*_window(start, end, source))
         .order_by(PREDICTIONS.c.created_at.desc(), PREDICTIONS.c.id.desc())
         .limit(limit)
         .offset(offset)
     )
-    return list(session.execute(query).mappings())
 
 
 def _window(start: datetime, end: datetime, source: str | None) -> list[Any]:

@@ -8,8 +8,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 
-from api.crud import create_predictions
+from api.crud import count_query, create_predictions, page_query
+from db import session as db_session
 from db.session import session_scope
 from model.contract import FEATURE_NAMES
 from tests.api.conftest import record
@@ -116,3 +119,23 @@ def test_items_carry_the_stored_features_and_result(api_url: str, clean_db: str)
     assert (item["customer_id"], item["model_version"], item["source"]) == (
         "C00042", predicted["model_version"], "webapp"
     )
+
+
+@pytest.mark.parametrize("source", [None, "scheduled"])
+def test_the_history_queries_are_served_by_an_index(clean_db: str, source: str | None) -> None:
+    """On a table of 50,000 rows over 50 days, a one-day page and its count read an index, not the table."""
+    with db_session.get_engine().begin() as conn:
+        conn.execute(text(
+            "INSERT INTO predictions (created_at, source, model_version, predicted_label, churn_probability, "
+            f"{', '.join(FEATURE_NAMES)}) SELECT timestamptz '2026-01-01' - g * interval '86.4 seconds', "
+            "CASE WHEN g % 2 = 0 THEN 'webapp' ELSE 'scheduled' END, 'm', 0, 0.1, "
+            f"{', '.join(f':{name}' for name in FEATURE_NAMES)} FROM generate_series(1, 50000) AS g"
+        ), record())
+        conn.execute(text("ANALYZE predictions"))
+    start, end = datetime(2025, 12, 31, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+
+    for query in (count_query(start, end, source), page_query(start, end, source, 100, 0)):
+        sql = str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+        with db_session.get_engine().connect() as conn:
+            plan = "\n".join(conn.execute(text(f"EXPLAIN {sql}")).scalars())
+        assert "Index" in plan and "Seq Scan" not in plan, plan
