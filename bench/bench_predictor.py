@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.contract import FEATURE_NAMES  # noqa: E402
-from model.data import load_dataset, records_to_frame  # noqa: E402
-from model.predictor import Predictor  # noqa: E402
+from model.contract import FEATURE_NAMES
+from model.data import load_dataset, records_to_frame
+from model.predictor import Predictor
 
 ROWS = 10_000
 REPEATS = 15

@@ -59,6 +59,8 @@ class Prediction(Base):
         # newest-first pages, with and without a source filter
         Index("ix_predictions_created_at_id", "created_at", "id"),
         Index("ix_predictions_source_created_at", "source", "created_at"),
+        # replays of a batch key and the cascade from prediction_batches look rows up by key
+        Index("ix_predictions_batch_key", "batch_key"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
