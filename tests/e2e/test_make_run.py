@@ -1,0 +1,136 @@
+"""`make run`'s launcher as a user runs it: it prints every URL and login, each answers, Ctrl-C
+stops every process it started, and a second run reuses the data instead of seeding again.
+
+The launcher (`python -m scripts.run_local`) runs in a subprocess against the test database, a
+throwaway Airflow database on the same server, free ports and temporary folders.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from scripts.run_local import descendants
+from tests.api_server import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+HOST = "127.0.0.1"
+UP_SECONDS = 300
+READY_LINE = "Press Ctrl-C to stop everything."
+
+
+class Launcher:
+    """`python -m scripts.run_local` in its own session, its output collected line by line."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.run_local"], cwd=REPO_ROOT, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while text not in self.output:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`make run` never printed {text!r}:\n{self.output[-4000:]}")
+            time.sleep(0.5)
+
+    def interrupt(self, seconds: float = 90) -> set[int]:
+        """Ctrl-C; returns the processes that were running under the launcher just before."""
+        tree = descendants([self.process.pid])
+        self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=seconds)
+        time.sleep(0.5)  # the collector thread reads the last lines
+        return tree
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; only its parent's bookkeeping is left
+
+
+@pytest.fixture
+def launcher_env(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
+    api_port, webapp_port, airflow_port = free_port(HOST), free_port(HOST), free_port(HOST)
+    airflow_database = f"airflow_makerun_{os.getpid()}"
+    # a clean shell: no Airflow configuration inherited from other tests in this process
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({
+        "DATABASE_URL": database_url, "AIRFLOW_DATABASE": airflow_database,
+        "AIRFLOW_HOME": str(tmp_path / "airflow"), "LOCAL_LOGS_DIR": str(tmp_path / "logs"),
+        "API_HOST": HOST, "API_PORT": str(api_port), "API_URL": f"http://{HOST}:{api_port}",
+        "REPORTS_BASE_URL": f"http://{HOST}:{api_port}/reports", "REPORTS_DIR": str(tmp_path / "reports"),
+        "WEBAPP_PORT": str(webapp_port), "AIRFLOW_API_HOST": HOST, "AIRFLOW_API_PORT": str(airflow_port),
+        "RAW_DATA_DIR": str(tmp_path / "raw-data"), "GOOD_DATA_DIR": str(tmp_path / "good_data"),
+        "BAD_DATA_DIR": str(tmp_path / "bad_data"), "STOP_GRACE_SECONDS": "10",
+        "PATH": os.environ["PATH"],
+    })
+    env.pop("API_TOKEN", None)
+    yield env
+    admin = make_url(database_url).set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{airflow_database}" WITH (FORCE)')
+
+
+def _run_until_ready_then_interrupt(env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    launcher = Launcher(env)
+    try:
+        launcher.wait_for(READY_LINE, UP_SECONDS)
+        urls = dict(re.findall(r"^\s+(api|webapp|airflow-api-server)\s+(http://\S+)", launcher.output, re.M))
+        answers = {name: httpx.get(url, timeout=30).status_code for name, url in urls.items()}
+    finally:
+        tree = launcher.interrupt() if launcher.process.poll() is None else set()
+    assert launcher.process.returncode == 0, launcher.output[-3000:]
+    assert "all services stopped" in launcher.output
+    assert [pid for pid in tree if _alive(pid)] == [], "processes left behind after Ctrl-C"
+    assert answers == {"api": 200, "webapp": 200, "airflow-api-server": 200}, launcher.output[-3000:]
+    return launcher.output, urls
+
+
+def test_make_run_serves_every_url_stops_cleanly_and_reuses_its_data(launcher_env: dict[str, str]) -> None:
+    first, urls = _run_until_ready_then_interrupt(launcher_env)
+    assert urls["api"] == f"http://{HOST}:{launcher_env['API_PORT']}/docs"
+    assert urls["webapp"] == f"http://{HOST}:{launcher_env['WEBAPP_PORT']}"
+    assert urls["airflow-api-server"] == f"http://{HOST}:{launcher_env['AIRFLOW_API_PORT']}"
+    assert "login: open (API_TOKEN unset)" in first
+    assert "grafana" in first  # started, or why not
+    seeded = sorted(Path(launcher_env["RAW_DATA_DIR"]).glob("*.csv"))
+    assert re.search(r"raw-data: seeded .* with 20 files", first)
+    for service in ("api", "webapp", "airflow-scheduler", "airflow-dag-processor"):
+        assert (Path(launcher_env["LOCAL_LOGS_DIR"]) / f"{service}.log").stat().st_size > 0
+
+    second, _ = _run_until_ready_then_interrupt(launcher_env)
+    assert "already holds CSV files: not seeding" in second
+    # every file of the first run is still somewhere: waiting, claimed (renamed with a prefix into
+    # raw-data/.claims), or sorted by ingestion
+    kept = [p.name for folder in ("RAW_DATA_DIR", "GOOD_DATA_DIR", "BAD_DATA_DIR")
+            for p in Path(launcher_env[folder]).rglob("*.csv")]
+    assert [p.name for p in seeded if not any(k.endswith(p.name) for k in kept)] == []
