@@ -51,6 +51,8 @@ class LauncherSettings(BaseSettings):
     startup_timeout_seconds: float = Field(default=240, gt=0)
     # the Airflow scheduler finishes its running tasks after SIGTERM; give it this long
     stop_grace_seconds: float = Field(default=20, gt=0)
+    # false: start with an empty raw-data and drop your own files in
+    seed_raw_data: bool = True
 
 
 @dataclass
@@ -300,8 +302,9 @@ def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
     run_step("airflow-db-migrate", env, settings.local_logs_dir)
     log(f"Airflow metadata database '{settings.airflow_database}' migrated")
     make_data_folders()
-    seeded = run_step("seed-raw-data", env, settings.local_logs_dir).splitlines()
-    log(f"raw-data: {seeded[0] if seeded else 'see .local/logs/seed-raw-data.log'}")
+    if settings.seed_raw_data:
+        seeded = run_step("seed-raw-data", env, settings.local_logs_dir).splitlines()
+        log(f"raw-data: {seeded[0] if seeded else 'see .local/logs/seed-raw-data.log'}")
     return env, started_db
 
 
