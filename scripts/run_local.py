@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -164,6 +165,24 @@ def describe(name: str, env: Mapping[str, str]) -> Service:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+PORT_VARIABLES = {"api": "API_PORT", "webapp": "WEBAPP_PORT", "airflow-api-server": "AIRFLOW_API_PORT",
+                  "grafana": "GRAFANA_PORT"}
+
+
+def check_ports_free(names: Iterable[str], env: Mapping[str, str]) -> None:
+    """Refuse to start when a port is taken: another server would answer in the service's place."""
+    for name in names:
+        service = describe(name, env)
+        if service.health_url is None:
+            continue
+        url = urllib.parse.urlsplit(service.health_url)
+        if embedded.is_accepting(url.hostname or "127.0.0.1", url.port or 80):
+            raise SystemExit(
+                f"[make run] {name}: port {url.port} is already in use (another `make run`?). "
+                f"Stop that process or set {PORT_VARIABLES.get(name, 'its port')} in .env."
+            )
 
 
 def start_service(name: str, env: Mapping[str, str], log_dir: Path) -> RunningService:
@@ -346,6 +365,8 @@ def main() -> None:
     # a shell starts background jobs with SIGINT ignored, and Python then installs no handler
     signal.signal(signal.SIGINT, stop_on_signal)
     try:
+        load_env_file()
+        check_ports_free(available_services(), dict(os.environ))  # before any slow step
         env, started_db = prepare(settings)
         for name in available_services():
             running.append(start_service(name, env, settings.local_logs_dir))

@@ -6,12 +6,15 @@ Starting the whole stack is covered by tests/e2e/test_stack.py, which uses the s
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from scripts.run_local import RunningService, _dag_ids, describe, stop_services
+import pytest
+
+from scripts.run_local import RunningService, _dag_ids, check_ports_free, describe, stop_services
 from scripts.serve import SERVICES, Service, command_for
 
 # A server that ignores SIGTERM and runs a worker in its own session, out of reach of the
@@ -77,3 +80,13 @@ def test_dag_ids_are_read_past_warning_lines_that_contain_brackets() -> None:
     )
     assert _dag_ids(listing) == ["data_ingestion", "prediction_job"]
     assert _dag_ids("No data found\n") == []
+
+
+def test_a_taken_port_stops_the_launcher_with_the_variable_to_change() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = {**os.environ, "API_HOST": "127.0.0.1", "API_PORT": str(port)}
+        with pytest.raises(SystemExit, match=rf"api: port {port} is already in use.*set API_PORT"):
+            check_ports_free(["api"], env)
