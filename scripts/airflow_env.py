@@ -64,7 +64,7 @@ def airflow_environment(
     secret = jwt_secret(home, jwt_secret_value)
     api_server_url = api_server_url or AirflowLocalSettings().api_server_url
     python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
-    return {
+    environment = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -82,3 +82,8 @@ def airflow_environment(
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "PYTHONPATH": python_path,
     }
+    if sql_alchemy_conn.startswith("postgresql"):
+        # Airflow derives its async URL as postgresql+asyncpg, a driver we do not install;
+        # psycopg 3 serves both the sync and the async engine from the same URL.
+        environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = sql_alchemy_conn
+    return environment

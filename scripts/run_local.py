@@ -102,15 +102,11 @@ def airflow_env(airflow_database_url: str, home: Path | None = None,
     from scripts.airflow_env import AirflowLocalSettings, airflow_environment
 
     settings = AirflowLocalSettings()
-    env = airflow_environment(
+    return airflow_environment(
         home or settings.airflow_home, dags_folder or settings.airflow_dags_folder,
         airflow_database_url, api_server_url=api_server_url,
         jwt_secret_value=settings.airflow_jwt_secret,
     )
-    # Airflow derives its async URL as postgresql+asyncpg, a driver we do not install; psycopg 3
-    # serves both the sync and the async engine.
-    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = airflow_database_url
-    return env
 
 
 def run_step(name: str, env: Mapping[str, str], log_dir: Path) -> str:

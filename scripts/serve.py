@@ -28,15 +28,6 @@ from db.settings import REPO_ROOT
 _ENV = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
 
 
-class WebappListen(BaseSettings):
-    """The address Streamlit binds to (its port is the webapp's own setting, WEBAPP_PORT)."""
-
-    model_config = _ENV
-
-    # 0.0.0.0 in compose, where the browser reaches the container through a published port
-    webapp_host: str = "127.0.0.1"
-
-
 class GrafanaAddress(BaseSettings):
     """Where Grafana listens (only when a `grafana` server binary is on PATH, or in compose)."""
 
@@ -93,7 +84,8 @@ def api() -> Service:
 def webapp() -> Service:
     from webapp.settings import WebappSettings
 
-    host, port = WebappListen().webapp_host, WebappSettings().webapp_port
+    webapp = WebappSettings()
+    host, port = webapp.webapp_host, webapp.webapp_port
     argv = _python(
         "-m", "streamlit", "run", str(REPO_ROOT / "webapp" / "app.py"),
         "--server.address", host, "--server.port", str(port),

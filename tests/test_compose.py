@@ -144,7 +144,8 @@ def test_airflow_containers_get_the_launchers_airflow_configuration(
                                 jwt_secret_value="s")
     machine_specific = {
         "AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "PYTHONPATH",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "PYTHONPATH",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS",
         # the secret is read from the shared AIRFLOW_HOME volume by scripts/serve.py
         "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
@@ -156,6 +157,8 @@ def test_airflow_containers_get_the_launchers_airflow_configuration(
         for key in set(local) - machine_specific:
             assert env.get(key) == local[key], f"{name}: {key}"
         assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        # psycopg serves the async engine too (no asyncpg installed): same URL for both
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] == env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         assert "airflow-home:/opt/airflow" in services[name]["volumes"]  # one JWT secret for all
 
 

@@ -17,6 +17,8 @@ class WebappSettings(BaseSettings):
 
     api_url: str = "http://127.0.0.1:8000"
     api_token: SecretStr | None = None
+    # 0.0.0.0 in compose, where the browser reaches the container through a published port
+    webapp_host: str = "127.0.0.1"
     webapp_port: int = 8501
     # A 500-row chunk takes well under a second; 30 s means the API is stuck, not busy.
     request_timeout_seconds: float = Field(default=30.0, gt=0)

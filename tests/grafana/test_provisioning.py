@@ -55,7 +55,18 @@ def test_dashboard_provider_keeps_the_files_the_truth() -> None:
     (provider,) = load_yaml(PROVISIONING_DIR / "dashboards" / "dashboards.yaml")["providers"]
     assert provider["type"] == "file"
     assert provider["allowUiUpdates"] is False
-    assert provider["options"]["path"]
+    # one provisioning file for both launchers: the folder comes from the environment...
+    assert ENV_REFERENCE.match(provider["options"]["path"]).group(1) == "GRAFANA_DASHBOARDS_DIR"
+    # ...which compose points at its mount of grafana/dashboards, and make run at the repo folder
+    compose = load_yaml(PROVISIONING_DIR.parent.parent / "docker-compose.yml")
+    grafana = compose["services"]["grafana"]
+    mount = grafana["environment"]["GRAFANA_DASHBOARDS_DIR"]
+    assert any(v.startswith("./grafana/dashboards:") and v.split(":")[1] == mount for v in grafana["volumes"])
+    from scripts.serve import REPO_ROOT, prepare_grafana_process
+
+    environ: dict[str, str] = {}
+    prepare_grafana_process(environ)
+    assert environ["GRAFANA_DASHBOARDS_DIR"] == str(REPO_ROOT / "grafana" / "dashboards")
 
 
 def test_dashboards_have_fixed_uids_refresh_and_no_alert_rules() -> None:
