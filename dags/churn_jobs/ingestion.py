@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,7 @@ from dags.churn_jobs.settings import IngestionSettings
 from dags.churn_jobs.splitting import split_good_bad_rows
 from dags.churn_jobs.statistics import record_ingestion_statistics
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
+from db.models import IngestedFile
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,13 @@ def save_statistics(validated: dict[str, Any], run_id: str, settings: IngestionS
     with session_scope() as session:
         _lock_ingestion(session, run_id, outcome.file_name)
         marker = _alert_marker(settings, run_id, outcome.file_name)
+        stored_id = session.scalar(
+            select(IngestedFile.id).where(
+                IngestedFile.dag_run_id == run_id, IngestedFile.file_name == outcome.file_name,
+            )
+        )
+        if stored_id is not None:  # a retried or cleared task whose first try committed
+            return stored_id
         alert_sent = json.loads(marker.read_text()) if marker.exists() else (
             False if outcome.has_problems else None
         )

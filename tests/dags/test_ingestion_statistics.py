@@ -110,3 +110,15 @@ def test_an_unreadable_file_is_counted_as_one_file_level_error(
     row, errors = _stored()
     assert (row.rows, row.criticality, row.outcome) == (0, "high", "unreadable")
     assert errors == {("unreadable_file", None): 1}
+
+
+def test_a_retried_save_statistics_stores_the_file_once(
+    clean_db: str, settings: IngestionSettings,
+) -> None:
+    # the first try committed, then the task was retried (worker lost) or cleared in the UI
+    validated = _validated(settings, _mixed(), "mixed.csv")
+    first = ingestion.save_statistics(validated, RUN_ID, settings)
+    assert ingestion.save_statistics(validated, RUN_ID, settings) == first
+    row, errors = _stored()  # exactly one ingested_files row
+    assert row.id == first
+    assert errors == {("out_of_range", "tenure"): 2, ("unknown_category", "contract"): 1}
