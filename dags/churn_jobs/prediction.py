@@ -77,8 +77,14 @@ def file_checksum(path: Path) -> str:
 
 
 def list_good_data_files(good_dir: Path) -> list[Path]:
-    """The CSV files of good_data, oldest name first; hidden files are writes still in progress."""
-    return sorted(p for p in good_dir.glob("*.csv") if p.is_file() and not p.name.startswith("."))
+    """Every file ingestion wrote to good_data, by name; hidden files are writes still in progress.
+
+    Not only `*.csv`: ingestion keeps the raw file's name, so `export.CSV` or `customers.txt` land
+    here under that name and must be predicted like any other.
+    """
+    if not good_dir.is_dir():
+        return []
+    return sorted(p for p in good_dir.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def find_unpredicted_files(good_dir: Path, session: Session) -> list[GoodDataFile]:

@@ -230,3 +230,15 @@ def test_a_file_whose_content_changed_is_listed_again(good_dir: Path) -> None:
 def test_a_file_that_is_not_a_csv_is_named_as_unreadable(content: bytes) -> None:
     with pytest.raises(UnreadableFileError, match=r"odd\.csv: "):
         read_prediction_records(content, "odd.csv")
+
+
+def test_a_good_file_is_listed_whatever_its_extension(good_dir: Path) -> None:
+    # ingestion keeps the raw file's name: a raw `export.CSV` lands in good_data as `export.CSV`
+    for name in ("export.CSV", "customers.txt", "plain.csv"):
+        write_good_file(good_dir, name, 0, 3)
+    (good_dir / ".plain.csv.123.tmp").write_text("a write in progress")
+
+    with db_session.session_scope() as session:
+        listed = [f.name for f in find_unpredicted_files(good_dir, session)]
+
+    assert listed == ["customers.txt", "export.CSV", "plain.csv"]
