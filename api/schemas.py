@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 from db.models import SOURCES
-from model.contract import FEATURES, IDENTIFIER, Feature, default_record
+from model.contract import FEATURES, IDENTIFIER, IDENTIFIER_MAX_LENGTH, Feature, default_record
 
 Source = Literal[SOURCES]  # type: ignore[valid-type]
 SourceFilter = Literal[(*SOURCES, "all")]  # type: ignore[valid-type]
 PYTHON_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
-CUSTOMER_ID_MAX_LENGTH = 64
+CUSTOMER_ID_MAX_LENGTH = IDENTIFIER_MAX_LENGTH
 # PostgreSQL text cannot hold a NUL character: refused here (422) rather than failing the write
 NO_NUL = r"^[^\x00]*$"
 

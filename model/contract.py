@@ -18,6 +18,9 @@ Dtype = Literal["str", "int", "float"]
 IDENTIFIER = "customer_id"
 """Stable customer identifier carried through the system; never a model input."""
 
+IDENTIFIER_MAX_LENGTH = 64
+"""Longest customer id the API stores; ingestion refuses longer ones so good rows stay predictable."""
+
 TARGET = "churn"
 """Label column of the dataset ("Yes" / "No"); never sent for prediction."""
 
@@ -204,7 +207,7 @@ def record_json_schema() -> dict[str, Any]:
     properties[IDENTIFIER] = {
         "type": ["string", "null"],
         "description": "Optional customer identifier, stored with the prediction; not a model input",
-        "maxLength": 64,
+        "maxLength": IDENTIFIER_MAX_LENGTH,
         "x-group": "Customer",
     }
     return {

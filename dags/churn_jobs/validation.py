@@ -12,8 +12,9 @@ Order of the checks, and why:
 4. The Great Expectations suite generated from `model.contract` (not-null wherever a value check
    exists, because range, set and regex checks ignore nulls), run with result_format COMPLETE:
    invalid rows come from each expectation's `unexpected_index_list`, never from a pass rate.
-5. Duplicates (the same customer_id again; the first one stays valid) and the contract's
-   cross-field rule (`model.contract.check_consistency`) on rows whose single values are valid.
+5. A customer_id longer than the API stores (OUT_OF_RANGE), duplicates (the same customer_id
+   again; the first one stays valid) and the contract's cross-field rule
+   (`model.contract.check_consistency`) on rows whose single values are valid.
 
 One (row, column) pair carries one reason, the first found in that order: a fraction in an
 integer column is WRONG_TYPE, not also UNKNOWN_CATEGORY.
@@ -45,6 +46,7 @@ from model.contract import (
     FEATURES,
     FEATURES_BY_NAME,
     IDENTIFIER,
+    IDENTIFIER_MAX_LENGTH,
     REQUIRED_COLUMNS,
     TARGET,
     Feature,
@@ -227,6 +229,7 @@ def validate_customer_frame(frame: pd.DataFrame, *, file_name: str) -> Validatio
     result = _run_suite(typed)
     for expectation in result.results:
         _collect_expectation_failures(expectation, found, missing)
+    _collect_long_identifiers(frame, found)
     _collect_duplicates(frame, found)
     _collect_inconsistencies(typed, found)
     file_errors: list[Reason] = [(ErrorType.UNEXPECTED_COLUMN, c) for c in unexpected]
@@ -319,6 +322,13 @@ def _collect_expectation_failures(expectation: Any, found: _RowReasons, missing:
             f"{config.type} on {column} failed without row indices: {expectation.exception_info}"
         )
     found.add(indices, error_type, column)
+
+
+def _collect_long_identifiers(frame: pd.DataFrame, found: _RowReasons) -> None:
+    """A customer id longer than the API stores: the row would make the API refuse its whole chunk."""
+    if IDENTIFIER in frame.columns:
+        too_long = frame[IDENTIFIER].str.len() > IDENTIFIER_MAX_LENGTH
+        found.add(too_long[too_long].index, ErrorType.OUT_OF_RANGE, IDENTIFIER)
 
 
 def _collect_duplicates(frame: pd.DataFrame, found: _RowReasons) -> None:

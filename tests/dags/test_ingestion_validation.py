@@ -54,6 +54,8 @@ def test_blank_total_charges_is_allowed_because_the_contract_makes_it_nullable()
         ("tenure", "12.5", ErrorType.WRONG_TYPE),
         ("partner", "1.5", ErrorType.WRONG_TYPE),
         ("total_charges", "inf", ErrorType.WRONG_TYPE),
+        # longer than the API stores: a good row the API refuses would block its file for ever
+        (IDENTIFIER, "C" * 65, ErrorType.OUT_OF_RANGE),
     ],
 )
 def test_each_value_error_names_its_type_column_and_row(
