@@ -40,8 +40,11 @@ def test_ids_come_back_in_record_order_and_rows_hold_everything(clean_db: str) -
 
 def test_created_at_defaults_to_now(clean_db: str) -> None:
     before = datetime.now(UTC)
-    _write()
-    assert all(row["created_at"] >= before.replace(microsecond=0) for row in stored_rows())
+    ids = _write()
+    after = datetime.now(UTC)
+    rows = stored_rows()
+    assert [row["id"] for row in rows] == ids and len(ids) == 2  # all() of nothing would pass
+    assert all(before.replace(microsecond=0) <= row["created_at"] <= after for row in rows)
 
 
 def test_a_known_batch_key_stores_nothing_and_returns_the_stored_ids(clean_db: str) -> None:
