@@ -141,6 +141,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = tuple(f.name for f in FEATURES if f.required
 # costs over the tenure. The real data never goes below 0.68 x (see tests/data); a ratio under
 # 0.25 means one of the three values is wrong.
 MIN_TOTAL_TO_EXPECTED_RATIO = 0.25
+CONSISTENCY_COLUMNS: tuple[str, ...] = ("tenure", "monthly_charges", "total_charges")
+"""The columns `check_consistency` reads: a row is checked only when each of them is valid."""
 
 
 def check_consistency(record: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -43,6 +43,7 @@ from typing import Any
 import pandas as pd
 
 from model.contract import (
+    CONSISTENCY_COLUMNS,
     FEATURES,
     FEATURES_BY_NAME,
     IDENTIFIER,
@@ -343,8 +344,8 @@ def _collect_duplicates(frame: pd.DataFrame, found: _RowReasons) -> None:
 
 def _collect_inconsistencies(typed: pd.DataFrame, found: _RowReasons) -> None:
     """The contract's cross-field rule, on rows whose values it reads are each valid."""
-    columns = [c for c in ("tenure", "monthly_charges", "total_charges") if c in typed.columns]
-    if len(columns) < 3:
+    columns = [c for c in CONSISTENCY_COLUMNS if c in typed.columns]
+    if len(columns) < len(CONSISTENCY_COLUMNS):
         return
     values = typed[columns]
     for position, row in zip(values.index, values.itertuples(index=False), strict=True):

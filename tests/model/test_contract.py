@@ -67,3 +67,10 @@ def test_json_schema_follows_contract() -> None:
     assert schema["properties"]["contract"]["enum"] == list(FEATURES_BY_NAME["contract"].allowed)
     assert schema["properties"]["tenure"]["minimum"] == 0
     assert schema["properties"]["total_charges"]["type"] == ["number", "null"]
+
+
+def test_the_consistency_rule_reads_only_its_declared_columns() -> None:
+    # ingestion checks a row's consistency only when each of CONSISTENCY_COLUMNS is valid
+    inconsistent = default_record() | {"tenure": 60, "monthly_charges": 100.0, "total_charges": 10.0}
+    declared_only = {name: inconsistent[name] for name in contract.CONSISTENCY_COLUMNS}
+    assert contract.check_consistency(declared_only) == contract.check_consistency(inconsistent) != []
