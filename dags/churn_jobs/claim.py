@@ -21,7 +21,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _SEPARATOR = "__"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# No underscore in the run part: Airflow's run ids ("scheduled__...") hold the separator, which
+# would shift the split and give a recovered file a wrong name.
+_UNSAFE_IN_RUN_ID = re.compile(r"[^A-Za-z0-9.-]+")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def release_claim(claimed: ClaimedFile) -> None:
 
 def _claim_name(original_name: str, run_id: str) -> str:
     millis = int(time.time() * 1000)
-    return _SEPARATOR.join((str(millis), _UNSAFE.sub("-", run_id), original_name))
+    return _SEPARATOR.join((str(millis), _UNSAFE_IN_RUN_ID.sub("-", run_id), original_name))
 
 
 def _parse_claim_name(name: str) -> tuple[float | None, str]:

@@ -103,3 +103,14 @@ def test_a_recovered_file_never_overwrites_a_new_arrival_of_the_same_name(tmp_pa
     recovered = recover_stale_claims(settings.raw_data_dir, settings.claims_dir, 0)
     assert [p.read_text() for p in recovered] == ["old"]
     assert (settings.raw_data_dir / "a.csv").read_text() == "new"
+
+
+def test_a_recovered_claim_of_an_airflow_run_keeps_its_original_name(tmp_path: Path) -> None:
+    # Airflow's run ids hold the claim name's separator ("scheduled__<time>"); a wrong name would
+    # put the re-ingested rows in good_data beside the first output, to be predicted twice
+    settings = _folders(tmp_path)
+    (settings.raw_data_dir / "customers__001.csv").write_text("rows")
+    stale = claim_raw_file(settings.raw_data_dir, settings.claims_dir, "scheduled__2026-11-24T09:00:00+00:00")
+    assert stale is not None
+    recovered = recover_stale_claims(settings.raw_data_dir, settings.claims_dir, 0)
+    assert recovered == [settings.raw_data_dir / "customers__001.csv"]
