@@ -40,6 +40,7 @@ from model.contract import (
     NUMERIC_FEATURES,
     POSITIVE_LABEL,
     TARGET,
+    record_json_schema,
 )
 from model.data import DATASET_PATH, load_dataset
 
@@ -92,9 +93,16 @@ def holdout_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) ->
 
 
 def model_version(data_path: Path) -> str:
-    """Same data, same code settings -> same version; any change -> a new one."""
+    """Same data, contract and pipeline -> same version; a change to any of them -> a new one.
+
+    The contract enters through its JSON schema (names, types, allowed values, ranges) and the
+    pipeline through its printed definition (steps and every parameter).
+    """
     digest = hashlib.sha256(data_path.read_bytes())
-    digest.update(json.dumps([FEATURE_NAMES, HYPERPARAMETERS, SEED]).encode())
+    digest.update(json.dumps(
+        [record_json_schema(), repr(build_pipeline().get_params(deep=True)), HYPERPARAMETERS, SEED],
+        sort_keys=True, default=str,
+    ).encode())
     return f"churn-lr-{digest.hexdigest()[:10]}"
 
 

@@ -86,3 +86,15 @@ def test_direction_month_to_month_riskier_than_two_year(trained: Path) -> None:
     monthly = predictor.predict_proba([c | {"contract": "Month-to-month"} for c in customers])
     two_year = predictor.predict_proba([c | {"contract": "Two year"} for c in customers])
     assert (monthly > two_year).all()
+
+
+def test_version_changes_with_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new allowed value (or range, or type) is a different model even on the same data."""
+    from model import train
+    from model.data import DATASET_PATH
+
+    before = train.model_version(DATASET_PATH)
+    schema = train.record_json_schema()
+    schema["properties"]["contract"]["enum"].append("Three year")
+    monkeypatch.setattr(train, "record_json_schema", lambda: schema)
+    assert train.model_version(DATASET_PATH) != before
