@@ -26,7 +26,7 @@ from db import session as db_session
 from model.contract import FEATURE_NAMES
 from model.predictor import Predictor
 from tests.api_server import api_url, free_port  # noqa: F401  (api_url: the real API, uvicorn)
-from tests.conftest import skip_or_fail
+from tests.conftest import fail_cannot_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -92,7 +92,7 @@ def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log: Pat
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not CHROMIUM.exists():
-        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+        fail_cannot_run(f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
