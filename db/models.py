@@ -115,6 +115,8 @@ class IngestedFile(Base):
         CheckConstraint(_in("criticality", CRITICALITIES), name="ck_ingested_files_criticality"),
         CheckConstraint(_in("outcome", OUTCOMES), name="ck_ingested_files_outcome"),
         Index("ix_ingested_files_ingested_at", "ingested_at"),
+        # the ingestion tasks find their run's row by (run, file): a retried task must not scan
+        Index("ix_ingested_files_run_file", "dag_run_id", "file_name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
