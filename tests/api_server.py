@@ -45,12 +45,20 @@ def start_api_server(
     port = free_port(host)
     environ = {**os.environ, "DATABASE_URL": database_url, "API_HOST": host, "API_PORT": str(port),
                **(env or {})}
-    log = tempfile.NamedTemporaryFile(prefix="api-server-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "api.main"], cwd=REPO_ROOT, env=environ,
-        stdout=log, stderr=subprocess.STDOUT,
-    )
     base_url = f"http://{host}:{port}"
+    stop = start_server_process(
+        "the API", [sys.executable, "-m", "api.main"], environ, f"{base_url}/health",
+    )
+    return base_url, stop
+
+
+def start_server_process(
+    name: str, argv: list[str], environ: Mapping[str, str], health_url: str,
+) -> Callable[[], None]:
+    """Start a server subprocess (output to a temporary log) and wait until `health_url` answers
+    with any HTTP status; return its stop function. The log's tail is shown if it fails to start."""
+    log = tempfile.NamedTemporaryFile(prefix="server-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(argv, cwd=REPO_ROOT, env=dict(environ), stdout=log, stderr=subprocess.STDOUT)
 
     def stop() -> None:
         if process.poll() is None:
@@ -64,24 +72,26 @@ def start_api_server(
         Path(log.name).unlink(missing_ok=True)
 
     try:
-        _wait_until_answering(base_url, process, Path(log.name))
+        _wait_until_answering(name, health_url, process, Path(log.name))
     except Exception:
         stop()
         raise
-    return base_url, stop
+    return stop
 
 
-def _wait_until_answering(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_until_answering(
+    name: str, health_url: str, process: subprocess.Popen[bytes], log: Path,
+) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the API exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            httpx.get(f"{base_url}/health", timeout=2)
+            httpx.get(health_url, timeout=2)
             return
         except httpx.TransportError:
             time.sleep(0.2)
-    raise RuntimeError(f"the API did not answer in {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{name} did not answer in {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import csv
 import os
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,14 +15,13 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 import pytest
-import requests
 from sqlalchemy import text
 
 from api.crud import create_predictions
 from db import session as db_session
 from model.contract import FEATURE_NAMES
 from model.predictor import Predictor
-from tests.api_server import api_url, free_port  # noqa: F401  (api_url: the real API, uvicorn)
+from tests.api_server import api_url, free_port, start_server_process  # noqa: F401  (api_url: the real API, uvicorn)
 from tests.conftest import fail_cannot_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -37,7 +33,6 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
 ]
-STARTUP_SECONDS = 60
 WAIT_MS = 30_000
 DATASET = REPO_ROOT / "data" / "telco_churn.csv"
 
@@ -54,39 +49,16 @@ def webapp_url(api_url: str) -> Iterator[str]:  # noqa: F811
     host = urlsplit(api_url).hostname or ""
     port = free_port(host)
     env = {**os.environ, "API_URL": api_url, "API_TOKEN": ""}
-    log = tempfile.NamedTemporaryFile(prefix="webapp-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "webapp/app.py", "--server.port", str(port),
-         "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    argv = [
+        sys.executable, "-m", "streamlit", "run", "webapp/app.py", "--server.port", str(port),
+        "--server.address", host, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
     base_url = f"http://{host}:{port}"
+    stop = start_server_process("streamlit", argv, env, f"{base_url}/_stcore/health")
     try:
-        wait_until_healthy(base_url, process, Path(log.name))
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
-
-
-def wait_until_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(f"{base_url}/_stcore/health", timeout=2).ok:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not answer in {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+        stop()
 
 
 @pytest.fixture(scope="module")
