@@ -107,15 +107,9 @@ def _wait_until_accepting(settings: DatabaseSettings, seconds: float = 30) -> No
 
 def _ensure_database(settings: DatabaseSettings) -> None:
     """Create the application database on first start."""
-    import psycopg
+    from db.admin import create_database
 
-    admin = f"postgresql://{SUPERUSER}@{settings.embedded_pg_host}:{settings.embedded_pg_port}/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.embedded_pg_database,)
-        ).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{settings.embedded_pg_database}"')
+    create_database(server_url=server_url(settings, "postgres"), name=settings.embedded_pg_database)
 
 
 def stop(settings: DatabaseSettings | None = None) -> bool:

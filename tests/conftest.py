@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from db import embedded
 from db import session as db_session
+from db.admin import create_database, drop_database
 from db.manage import load_baseline, migrate
 from db.settings import DatabaseSettings
 
@@ -30,21 +29,12 @@ def fail_cannot_run(reason: str) -> None:
     pytest.fail(f"cannot run: {reason}")
 
 
-def _admin_conninfo(url: str) -> str:
-    parsed = make_url(url).set(drivername="postgresql", database="postgres")
-    return parsed.render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     settings = DatabaseSettings()
     server_url = settings.database_url or embedded.ensure_running(settings)
     name = f"churn_test_{os.getpid()}"
-    admin = _admin_conninfo(server_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    url = create_database(server_url=server_url, name=name, replace=True)
     previous = os.environ.get("DATABASE_URL")
     os.environ["DATABASE_URL"] = url  # subprocesses (uvicorn, Airflow tasks) inherit it
     db_session.get_engine.cache_clear()
@@ -59,8 +49,7 @@ def database_url() -> Iterator[str]:
         os.environ.pop("DATABASE_URL", None)
     else:
         os.environ["DATABASE_URL"] = previous
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(server_url=server_url, name=name)
 
 
 @pytest.fixture

@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
+from db.admin import drop_database
 from scripts.run_local import descendants
 from tests.api_server import free_port
 
@@ -95,9 +94,7 @@ def launcher_env(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     })
     env.pop("API_TOKEN", None)
     yield env
-    admin = make_url(database_url).set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{airflow_database}" WITH (FORCE)')
+    drop_database(server_url=database_url, name=airflow_database)
 
 
 def _run_until_ready_then_interrupt(env: dict[str, str]) -> tuple[str, dict[str, str]]:

@@ -36,6 +36,7 @@ from model.contract import TARGET
 from model.data import DATASET_PATH
 from scripts.folders import write_files_atomically
 from scripts.run_local import (
+from db.admin import drop_database
     RunningService,
     airflow_database_url,
     airflow_env,
@@ -100,12 +101,6 @@ class Stack:
     database_url: str
 
 
-def _drop_database(server_url: str, name: str) -> None:
-    admin = make_url(server_url).set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture
 def stack(clean_db: str, tmp_path: Path, teams_receiver: TeamsReceiver) -> Iterator[Stack]:
     folders = {name: tmp_path / name for name in ("raw-data", "good_data", "bad_data", "reports", "logs")}
@@ -138,7 +133,7 @@ def stack(clean_db: str, tmp_path: Path, teams_receiver: TeamsReceiver) -> Itera
                     clean_db)
     finally:
         stop_services(running, grace=15)
-        _drop_database(clean_db, airflow_db)
+        drop_database(server_url=clean_db, name=airflow_db)
 
 
 # --- Airflow's REST API ------------------------------------------------------------------------------
