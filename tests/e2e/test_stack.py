@@ -32,11 +32,11 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from db.admin import drop_database
 from model.contract import TARGET
 from model.data import DATASET_PATH
 from scripts.folders import write_files_atomically
 from scripts.run_local import (
-from db.admin import drop_database
     RunningService,
     airflow_database_url,
     airflow_env,
