@@ -19,8 +19,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from api.batching import GroupScorer
 from api.deps import require_token
 from api.errors import register_error_handlers
-from api.routers import health, model
-from api.routers.predictions import prediction_router, request_schema_components
+from api.routers import health, model, predictions
+from api.routers.predictions import request_schema_components
 from api.settings import ApiSettings
 from db.session import get_engine
 from model.predictor import ModelNotTrainedError, Predictor
@@ -106,7 +106,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     protected = [Depends(require_token)]
     app.include_router(health.router)
     app.include_router(model.router, dependencies=protected)
-    app.include_router(prediction_router(settings.max_records_per_request), dependencies=protected)
+    app.include_router(predictions.router, dependencies=protected)
     _document_request_body(app, settings.max_records_per_request)
     register_error_handlers(app)
     _add_metrics(app)

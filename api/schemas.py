@@ -8,6 +8,7 @@ rows). Numbers are strict: "12" is not a number, true is not 1, NaN and infinity
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal, NotRequired, Required
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,8 +62,12 @@ FeatureValues = TypedDict(  # type: ignore[misc]
 )
 
 
+@lru_cache(maxsize=8)
 def prediction_request_model(max_records: int) -> type[BaseModel]:
-    """The POST /predict body; the record limit comes from the settings of the running app."""
+    """The POST /predict body; the record limit comes from the settings of the running app.
+
+    Cached: built once per limit (per app, in practice), not once per request.
+    """
 
     class PredictionRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
-from sqlalchemy import Engine, create_engine
+import psycopg
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import embedded
@@ -45,3 +47,13 @@ def session_scope() -> Iterator[Session]:
     """A session whose transaction commits on success and rolls back on error."""
     with _session_factory()() as session, session.begin():
         yield session
+
+
+def database_reachable() -> bool:
+    """True when the database answers a trivial query (GET /health); False on any database error."""
+    try:
+        with get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, psycopg.Error):
+        return False
+    return True

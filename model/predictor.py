@@ -21,9 +21,11 @@ class ModelNotTrainedError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Prediction:
+class ChurnScore:
+    """The model's answer for one record (not a stored prediction: that is db.models.Prediction)."""
+
     label: int  # 1 = the customer is predicted to churn
-    probability: float
+    probability: float  # of churn, 0..1
 
 
 class Predictor:
@@ -46,10 +48,18 @@ class Predictor:
             return np.empty(0)
         return self.pipeline.predict_proba(records_to_frame(records))[:, 1]
 
-    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[Prediction]:
+    def decide(self, probabilities: np.ndarray) -> list[int]:
+        """The decision rule: label 1 (churn) where the probability reaches the threshold, else 0.
+
+        The threshold is the one that maximised F1 on out-of-fold training scores
+        (model/train.py::best_f1_threshold), stored in the model's metadata.
+        """
+        return (probabilities >= self.threshold).astype(int).tolist()
+
+    def predict(self, records: Sequence[Mapping[str, Any]]) -> list[ChurnScore]:
+        """Label and churn probability of each record, in order."""
         probabilities = self.predict_proba(records)
-        labels = probabilities >= self.threshold
         return [
-            Prediction(int(label), float(p))
-            for label, p in zip(labels.tolist(), probabilities.tolist(), strict=True)
+            ChurnScore(label, probability)
+            for label, probability in zip(self.decide(probabilities), probabilities.tolist(), strict=True)
         ]

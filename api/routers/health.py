@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import psycopg
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from api.schemas import Health
-from db.session import get_engine
+from db.session import database_reachable
 
 router = APIRouter(tags=["health"])
-
-
-def database_reachable() -> bool:
-    try:
-        with get_engine().connect() as connection:
-            connection.execute(text("SELECT 1"))
-    except (SQLAlchemyError, psycopg.Error):
-        return False
-    return True
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health}})

@@ -1,15 +1,15 @@
-"""POST /predict and GET /past-predictions.
+"""POST /predict and GET /past-predictions: parse the request, call the model and db/, answer.
 
 /predict parses and validates the raw body in one pass (pydantic's `model_validate_json`, in
 Rust) and writes its JSON answer directly: for 10,000 records, FastAPI's default path (json.loads,
 then validation, then validating the response model again before encoding) cost more than the
-model and the database together. The OpenAPI document still shows both models.
-
-No `from __future__ import annotations`: `predict` names a dependency built per app (the record
-limit is a setting), which FastAPI must see as an object, not as a name to look up in globals.
+model and the database together. The OpenAPI document still shows both models. The record limit
+is a setting of the running app (MAX_RECORDS_PER_REQUEST), read per request from `app.state`.
 """
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,9 +20,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from api import crud
 from api.batching import GroupScorer
-from api.deps import PredictorDep, SessionDep
+from api.deps import PredictorDep, SessionDep, get_settings
 from api.errors import InputProblemsError
 from api.schemas import (
     InputErrors,
@@ -32,8 +31,11 @@ from api.schemas import (
     SourceFilter,
     prediction_request_model,
 )
+from db.predictions import count_predictions, create_predictions, find_batch, list_predictions
 from model.contract import FEATURE_NAMES, IDENTIFIER, check_consistency
 from model.predictor import Predictor
+
+router = APIRouter(tags=["predictions"])
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"model": InputErrors, "description": "Bad input: one entry per (row, field); nothing stored"},
@@ -46,57 +48,44 @@ MAX_BYTES_PER_RECORD = 4096
 FIRST_QUERYABLE_DAY, LAST_QUERYABLE_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
 
-def prediction_router(max_records: int) -> APIRouter:
-    """The predictions router; the request model carries this app's record limit."""
-    router = APIRouter(tags=["predictions"])
-    request_model = prediction_request_model(max_records)
-    parse_body = _body_parser(request_model, max_records)
+async def parse_prediction_request(request: Request) -> BaseModel:
+    """The /predict body, validated against the request model of this app's record limit.
 
-    @router.post(
-        "/predict",
-        response_model=PredictionResponse,
-        responses={**ERROR_RESPONSES, 413: {"model": Message, "description": "Too many records"}},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{REQUEST_SCHEMA_NAME}"}}}}},
-    )
-    def predict(
-        body: Annotated[Any, Depends(parse_body)],
-        session: SessionDep,
-        predictor: PredictorDep,
-        request: Request,
-    ) -> Response:
-        """Score one or many customer records and store every prediction in one transaction."""
-        _reject_inconsistent(body.records)
-        if body.batch_key is not None:
-            stored = crud.find_batch(session=session, batch_key=body.batch_key)
-            if stored is not None:
-                return _json(_replay(stored))
-        response = _score_and_store(session, predictor, request.app.state.scorer, body)
-        _count_predictions(request, body.source, response)
-        return _json(response)
-
-    router.add_api_route(
-        "/past-predictions", list_past_predictions, methods=["GET"], response_model=PastPredictions,
-        responses=ERROR_RESPONSES,
-    )
-    return router
+    Raises HTTPException 413 when the body outgrows any request within the limit, and
+    RequestValidationError (422, one entry per row and field) when a record breaks the contract.
+    """
+    max_records = get_settings(request).max_records_per_request
+    body = await _read_body(request, max_records * MAX_BYTES_PER_RECORD, max_records)
+    try:
+        return prediction_request_model(max_records).model_validate_json(body)
+    except ValidationError as error:  # same 422/413 shape as every other validation error
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        ) from error
 
 
-def _body_parser(
-    model: type[BaseModel], max_records: int,
-) -> Callable[[Request], Coroutine[Any, Any, BaseModel]]:
-    max_bytes = max_records * MAX_BYTES_PER_RECORD
-
-    async def parse_prediction_request(request: Request) -> BaseModel:
-        body = await _read_body(request, max_bytes, max_records)
-        try:
-            return model.model_validate_json(body)
-        except ValidationError as error:  # same 422/413 shape as every other validation error
-            raise RequestValidationError(
-                [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
-            ) from error
-
-    return parse_prediction_request
+@router.post(
+    "/predict",
+    response_model=PredictionResponse,
+    responses={**ERROR_RESPONSES, 413: {"model": Message, "description": "Too many records"}},
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{REQUEST_SCHEMA_NAME}"}}}}},
+)
+def predict(
+    body: Annotated[Any, Depends(parse_prediction_request)],
+    session: SessionDep,
+    predictor: PredictorDep,
+    request: Request,
+) -> Response:
+    """Score one or many customer records and store every prediction in one transaction."""
+    _reject_inconsistent(body.records)
+    if body.batch_key is not None:
+        stored = find_batch(session=session, batch_key=body.batch_key)
+        if stored is not None:
+            return _json(_replay(stored))
+    response = _score_and_store(session, predictor, request.app.state.scorer, body)
+    _count_predictions(request, body.source, response)
+    return _json(response)
 
 
 async def _read_body(request: Request, max_bytes: int, max_records: int) -> bytes:
@@ -147,19 +136,20 @@ def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
 def _score_and_store(
     session: Session, predictor: Predictor, scorer: GroupScorer, body: Any,
 ) -> dict[str, Any]:
+    """Score the records, store them and commit once; a concurrent twin's batch is replayed."""
     records: list[dict[str, Any]] = body.records
-    probabilities = scorer.predict_proba(records)
-    labels = (probabilities >= predictor.threshold).astype(int).tolist()
-    probabilities = probabilities.tolist()
-    stored = crud.store_predictions(
+    scores = scorer.predict_proba(records)
+    labels, probabilities = predictor.decide(scores), scores.tolist()
+    stored = create_predictions(
         session=session, source=body.source, records=records, labels=labels,
-        probabilities=probabilities, model_version=predictor.version, file_name=body.file_name,
-        batch_key=body.batch_key,
+        probabilities=probabilities, model_version=predictor.version,
+        file_name=body.file_name, batch_key=body.batch_key,
     )
-    if stored.replayed:  # a concurrent twin with the same key committed first
-        session.commit()
-        return _replay(crud.find_batch(session=session, batch_key=body.batch_key) or [])
+    # a concurrent twin with the same key committed first: answer with what it stored
+    replayed = (find_batch(session=session, batch_key=body.batch_key) or []) if stored.replayed else None
     session.commit()
+    if replayed is not None:
+        return _replay(replayed)
     # the validated records hold exactly the features plus the optional id: reused, not copied
     predictions = [
         {"id": id_, "label": label, "churn_probability": probability,
@@ -197,6 +187,7 @@ def _count_predictions(request: Request, source: str, response: Mapping[str, Any
         counter.labels(source=source, label="0").inc(stay)
 
 
+@router.get("/past-predictions", response_model=PastPredictions, responses=ERROR_RESPONSES)
 def list_past_predictions(
     session: SessionDep,
     start_date: Annotated[date, Query(description="First day, inclusive (YYYY-MM-DD)")],
@@ -215,8 +206,8 @@ def list_past_predictions(
     start = datetime.combine(max(start_date, FIRST_QUERYABLE_DAY), time.min, zone)
     end = datetime.combine(min(end_date, LAST_QUERYABLE_DAY) + timedelta(days=1), time.min, zone)
     only = None if source == "all" else source
-    total = crud.count_predictions(session=session, start=start, end=end, source=only)
-    rows = crud.list_predictions(
+    total = count_predictions(session=session, start=start, end=end, source=only)
+    rows = list_predictions(
         session=session, start=start, end=end, source=only, limit=limit, offset=offset,
     ) if offset < total else []
     return {"total": total, "limit": limit, "offset": offset, "items": [_stored(row) for row in rows]}

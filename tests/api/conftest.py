@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import text
 
 from db import session as db_session
-from model.contract import default_record
 from tests.api_server import api_url, start_api_server  # noqa: F401  (api_url: the shared fixture)
 
 
@@ -23,11 +22,6 @@ def stored_rows(where: str = "TRUE", **params: Any) -> list[dict[str, Any]]:
 def stored_count() -> int:
     with db_session.get_engine().connect() as connection:
         return connection.execute(text("SELECT count(*) FROM predictions")).scalar_one()
-
-
-def record(**changes: Any) -> dict[str, Any]:
-    """A valid record (the contract's form defaults) with some values changed."""
-    return {**default_record(), **changes}
 
 
 @pytest.fixture

@@ -9,29 +9,31 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import record, stored_count
+from tests.api.conftest import stored_count
+from tests.factories import customer_record
 
-WITHOUT_TENURE = {k: v for k, v in record().items() if k != "tenure"}
+WITHOUT_TENURE = {k: v for k, v in customer_record().items() if k != "tenure"}
 
 # (case, the bad record placed at index 1 of three, the field the error must name)
 BAD_RECORDS: list[tuple[str, dict[str, Any], str]] = [
     ("missing field", WITHOUT_TENURE, "tenure"),
-    ("unknown field", record(favourite_colour="blue"), "favourite_colour"),
-    ("number as text", record(tenure="12"), "tenure"),
-    ("float as text", record(monthly_charges="70.5"), "monthly_charges"),
-    ("boolean for a flag", record(female=True), "female"),
-    ("fraction for an integer", record(tenure=12.5), "tenure"),
-    ("number for a category", record(contract=2), "contract"),
-    ("below the minimum", record(tenure=-1), "tenure"),
-    ("above the maximum", record(monthly_charges=200.01), "monthly_charges"),
-    ("flag out of its set", record(senior_citizen=2), "senior_citizen"),
-    ("unknown category", record(contract="Monthly"), "contract"),
-    ("null where required", record(tenure=None), "tenure"),
-    ("NaN as text", record(monthly_charges="NaN"), "monthly_charges"),
-    ("customer id not text", record(customer_id=12), "customer_id"),
-    ("customer id too long", record(customer_id="C" * 65), "customer_id"),
-    ("NUL in the customer id", record(customer_id="C\x0042"), "customer_id"),
-    ("inconsistent charges", record(tenure=60, monthly_charges=100.0, total_charges=10.0), "total_charges"),
+    ("unknown field", customer_record(favourite_colour="blue"), "favourite_colour"),
+    ("number as text", customer_record(tenure="12"), "tenure"),
+    ("float as text", customer_record(monthly_charges="70.5"), "monthly_charges"),
+    ("boolean for a flag", customer_record(female=True), "female"),
+    ("fraction for an integer", customer_record(tenure=12.5), "tenure"),
+    ("number for a category", customer_record(contract=2), "contract"),
+    ("below the minimum", customer_record(tenure=-1), "tenure"),
+    ("above the maximum", customer_record(monthly_charges=200.01), "monthly_charges"),
+    ("flag out of its set", customer_record(senior_citizen=2), "senior_citizen"),
+    ("unknown category", customer_record(contract="Monthly"), "contract"),
+    ("null where required", customer_record(tenure=None), "tenure"),
+    ("NaN as text", customer_record(monthly_charges="NaN"), "monthly_charges"),
+    ("customer id not text", customer_record(customer_id=12), "customer_id"),
+    ("customer id too long", customer_record(customer_id="C" * 65), "customer_id"),
+    ("NUL in the customer id", customer_record(customer_id="C\x0042"), "customer_id"),
+    ("inconsistent charges", customer_record(tenure=60, monthly_charges=100.0, total_charges=10.0),
+     "total_charges"),
 ]
 
 
@@ -47,7 +49,8 @@ def test_bad_record_is_named_by_row_and_field_and_nothing_is_stored(
     api_url: str, clean_db: str, case: str, bad: dict[str, Any], field: str,
 ) -> None:
     response = httpx.post(
-        f"{api_url}/predict", json={"source": "webapp", "records": [record(), bad, record()]},
+        f"{api_url}/predict",
+        json={"source": "webapp", "records": [customer_record(), bad, customer_record()]},
     )
     _assert_names(response, row=1, field=field)
     assert stored_count() == 0
@@ -56,7 +59,7 @@ def test_bad_record_is_named_by_row_and_field_and_nothing_is_stored(
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_are_refused(api_url: str, clean_db: str, token: str) -> None:
     """Python's JSON parser reads these non-standard tokens; the schema must still refuse them."""
-    body = json.dumps({"source": "webapp", "records": [record(), record()]})
+    body = json.dumps({"source": "webapp", "records": [customer_record(), customer_record()]})
     body = body.replace('"monthly_charges": 70.0', f'"monthly_charges": {token}', 1)
     response = httpx.post(f"{api_url}/predict", content=body, headers={"content-type": "application/json"})
     _assert_names(response, row=0, field="monthly_charges")
@@ -66,19 +69,19 @@ def test_nan_and_infinity_are_refused(api_url: str, clean_db: str, token: str) -
 # (case, the whole request body as JSON text, the field the error must name)
 BAD_REQUESTS: list[tuple[str, str | bytes, str]] = [
     ("empty list", json.dumps({"source": "webapp", "records": []}), "records"),
-    ("bad source", json.dumps({"source": "batch", "records": [record()]}), "source"),
-    ("missing source", json.dumps({"records": [record()]}), "source"),
+    ("bad source", json.dumps({"source": "batch", "records": [customer_record()]}), "source"),
+    ("missing source", json.dumps({"records": [customer_record()]}), "source"),
     ("missing records", json.dumps({"source": "webapp"}), "records"),
-    ("records not a list", json.dumps({"source": "webapp", "records": record()}), "records"),
-    ("unknown request field", json.dumps({"source": "webapp", "records": [record()], "x": 1}), "x"),
-    ("NUL in the file name", json.dumps({"source": "webapp", "records": [record()], "file_name": "a\x00"}),
-     "file_name"),
-    ("NUL in the batch key", json.dumps({"source": "webapp", "records": [record()], "batch_key": "\x00"}),
-     "batch_key"),
+    ("records not a list", json.dumps({"source": "webapp", "records": customer_record()}), "records"),
+    ("unknown request field", json.dumps({"source": "webapp", "records": [customer_record()], "x": 1}), "x"),
+    ("NUL in the file name",
+     json.dumps({"source": "webapp", "records": [customer_record()], "file_name": "a\x00"}), "file_name"),
+    ("NUL in the batch key",
+     json.dumps({"source": "webapp", "records": [customer_record()], "batch_key": "\x00"}), "batch_key"),
     ("invalid UTF-8", b'{"source": "webapp", "records": [{"customer_id": "\xff"}]}', "body"),
     ("not JSON", "source=webapp", "body"),
-    ("truncated JSON", json.dumps({"source": "webapp", "records": [record()]})[:-5], "body"),
-    ("a list, not an object", json.dumps([record()]), "body"),
+    ("truncated JSON", json.dumps({"source": "webapp", "records": [customer_record()]})[:-5], "body"),
+    ("a list, not an object", json.dumps([customer_record()]), "body"),
     ("null", "null", "body"),
 ]
 
@@ -95,7 +98,7 @@ def test_bad_request_is_named_by_field_and_nothing_is_stored(
 
 
 def test_a_record_that_is_not_an_object_is_named_by_row(api_url: str, clean_db: str) -> None:
-    response = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [record(), 1]})
+    response = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [customer_record(), 1]})
     _assert_names(response, row=1, field="record")
     assert stored_count() == 0
 
@@ -105,11 +108,11 @@ def test_more_records_than_the_limit_is_413_and_stores_nothing(
 ) -> None:
     api = api_with_env({"MAX_RECORDS_PER_REQUEST": "3"})
 
-    too_many = httpx.post(f"{api}/predict", json={"source": "scheduled", "records": [record()] * 4})
+    too_many = httpx.post(f"{api}/predict", json={"source": "scheduled", "records": [customer_record()] * 4})
     assert too_many.status_code == 413
     assert "limit is 3" in too_many.json()["detail"]
     assert stored_count() == 0
-    at_limit = httpx.post(f"{api}/predict", json={"source": "scheduled", "records": [record()] * 3})
+    at_limit = httpx.post(f"{api}/predict", json={"source": "scheduled", "records": [customer_record()] * 3})
     assert at_limit.status_code == 200
     assert stored_count() == 3
 
@@ -118,7 +121,7 @@ def test_an_oversized_body_is_413_before_it_is_read_whole(
     api_with_env: Callable[[dict[str, str]], str], clean_db: str,
 ) -> None:
     api = api_with_env({"MAX_RECORDS_PER_REQUEST": "2"})
-    padded = json.dumps({"source": "webapp", "records": [record()], "file_name": "x" * 20_000})
+    padded = json.dumps({"source": "webapp", "records": [customer_record()], "file_name": "x" * 20_000})
 
     response = httpx.post(f"{api}/predict", content=padded, headers={"content-type": "application/json"})
 

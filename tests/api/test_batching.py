@@ -9,7 +9,7 @@ import pytest
 
 from api.batching import GroupScorer
 from model.predictor import Predictor
-from tests.api.conftest import record
+from tests.factories import customer_record, customer_records
 
 THREADS = 16
 
@@ -20,8 +20,10 @@ def predictor() -> Predictor:
 
 
 def _records(count: int) -> list[dict]:
-    return [record(tenure=i, total_charges=70.0 * i, contract=("Month-to-month", "Two year")[i % 2])
-            for i in range(count)]
+    return customer_records(
+        count, id_prefix=None, tenure=lambda i: i, total_charges=lambda i: 70.0 * i,
+        contract=lambda i: ("Month-to-month", "Two year")[i % 2],
+    )
 
 
 def test_concurrent_callers_share_calls_and_get_their_own_rows(predictor: Predictor) -> None:
@@ -57,5 +59,5 @@ def test_a_lone_request_is_scored_at_once_and_large_ones_alone(predictor: Predic
 def test_an_error_reaches_the_caller_and_the_scorer_keeps_working(predictor: Predictor) -> None:
     scorer = GroupScorer(predictor)
     with pytest.raises(ValueError):
-        scorer.predict_proba([record(tenure="not a number")])  # contract-invalid: the pipeline fails
+        scorer.predict_proba([customer_record(tenure="not a number")])  # contract-invalid: the pipeline fails
     np.testing.assert_allclose(scorer.predict_proba(_records(2)), predictor.predict_proba(_records(2)))

@@ -15,8 +15,8 @@ import pytest
 from db import embedded
 from db.manage import migrate
 from db.settings import DatabaseSettings
-from tests.api.conftest import record
 from tests.api_server import free_port, start_api_server
+from tests.factories import customer_record
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def throwaway_database(tmp_path: Path) -> Iterator[DatabaseSettings]:
 def test_503_while_the_database_is_down_and_200_again_after(throwaway_database: DatabaseSettings) -> None:
     url = embedded.server_url(throwaway_database)
     api, stop_api = start_api_server(url)
-    body = {"source": "webapp", "records": [record()]}
+    body = {"source": "webapp", "records": [customer_record()]}
     window = {"start_date": "2026-01-01", "end_date": "2030-01-01"}
     try:
         first = httpx.post(f"{api}/predict", json=body)

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
-from api.crud import count_query, create_predictions, page_query
 from db import session as db_session
+from db.predictions import count_query, create_predictions, page_query
 from db.session import session_scope
 from model.contract import FEATURE_NAMES
-from tests.api.conftest import record
+from tests.factories import customer_record
 
 MODEL = "test-model"
 
@@ -23,10 +23,10 @@ MODEL = "test-model"
 def _store(created_at: datetime, source: str = "webapp", **changes: Any) -> int:
     with session_scope() as session:
         [id_] = create_predictions(
-            session=session, source=source, records=[record(**changes)], labels=[1],
+            session=session, source=source, records=[customer_record(**changes)], labels=[1],
             probabilities=[0.75], model_version=MODEL, file_name="f.csv" if source == "scheduled" else None,
             created_at=created_at,
-        )
+        ).ids
     return id_
 
 
@@ -104,7 +104,7 @@ def test_pages_cover_every_row_once_newest_first(api_url: str, clean_db: str) ->
 
 
 def test_items_carry_the_stored_features_and_result(api_url: str, clean_db: str) -> None:
-    sent = record(tenure=3, monthly_charges=45.25, total_charges=None, customer_id="C00042")
+    sent = customer_record(tenure=3, monthly_charges=45.25, total_charges=None, customer_id="C00042")
     predicted = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [sent]}).json()
     today = datetime.now(UTC).date().isoformat()
 
@@ -130,7 +130,7 @@ def test_the_history_queries_are_served_by_an_index(clean_db: str, source: str |
             f"{', '.join(FEATURE_NAMES)}) SELECT timestamptz '2026-01-01' - g * interval '86.4 seconds', "
             "CASE WHEN g % 2 = 0 THEN 'webapp' ELSE 'scheduled' END, 'm', 0, 0.1, "
             f"{', '.join(f':{name}' for name in FEATURE_NAMES)} FROM generate_series(1, 50000) AS g"
-        ), record())
+        ), customer_record())
         conn.execute(text("ANALYZE predictions"))
     start, end = datetime(2025, 12, 31, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,7 +10,8 @@ import pytest
 
 from model.contract import FEATURE_NAMES
 from model.predictor import Predictor
-from tests.api.conftest import record, stored_count, stored_rows
+from tests.api.conftest import stored_count, stored_rows
+from tests.factories import customer_record
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def predictor() -> Predictor:
 def test_single_prediction_is_stored_with_source_and_model_version(
     api_url: str, clean_db: str, predictor: Predictor,
 ) -> None:
-    response = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [record()]})
+    response = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [customer_record()]})
 
     assert response.status_code == 200
     body = response.json()
@@ -33,7 +34,7 @@ def test_single_prediction_is_stored_with_source_and_model_version(
     assert (row["source"], row["model_version"], row["file_name"]) == ("webapp", predictor.version, None)
     assert row["predicted_label"] == prediction["label"]
     assert row["churn_probability"] == pytest.approx(prediction["churn_probability"], abs=1e-12)
-    expected = predictor.predict([record()])[0]
+    expected = predictor.predict([customer_record()])[0]
     assert (prediction["label"], prediction["churn_probability"]) == (
         expected.label, pytest.approx(expected.probability, abs=1e-12)
     )
@@ -41,9 +42,9 @@ def test_single_prediction_is_stored_with_source_and_model_version(
 
 def test_batch_is_stored_in_request_order_with_exact_features(api_url: str, clean_db: str) -> None:
     records = [
-        record(tenure=1, monthly_charges=29.85, total_charges=None, customer_id="C00001"),
-        record(tenure=72, contract="Two year", monthly_charges=104.35, total_charges=7533.1),
-        record(tenure=0, internet_service="No", online_security="No internet service",
+        customer_record(tenure=1, monthly_charges=29.85, total_charges=None, customer_id="C00001"),
+        customer_record(tenure=72, contract="Two year", monthly_charges=104.35, total_charges=7533.1),
+        customer_record(tenure=0, internet_service="No", online_security="No internet service",
                monthly_charges=19.999999999999, total_charges=0.0, customer_id="C-ünï"),
     ]
     response = httpx.post(f"{api_url}/predict", json={
@@ -67,8 +68,8 @@ def test_batch_is_stored_in_request_order_with_exact_features(api_url: str, clea
 
 
 def test_labels_follow_the_model_threshold(api_url: str, clean_db: str, predictor: Predictor) -> None:
-    records = [record(contract="Month-to-month", tenure=1, total_charges=70.0),
-               record(contract="Two year", tenure=70, total_charges=4900.0, internet_service="DSL")]
+    records = [customer_record(contract="Month-to-month", tenure=1, total_charges=70.0),
+               customer_record(contract="Two year", tenure=70, total_charges=4900.0, internet_service="DSL")]
     predictions = httpx.post(
         f"{api_url}/predict", json={"source": "webapp", "records": records}
     ).json()["predictions"]
@@ -81,7 +82,8 @@ def test_labels_follow_the_model_threshold(api_url: str, clean_db: str, predicto
 def test_a_replayed_batch_key_returns_the_stored_batch_and_inserts_nothing(
     api_url: str, clean_db: str,
 ) -> None:
-    request = {"source": "scheduled", "records": [record(), record(tenure=30, total_charges=2100.0)],
+    records = [customer_record(), customer_record(tenure=30, total_charges=2100.0)]
+    request = {"source": "scheduled", "records": records,
                "file_name": "part-0002.csv", "batch_key": "part-0002.csv:abc123:0"}
     first = httpx.post(f"{api_url}/predict", json=request).json()
     retry = httpx.post(f"{api_url}/predict", json=request).json()
@@ -96,7 +98,7 @@ def test_a_replayed_batch_key_returns_the_stored_batch_and_inserts_nothing(
 def test_concurrent_twins_with_one_batch_key_are_stored_once(api_url: str, clean_db: str) -> None:
     """A retry racing the original (a timed-out client): one stores, the other replays it."""
     request = {"source": "scheduled", "batch_key": "part-0003.csv:def456:0",
-               "records": [record(tenure=i % 72, total_charges=70.0 * (i % 72)) for i in range(500)]}
+               "records": [customer_record(tenure=i % 72, total_charges=70.0 * (i % 72)) for i in range(500)]}
     answers: list[dict] = []
 
     def send() -> None:
@@ -114,7 +116,7 @@ def test_concurrent_twins_with_one_batch_key_are_stored_once(api_url: str, clean
 
 
 def test_a_large_batch_is_stored_whole(api_url: str, clean_db: str) -> None:
-    records = [record(tenure=i % 100, total_charges=70.0 * (i % 100)) for i in range(2_000)]
+    records = [customer_record(tenure=i % 100, total_charges=70.0 * (i % 100)) for i in range(2_000)]
     response = httpx.post(
         f"{api_url}/predict", json={"source": "scheduled", "records": records}, timeout=60,
     )
@@ -128,7 +130,7 @@ def test_a_large_batch_is_stored_whole(api_url: str, clean_db: str) -> None:
 def test_request_body_is_plain_json(api_url: str, clean_db: str) -> None:
     """JSON with the UTF-8 content type and no other framing; a form upload is refused."""
     response = httpx.post(
-        f"{api_url}/predict", content=json.dumps({"source": "webapp", "records": [record()]}),
+        f"{api_url}/predict", content=json.dumps({"source": "webapp", "records": [customer_record()]}),
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 200

@@ -10,7 +10,8 @@ import httpx
 
 from model.contract import record_json_schema
 from model.train import ARTIFACTS_DIR, METADATA_FILE
-from tests.api.conftest import record, stored_count
+from tests.api.conftest import stored_count
+from tests.factories import customer_record
 
 
 def test_model_describes_the_served_model_and_the_record_schema(api_url: str) -> None:
@@ -39,7 +40,7 @@ def test_without_a_model_health_is_503_and_predict_refuses(
     health = httpx.get(f"{api}/health")
     assert health.status_code == 503
     assert health.json() == {"status": "degraded", "database": "ok", "model": "down"}
-    refused = httpx.post(f"{api}/predict", json={"source": "webapp", "records": [record()]})
+    refused = httpx.post(f"{api}/predict", json={"source": "webapp", "records": [customer_record()]})
     assert refused.status_code == 503
     assert "model.train" in refused.json()["detail"]
     assert stored_count() == 0
@@ -47,7 +48,7 @@ def test_without_a_model_health_is_503_and_predict_refuses(
 
 def test_metrics_count_requests_and_predictions_per_label_and_source(api_url: str, clean_db: str) -> None:
     predictions = httpx.post(
-        f"{api_url}/predict", json={"source": "scheduled", "records": [record()] * 3},
+        f"{api_url}/predict", json={"source": "scheduled", "records": [customer_record()] * 3},
     ).json()["predictions"]
     label = predictions[0]["label"]
 
@@ -73,7 +74,7 @@ def test_token_protects_every_endpoint_but_health(
     api = api_with_env({"API_TOKEN": "s3cret-token"})
     good = {"Authorization": "Bearer s3cret-token"}
     wrong = {"Authorization": "Bearer guess"}
-    body = {"source": "webapp", "records": [record()]}
+    body = {"source": "webapp", "records": [customer_record()]}
     window = {"start_date": "2026-01-01", "end_date": "2026-01-02"}
 
     for headers in ({}, wrong):

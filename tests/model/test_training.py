@@ -72,6 +72,18 @@ def test_unseen_category_does_not_break(trained: Path) -> None:
     assert 0 <= Predictor(trained).predict([record])[0].probability <= 1
 
 
+def test_decision_rule_labels_churn_from_the_threshold_up(trained: Path) -> None:
+    """One rule for every caller (the API, the seeder): probability >= threshold means churn."""
+    predictor = Predictor(trained)
+    t = predictor.threshold
+    around = np.array([0.0, np.nextafter(t, 0), t, np.nextafter(t, 1), 1.0])
+    assert predictor.decide(around) == [0, 0, 1, 1, 1]
+    records = load_dataset().head(50)[list(FEATURE_NAMES)].to_dict("records")
+    scores = predictor.predict(records)
+    assert [s.label for s in scores] == predictor.decide(predictor.predict_proba(records))
+    assert {s.label for s in scores} == {0, 1}  # both sides of the threshold were exercised
+
+
 def test_invariance_customer_identifier(trained: Path) -> None:
     predictor = Predictor(trained)
     base = default_record()

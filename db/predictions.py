@@ -1,6 +1,9 @@
-"""The one code path that writes predictions, and the queries that read them back.
+"""Predictions and their idempotency keys (tables `predictions`, `prediction_batches`).
 
-Writes are one transaction per request: the batch key (when given) is claimed first, then the
+The one code path that writes predictions (the API's /predict and the demo-history seeder call
+it), and the queries that read them back. Nothing here commits: the caller owns the transaction.
+
+A write is one transaction per request: the batch key (when given) is claimed first, then the
 rows go in with one statement round trip: a pipelined INSERT ... RETURNING for a few rows (the
 webapp's single records), or, for batches, ids drawn from the sequence in one query and a single
 COPY of every row (COPY has no RETURNING, hence the ids drawn beforehand).
@@ -16,7 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -33,6 +36,8 @@ INSERT_UP_TO_ROWS = 50  # up to here, INSERT ... RETURNING (one round trip); abo
 
 @dataclass(frozen=True)
 class StoredBatch:
+    """What `create_predictions` stored: the rows' ids in record order, or the earlier batch's."""
+
     ids: list[int]
     replayed: bool  # the batch key was already stored: nothing was written
 
@@ -48,32 +53,17 @@ def create_predictions(
     file_name: str | None = None,
     batch_key: str | None = None,
     created_at: datetime | None = None,
-) -> list[int]:
+) -> StoredBatch:
     """Store scored records in the session's transaction; return their ids in record order.
 
-    With a `batch_key` already stored, nothing is written and the stored batch's ids come back.
-    `created_at` (default: the transaction time) lets the demo-history command write the past.
+    `records` hold the contract's features and optionally the customer id; `labels` (0/1) and
+    `probabilities` (of churn, 0..1) are in record order. With a `batch_key` already stored,
+    nothing is written and the stored batch's ids come back with `replayed=True` (a concurrent
+    request with the same key waits here until the first one commits). `created_at` (default: the
+    transaction time) lets the demo-history command write the past.
+    Raises ValueError (mismatched lengths, unknown source) before writing anything, and
+    psycopg.IntegrityError when the database refuses a row (the transaction is then unusable).
     """
-    return store_predictions(
-        session=session, source=source, records=records, labels=labels,
-        probabilities=probabilities, model_version=model_version, file_name=file_name,
-        batch_key=batch_key, created_at=created_at,
-    ).ids
-
-
-def store_predictions(
-    *,
-    session: Session,
-    source: str,
-    records: Sequence[Mapping[str, Any]],
-    labels: Sequence[int],
-    probabilities: Sequence[float],
-    model_version: str,
-    file_name: str | None = None,
-    batch_key: str | None = None,
-    created_at: datetime | None = None,
-) -> StoredBatch:
-    """create_predictions, also telling whether the batch key was a replay."""
     if not len(records) == len(labels) == len(probabilities):
         raise ValueError(
             f"{len(records)} records, {len(labels)} labels, {len(probabilities)} probabilities"
@@ -81,7 +71,7 @@ def store_predictions(
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}: one of {list(SOURCES)}")
     if batch_key is not None and not _claim_batch_key(session, batch_key, file_name, len(records)):
-        return StoredBatch(ids=stored_batch_ids(session=session, batch_key=batch_key), replayed=True)
+        return StoredBatch(ids=_stored_batch_ids(session, batch_key), replayed=True)
     columns = list(STORED_COLUMNS)
     tail = (created_at,) if created_at is not None else ()
     if created_at is not None:
@@ -161,7 +151,7 @@ def _driver_connection(session: Session) -> psycopg.Connection[Any]:
     return session.connection().connection.driver_connection  # type: ignore[return-value]
 
 
-def stored_batch_ids(*, session: Session, batch_key: str) -> list[int]:
+def _stored_batch_ids(session: Session, batch_key: str) -> list[int]:
     return list(session.scalars(
         select(PREDICTIONS.c.id).where(PREDICTIONS.c.batch_key == batch_key).order_by(PREDICTIONS.c.id)
     ))
@@ -178,6 +168,7 @@ def find_batch(*, session: Session, batch_key: str) -> list[Mapping[str, Any]] |
 
 
 def count_predictions(*, session: Session, start: datetime, end: datetime, source: str | None) -> int:
+    """How many predictions were created in [start, end), of one source or (None) of all."""
     return session.execute(count_query(start, end, source)).scalar_one()
 
 
@@ -188,11 +179,28 @@ def list_predictions(
     return list(session.execute(page_query(start, end, source, limit, offset)).mappings())
 
 
+def delete_predictions(*, session: Session, batch_key_prefix: str) -> int:
+    """Delete the batches whose key starts with `batch_key_prefix`, with their predictions.
+
+    Returns the number of predictions deleted. The prefix is matched literally (`%` and `_` in it
+    are not wildcards). Used by the demo-history command to remove exactly what it wrote.
+    """
+    predictions = session.execute(
+        delete(Prediction).where(Prediction.batch_key.startswith(batch_key_prefix, autoescape=True))
+    ).rowcount
+    session.execute(
+        delete(PredictionBatch).where(PredictionBatch.batch_key.startswith(batch_key_prefix, autoescape=True))
+    )
+    return predictions
+
+
 def count_query(start: datetime, end: datetime, source: str | None) -> Select[Any]:
+    """The count behind `count_predictions` (tests check its plan uses an index)."""
     return select(func.count()).select_from(PREDICTIONS).where(*_window(start, end, source))
 
 
 def page_query(start: datetime, end: datetime, source: str | None, limit: int, offset: int) -> Select[Any]:
+    """The page behind `list_predictions`, newest first (tests check its plan uses an index)."""
     return (
         select(PREDICTIONS)
         .where(*_window(start, end, source))
