@@ -108,15 +108,19 @@ class PredictedFile(Base):
 
 
 class IngestedFile(Base):
-    """Statistics of one ingested raw file (valid or not). Never the rows themselves."""
+    """Statistics of one ingestion of a raw file (valid or not). Never the rows themselves.
+
+    One row per (dag_run_id, file_name); rows without a run id (NULL) are not constrained.
+    """
 
     __tablename__ = "ingested_files"
     __table_args__ = (
         CheckConstraint(_in("criticality", CRITICALITIES), name="ck_ingested_files_criticality"),
         CheckConstraint(_in("outcome", OUTCOMES), name="ck_ingested_files_outcome"),
         Index("ix_ingested_files_ingested_at", "ingested_at"),
-        # the ingestion tasks find their run's row by (run, file): a retried task must not scan
-        Index("ix_ingested_files_run_file", "dag_run_id", "file_name"),
+        # one row per ingestion of a file: save-statistics and send-alerts (in either order,
+        # retried or not) upsert on it (db/statistics.py)
+        UniqueConstraint("dag_run_id", "file_name", name="uq_ingested_files_run_file"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

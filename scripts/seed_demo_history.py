@@ -4,9 +4,9 @@
     python -m scripts.seed_demo_history --remove       # deletes exactly what it wrote
 
 Everything goes through the code paths the services use: ingestion statistics through
-`record_ingestion_statistics` (the ingestion DAG's writer) and predictions through
-`api.crud.create_predictions` (the API's storage function), scored by the real model on records
-sampled from the dataset. One file is ingested a minute; every two minutes the valid rows of the
+`db.statistics.record_ingestion_statistics` (the ingestion DAG's writer) and predictions through
+`db.predictions.create_predictions` (the API's storage function), scored by the real model on
+records sampled from the dataset. One file is ingested a minute; every two minutes the valid rows of the
 files ingested since are scored (source `scheduled`), and people score a customer now and then
 (source `webapp`). Four incidents, at fixed distances from the end (see `DemoTimeline`):
 
@@ -31,14 +31,12 @@ from typing import Any
 
 import pandas as pd
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from api.crud import create_predictions
-from dags.churn_jobs.statistics import record_ingestion_statistics
-from db.models import IngestedFile, Prediction, PredictionBatch
+from db.predictions import create_predictions, delete_predictions
 from db.session import session_scope
 from db.settings import REPO_ROOT
+from db.statistics import delete_ingestion_statistics, record_ingestion_statistics
 from model.contract import FEATURES, FEATURES_BY_NAME, IDENTIFIER, NUMERIC_FEATURES, REQUIRED_COLUMNS
 from model.data import load_dataset
 from model.error_types import ErrorType
@@ -240,12 +238,8 @@ def _outcome(invalid: int, rows: int) -> str:
 
 def remove_demo_history(session: Session) -> tuple[int, int]:
     """Delete exactly what the demo wrote; returns (files, predictions) removed."""
-    demo_key = PredictionBatch.batch_key.startswith(DEMO_BATCH_PREFIX, autoescape=True)
-    predictions = session.execute(
-        delete(Prediction).where(Prediction.batch_key.startswith(DEMO_BATCH_PREFIX, autoescape=True))
-    ).rowcount
-    session.execute(delete(PredictionBatch).where(demo_key))
-    files = session.execute(delete(IngestedFile).where(IngestedFile.dag_run_id == DEMO_RUN_ID)).rowcount
+    predictions = delete_predictions(session=session, batch_key_prefix=DEMO_BATCH_PREFIX)
+    files = delete_ingestion_statistics(session=session, dag_run_id=DEMO_RUN_ID)
     return files, predictions
 
 

@@ -4,31 +4,26 @@ Each step takes and returns JSON-safe dicts (Airflow passes them as XComs) and r
 from `IngestionSettings`, so tests call the steps without Airflow.
 
 save-statistics and send-alerts run in parallel, yet both concern one `ingested_files` row: the
-statistics task inserts it (alert_sent False when an alert is due, None when none is), and the
-alert task marks it sent once Teams accepted the card. Both take the same advisory lock; when
-the alert task comes first it leaves a marker that the statistics task reads, so the row ends
-right in either order.
+statistics task stores it (alert_sent False when an alert is due, None when none is), and the
+alert task stores it with alert_sent True once Teams accepted the card. Each is one upsert on the
+row's key (run id, file name) in db/statistics.py, which keeps a delivered alert recorded: the
+row ends right in either order, and a retried task stores nothing twice.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from dags.churn_jobs.alerts import report_and_alert, report_link_path, report_url
+from dags.churn_jobs.alerts import report_and_alert, report_url
 from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims
 from dags.churn_jobs.settings import IngestionSettings
 from dags.churn_jobs.splitting import split_good_bad_rows
-from dags.churn_jobs.statistics import record_ingestion_statistics
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
-from db.models import IngestedFile
+from db.statistics import record_ingestion_statistics
 
 log = logging.getLogger(__name__)
 
@@ -55,35 +50,13 @@ def validate_data(claim: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_statistics(validated: dict[str, Any], run_id: str, settings: IngestionSettings | None = None) -> int:
-    """One ingested_files row and one ingestion_errors row per (error type, column). Never the rows."""
-    from db.session import session_scope
+    """One ingested_files row and one ingestion_errors row per (error type, column). Never the rows.
 
+    Returns the row's id; a retried or cleared task returns the same row, its counts not doubled.
+    """
     settings = settings or IngestionSettings()
     outcome = ValidationOutcome.from_dict(validated["outcome"])
-    with session_scope() as session:
-        _lock_ingestion(session, run_id, outcome.file_name)
-        marker = _alert_marker(settings, run_id, outcome.file_name)
-        stored_id = session.scalar(
-            select(IngestedFile.id).where(
-                IngestedFile.dag_run_id == run_id, IngestedFile.file_name == outcome.file_name,
-            )
-        )
-        if stored_id is not None:  # a retried or cleared task whose first try committed
-            return stored_id
-        alert_sent = json.loads(marker.read_text()) if marker.exists() else (
-            False if outcome.has_problems else None
-        )
-        ingested_id = record_ingestion_statistics(
-            session=session, file_name=outcome.file_name, dag_run_id=run_id,
-            started_at=datetime.fromisoformat(validated["claim"]["started_at"]),
-            rows=outcome.rows, valid_rows=outcome.valid_rows, invalid_rows=outcome.invalid_rows,
-            criticality=str(outcome.criticality), outcome=outcome.outcome,
-            report_url=report_url(settings.reports_base_url, run_id, outcome.file_name),
-            alert_sent=alert_sent,
-            error_counts={(str(t), c): n for (t, c), n in outcome.error_counts.items()},
-        )
-    marker.unlink(missing_ok=True)
-    return ingested_id
+    return _store_statistics(validated, run_id, settings, alert_sent=False if outcome.has_problems else None)
 
 
 def send_alerts(
@@ -99,7 +72,7 @@ def send_alerts(
         timeout_seconds=settings.teams_timeout_seconds,
     )
     if result.alert_sent:
-        _record_alert_delivered(settings, run_id, outcome.file_name)
+        _record_alert_delivered(validated, run_id, settings)
     return {"report_url": result.report_url, "alert_sent": result.alert_sent}
 
 
@@ -114,32 +87,27 @@ def split_and_save_data(
     return result.to_dict()
 
 
-def _record_alert_delivered(settings: IngestionSettings, run_id: str, file_name: str) -> None:
-    """Mark the statistics row as alerted, or leave a marker for the statistics task to read."""
-    from db.session import session_scope
-
+def _record_alert_delivered(validated: dict[str, Any], run_id: str, settings: IngestionSettings) -> None:
+    """Store the statistics row with the alert delivered, whether save-statistics ran yet or not."""
     try:
-        with session_scope() as session:
-            _lock_ingestion(session, run_id, file_name)
-            updated = session.execute(
-                text(
-                    "UPDATE ingested_files SET alert_sent = true"
-                    " WHERE dag_run_id = :run AND file_name = :file"
-                ),
-                {"run": run_id, "file": file_name},
-            ).rowcount
-            if not updated:
-                marker = _alert_marker(settings, run_id, file_name)
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.write_text("true")
+        _store_statistics(validated, run_id, settings, alert_sent=True)
     except SQLAlchemyError as exc:  # the alert went out; only its bookkeeping is missing
         log.warning("alert sent but not recorded in ingested_files: %s", exc)
 
 
-def _lock_ingestion(session: Session, run_id: str, file_name: str) -> None:
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{run_id}/{file_name}"})
+def _store_statistics(
+    validated: dict[str, Any], run_id: str, settings: IngestionSettings, *, alert_sent: bool | None,
+) -> int:
+    from db.session import session_scope
 
-
-def _alert_marker(settings: IngestionSettings, run_id: str, file_name: str) -> Path:
-    link = settings.reports_dir / report_link_path(run_id, file_name)
-    return link.with_name(f".{link.name}.alert-sent")
+    outcome = ValidationOutcome.from_dict(validated["outcome"])
+    with session_scope() as session:
+        return record_ingestion_statistics(
+            session=session, file_name=outcome.file_name, dag_run_id=run_id,
+            started_at=datetime.fromisoformat(validated["claim"]["started_at"]),
+            rows=outcome.rows, valid_rows=outcome.valid_rows, invalid_rows=outcome.invalid_rows,
+            criticality=str(outcome.criticality), outcome=outcome.outcome,
+            report_url=report_url(settings.reports_base_url, run_id, outcome.file_name),
+            alert_sent=alert_sent,
+            error_counts={(str(t), c): n for (t, c), n in outcome.error_counts.items()},
+        )

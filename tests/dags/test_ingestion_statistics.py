@@ -12,8 +12,9 @@ from dags.churn_jobs import ingestion
 from dags.churn_jobs.settings import IngestionSettings
 from db.models import IngestedFile, IngestionError
 from db.session import session_scope
-from tests.dags.ingestion_samples import clean_frame, write_csv
+from tests.dags.ingestion_samples import write_csv
 from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
+from tests.factories import dataset_rows
 
 RUN_ID = "manual__2026-11-24T09:30:00+00:00"
 
@@ -39,6 +40,14 @@ def _validated(settings: IngestionSettings, frame_or_bytes: Any, name: str) -> d
     return ingestion.validate_data(claim)
 
 
+def _error_rows() -> list[tuple[str, str | None, int]]:
+    """Every ingestion_errors row as stored (a dict would hide a doubled row)."""
+    with session_scope() as session:
+        return sorted(
+            (e.error_type, e.column_name, e.count) for e in session.scalars(select(IngestionError))
+        )
+
+
 def _stored() -> tuple[IngestedFile, dict[tuple[str, str | None], int]]:
     with session_scope() as session:
         [row] = session.scalars(select(IngestedFile)).all()
@@ -50,7 +59,7 @@ def _stored() -> tuple[IngestedFile, dict[tuple[str, str | None], int]]:
 
 
 def _mixed() -> Any:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame.loc[[0, 1], "tenure"] = "-1"
     frame.loc[2, "contract"] = "Weekly"
     return frame
@@ -92,7 +101,7 @@ def test_without_a_webhook_the_alert_is_recorded_as_not_sent(
 def test_a_clean_file_needs_no_alert_and_has_no_error_rows(
     clean_db: str, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
 ) -> None:
-    validated = _validated(settings, clean_frame(15), "clean.csv")
+    validated = _validated(settings, dataset_rows(15), "clean.csv")
     ingestion.save_statistics(validated, RUN_ID, settings)
     assert ingestion.send_alerts(validated, RUN_ID, settings)["alert_sent"] is None
     row, errors = _stored()
@@ -122,3 +131,21 @@ def test_a_retried_save_statistics_stores_the_file_once(
     row, errors = _stored()  # exactly one ingested_files row
     assert row.id == first
     assert errors == {("out_of_range", "tenure"): 2, ("unknown_category", "contract"): 1}
+
+
+def test_statistics_retried_around_a_delivered_alert_leave_one_row_with_counts_once(
+    clean_db: str, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
+) -> None:
+    """The alert lands first, save-statistics then runs three times (retries, a cleared task), the
+    alert task is retried too: one row, error rows not doubled, the delivery kept, no marker file."""
+    validated = _validated(settings, _mixed(), "mixed.csv")
+    ingestion.send_alerts(validated, RUN_ID, settings)
+    ids = {ingestion.save_statistics(validated, RUN_ID, settings) for _ in range(3)}
+    ingestion.send_alerts(validated, RUN_ID, settings)
+    assert ingestion.save_statistics(validated, RUN_ID, settings) in ids and len(ids) == 1
+
+    row, _ = _stored()  # exactly one ingested_files row
+    assert (row.rows, row.valid_rows, row.invalid_rows, row.alert_sent) == (20, 17, 3, True)
+    assert _error_rows() == [("out_of_range", "tenure", 2), ("unknown_category", "contract", 1)]
+    assert len(teams_webhook.received) == 2  # each send-alerts try posted; the row counts it once
+    assert [p for p in settings.reports_dir.rglob("*") if p.name.startswith(".")] == []

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
-from dags.churn_jobs.statistics import record_ingestion_statistics
 from db.manage import DEFAULT_METADATA
 from db.models import IngestedFile, Prediction, PredictionBatch
+from db.predictions import create_predictions
 from db.session import get_engine, session_scope
+from db.statistics import record_ingestion_statistics
 from model.contract import FEATURES, default_record
 from scripts.seed_demo_history import DEMO_BATCH_PREFIX, DEMO_RUN_ID
 from tests.grafana.conftest import DemoDatabase
@@ -91,8 +92,6 @@ def _keep_one_real_file_and_prediction() -> None:
             rows=10, valid_rows=10, invalid_rows=0, criticality="none", outcome="good", report_url=None,
             alert_sent=None, error_counts={},
         )
-        from api.crud import create_predictions
-
         create_predictions(
             session=session, source="webapp", records=[default_record()], labels=[0], probabilities=[0.1],
             model_version="churn-lr-test", batch_key="real-batch",
