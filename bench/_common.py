@@ -18,11 +18,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import psycopg  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from db import embedded  # noqa: E402
 from db import session as db_session  # noqa: E402
+from db.admin import create_database, drop_database  # noqa: E402
 from db.manage import migrate  # noqa: E402
 from db.settings import DatabaseSettings  # noqa: E402
 from model.contract import FEATURE_NAMES, IDENTIFIER  # noqa: E402
@@ -44,11 +44,7 @@ def scratch_database(suffix: str = "") -> Iterator[str]:
     settings = DatabaseSettings()
     server = settings.database_url or embedded.ensure_running(settings)
     name = f"churn_bench_{os.getpid()}{suffix}"
-    admin = libpq_url(make_url(server).set(database="postgres").render_as_string(hide_password=False))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    url = create_database(server_url=server, name=name, replace=True)
     os.environ["DATABASE_URL"] = url
     db_session.get_engine.cache_clear()
     db_session._session_factory.cache_clear()
@@ -57,8 +53,7 @@ def scratch_database(suffix: str = "") -> Iterator[str]:
         yield url
     finally:
         db_session.get_engine().dispose()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(server_url=server, name=name)
 
 
 def sample_records(count: int, seed: int = 0) -> list[dict[str, Any]]:

@@ -37,8 +37,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from db import embedded
-from db.baseline import load_training_baseline
+from db.admin import create_database, drop_database
 from db.manage import DEFAULT_METADATA, migrate
+from db.model_versions import record_model_version
 from db.settings import DatabaseSettings
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER
 from model.data import load_dataset
@@ -64,20 +65,16 @@ def scratch_database(label: str) -> Iterator[str]:
     settings = DatabaseSettings()
     server = settings.database_url or embedded.ensure_running(settings)
     name = f"churn_bench_grafana_{label}_{os.getpid()}"
-    admin = libpq(make_url(server).set(database="postgres").render_as_string(hide_password=False))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
+    url = create_database(server_url=server, name=name, replace=True)
     try:
         migrate(url)
         engine = create_engine(url)
         with Session(engine) as session, session.begin():
-            load_training_baseline(session=session, metadata=json.loads(DEFAULT_METADATA.read_text()))
+            record_model_version(session=session, metadata=json.loads(DEFAULT_METADATA.read_text()))
         engine.dispose()
         yield libpq(url)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(server_url=server, name=name)
 
 
 def load_customers(conn: psycopg.Connection) -> int:

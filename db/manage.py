@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 
 from db import embedded
-from db.baseline import load_training_baseline
+from db.model_versions import record_model_version
 from db.roles import ensure_readonly_role
 from db.session import database_url, get_engine, session_scope
 from db.settings import DatabaseSettings, ReadonlyRoleSettings
@@ -45,7 +45,7 @@ def downgrade(url: str | None = None, revision: str = "base") -> None:
 
 def load_baseline(metadata_path: Path = DEFAULT_METADATA) -> str:
     with session_scope() as session:
-        return load_training_baseline(session=session, metadata=json.loads(metadata_path.read_text()))
+        return record_model_version(session=session, metadata=json.loads(metadata_path.read_text()))
 
 
 def readonly_role() -> str:

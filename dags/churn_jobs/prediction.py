@@ -20,12 +20,10 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from dags.churn_jobs.api_client import PredictionApiClient, PredictionApiRejectedError
-from db.models import PredictedFile
+from db.ledger import find_predicted_files, record_predicted_file
 from db.session import session_scope
 from model.contract import FEATURES, IDENTIFIER
 
@@ -92,13 +90,7 @@ def find_unpredicted_files(good_dir: Path, session: Session) -> list[GoodDataFil
     files = [GoodDataFile(path, file_checksum(path)) for path in list_good_data_files(good_dir)]
     if not files:
         return []
-    predicted = set(
-        session.execute(
-            select(PredictedFile.file_name, PredictedFile.checksum).where(
-                PredictedFile.file_name.in_([f.name for f in files])
-            )
-        ).tuples()
-    )
+    predicted = find_predicted_files(session=session, file_names=[f.name for f in files])
     return [f for f in files if (f.name, f.checksum) not in predicted]
 
 
@@ -148,15 +140,6 @@ def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, 
         yield index, records[start:start + size]
 
 
-def record_predicted_file(session: Session, file: GoodDataFile, rows: int) -> None:
-    """Enter a file in the ledger; a file already there stays as it is (a rerun changes nothing)."""
-    session.execute(
-        pg_insert(PredictedFile)
-        .values(file_name=file.name, checksum=file.checksum, rows=rows)
-        .on_conflict_do_nothing(constraint="uq_predicted_files_name_checksum")
-    )
-
-
 def predict_file(
     path: Path, client: PredictionApiClient, chunk_size: int, expected_checksum: str | None = None,
 ) -> int:
@@ -175,7 +158,7 @@ def predict_file(
         client.predict_scheduled(chunk, file_name=file.name, batch_key=f"{file.name}:{file.checksum}:{index}")
     # only now, with every row stored by the API, does the file count as predicted
     with session_scope() as session:
-        record_predicted_file(session, file, len(records))
+        record_predicted_file(session=session, file_name=file.name, checksum=file.checksum, rows=len(records))
     log.info("%s: %d rows predicted in chunks of %d", file.name, len(records), chunk_size)
     return len(records)
 

@@ -1,4 +1,10 @@
-"""Load a trained model's metadata (metrics and drift baseline) into the database."""
+"""Trained models known to the database (tables `model_versions`, `baseline_features`,
+`baseline_bins`): each version's metrics and threshold, and its drift baseline.
+
+The baseline itself is computed from the training data by model/baseline.py and written into the
+model's metadata.json at training; this module stores it where the drift SQL (migration 0002)
+and the dashboards read it.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +37,14 @@ def _bin_rows(version: str, feature: str, stats: dict[str, Any]) -> list[Baselin
     ]
 
 
-def load_training_baseline(*, session: Session, metadata: dict[str, Any]) -> str:
-    """Insert (or replace) the model version, its feature statistics and bins. Idempotent."""
+def record_model_version(*, session: Session, metadata: dict[str, Any]) -> str:
+    """Insert (or replace) a model version, its metrics and its drift baseline; return the version.
+
+    `metadata` is the content of model/artifacts/metadata.json (model/train.py): model_version,
+    trained_at (ISO 8601), metrics, threshold, training_churn_rate and `baseline` (per feature:
+    kind, mean/std/null_share, and bin edges with proportions or category proportions).
+    Idempotent: recording the same version again replaces its rows.
+    """
     version = metadata["model_version"]
     session.execute(delete(ModelVersion).where(ModelVersion.model_version == version))
     session.flush()
