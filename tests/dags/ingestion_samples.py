@@ -1,19 +1,10 @@
-"""Sample raw files for the ingestion tests: clean rows from the committed dataset, and writers."""
+"""Writers of sample raw files for the ingestion tests (their rows: tests/factories.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
-
-from model.contract import TARGET
-from model.data import DATASET_PATH
-
-
-def clean_frame(rows: int = 40, start: int = 0) -> pd.DataFrame:
-    """`rows` clean records as text cells, the way a raw file holds them (no label column)."""
-    frame = pd.read_csv(DATASET_PATH, dtype=str, nrows=start + rows).iloc[start:]
-    return frame.drop(columns=[TARGET]).reset_index(drop=True)
 
 
 def write_csv(frame: pd.DataFrame, folder: Path, name: str) -> Path:

@@ -14,8 +14,9 @@ from dags.churn_jobs.settings import IngestionSettings
 from db import session as db_session
 from model.contract import IDENTIFIER
 from tests.dags.conftest import DagRunResult
-from tests.dags.ingestion_samples import clean_frame, write_csv
+from tests.dags.ingestion_samples import write_csv
 from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
+from tests.factories import dataset_rows
 
 DAG_ID = "data_ingestion"
 PARALLEL = {"save-statistics", "send-alerts", "split-and-save-data"}
@@ -87,7 +88,7 @@ def test_an_empty_folder_skips_the_whole_run(run_dag: Any, settings: IngestionSe
 def test_a_clean_file_goes_to_good_data_with_statistics_and_no_alert(
     run_dag: Any, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
 ) -> None:
-    frame = clean_frame(30)
+    frame = dataset_rows(30)
     write_csv(frame, settings.raw_data_dir, "clean.csv")
     result = run_dag(DAG_ID)
     _succeeded(result)
@@ -107,7 +108,7 @@ def test_a_clean_file_goes_to_good_data_with_statistics_and_no_alert(
 def test_a_mixed_file_is_split_counted_and_alerted_with_a_report_link(
     run_dag: Any, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
 ) -> None:
-    frame = clean_frame(40)
+    frame = dataset_rows(40)
     frame.loc[[2, 5, 8, 11], "tenure"] = "-1"
     frame.loc[20, "payment_method"] = "Bitcoin"
     write_csv(frame, settings.raw_data_dir, "mixed.csv")
@@ -133,7 +134,7 @@ def test_a_mixed_file_is_split_counted_and_alerted_with_a_report_link(
 def test_an_all_bad_file_goes_to_bad_data_with_high_criticality(
     run_dag: Any, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
 ) -> None:
-    write_csv(clean_frame(12).drop(columns=["contract"]), settings.raw_data_dir, "no_contract.csv")
+    write_csv(dataset_rows(12).drop(columns=["contract"]), settings.raw_data_dir, "no_contract.csv")
     _succeeded(run_dag(DAG_ID))
     assert not (settings.good_data_dir / "no_contract.csv").exists()
     assert len(pd.read_csv(settings.bad_data_dir / "no_contract.csv")) == 12
@@ -160,7 +161,7 @@ def test_a_failing_webhook_fails_send_alerts_only(
     run_dag: Any, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
 ) -> None:
     teams_webhook.statuses = [500]
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame.loc[0, "tenure"] = "-1"
     write_csv(frame, settings.raw_data_dir, "alert_fails.csv")
     result = run_dag(DAG_ID, **NO_RETRY)

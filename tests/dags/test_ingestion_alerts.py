@@ -19,8 +19,8 @@ from dags.churn_jobs.alerts import (
 )
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file, validate_customer_frame
 from tests.api_server import start_api_server
-from tests.dags.ingestion_samples import clean_frame
 from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
+from tests.factories import dataset_rows
 
 BASE_URL = "http://reports.example/reports"
 RUN_ID = "scheduled__2026-11-24T09:00:00+00:00"
@@ -28,7 +28,7 @@ RUN_ID = "scheduled__2026-11-24T09:00:00+00:00"
 
 @pytest.fixture(scope="module")
 def mixed_outcome() -> ValidationOutcome:
-    frame = clean_frame(40)
+    frame = dataset_rows(40)
     frame.loc[[1, 2, 3], "tenure"] = "-7"
     frame.loc[5, "contract"] = "Weekly"
     frame.loc[6, "monthly_charges"] = "lots"
@@ -102,7 +102,7 @@ def test_an_accepted_alert_is_posted_once(teams_webhook: FakeTeamsWebhook, tmp_p
 
 
 def test_a_clean_file_gets_a_report_but_no_alert(teams_webhook: FakeTeamsWebhook, tmp_path: Path) -> None:  # noqa: F811
-    outcome = validate_customer_frame(clean_frame(10), file_name="clean.csv")
+    outcome = validate_customer_frame(dataset_rows(10), file_name="clean.csv")
     result = report_and_alert(
         outcome, run_id=RUN_ID, reports_dir=tmp_path, reports_base_url=BASE_URL,
         webhook_url=teams_webhook.url,

@@ -24,7 +24,8 @@ from model.error_types import ErrorType
 from scripts.folders import DataFolders
 from scripts.inject_errors import inject_errors
 from scripts.split_dataset import split_dataset
-from tests.dags.ingestion_samples import clean_frame, write_csv
+from tests.dags.ingestion_samples import write_csv
+from tests.factories import dataset_rows
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 
 def test_a_clean_file_goes_whole_to_good_data(settings: IngestionSettings) -> None:
-    frame = clean_frame(30)
+    frame = dataset_rows(30)
     write_csv(frame, settings.raw_data_dir, "clean.csv")
     _, result, claimed = _ingest(settings)
     assert result.good_path == settings.good_data_dir / "clean.csv"
@@ -66,7 +67,7 @@ def test_a_clean_file_goes_whole_to_good_data(settings: IngestionSettings) -> No
 
 
 def test_a_mixed_file_is_split_with_reasons_beside_the_bad_rows(settings: IngestionSettings) -> None:
-    frame = clean_frame(30)
+    frame = dataset_rows(30)
     frame.loc[3, "tenure"] = "-4"
     frame.loc[9, "contract"] = "Weekly"
     frame.loc[9, "monthly_charges"] = "lots"
@@ -84,7 +85,7 @@ def test_a_mixed_file_is_split_with_reasons_beside_the_bad_rows(settings: Ingest
 
 
 def test_an_all_bad_file_goes_whole_to_bad_data(settings: IngestionSettings) -> None:
-    write_csv(clean_frame(12).drop(columns=["tenure"]), settings.raw_data_dir, "no_tenure.csv")
+    write_csv(dataset_rows(12).drop(columns=["tenure"]), settings.raw_data_dir, "no_tenure.csv")
     outcome, result, _ = _ingest(settings)
     assert outcome.outcome == "bad"
     assert result.good_path is None
@@ -107,7 +108,7 @@ def test_an_unreadable_file_is_quarantined_byte_for_byte(settings: IngestionSett
 def test_good_rows_drop_an_unexpected_column_so_the_prediction_job_can_send_them(
     settings: IngestionSettings,
 ) -> None:
-    frame = clean_frame(10)
+    frame = dataset_rows(10)
     frame["loyalty_points"] = "7"
     write_csv(frame, settings.raw_data_dir, "extra.csv")
     _, result, _ = _ingest(settings)
@@ -115,10 +116,10 @@ def test_good_rows_drop_an_unexpected_column_so_the_prediction_job_can_send_them
 
 
 def test_a_file_changed_after_validation_moves_nothing(settings: IngestionSettings) -> None:
-    write_csv(clean_frame(10), settings.raw_data_dir, "changing.csv")
+    write_csv(dataset_rows(10), settings.raw_data_dir, "changing.csv")
     claimed = _claim(settings)
     outcome = validate_customer_file(claimed.path)
-    clean_frame(11).to_csv(claimed.path, index=False)
+    dataset_rows(11).to_csv(claimed.path, index=False)
     with pytest.raises(RowsNotConservedError):
         split_good_bad_rows(
             claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
@@ -128,7 +129,7 @@ def test_a_file_changed_after_validation_moves_nothing(settings: IngestionSettin
 
 
 def test_a_claim_recovered_by_a_later_run_is_not_split_twice(settings: IngestionSettings) -> None:
-    write_csv(clean_frame(10), settings.raw_data_dir, "slow.csv")
+    write_csv(dataset_rows(10), settings.raw_data_dir, "slow.csv")
     claimed = _claim(settings)
     outcome = validate_customer_file(claimed.path, file_name=claimed.original_name)
     recover_stale_claims(settings.raw_data_dir, settings.claims_dir, 0)  # the run was too slow
@@ -141,7 +142,7 @@ def test_a_claim_recovered_by_a_later_run_is_not_split_twice(settings: Ingestion
 
 
 def test_a_failed_write_keeps_the_claim_and_a_rerun_replaces_the_outputs(settings: IngestionSettings) -> None:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame.loc[[1, 2], "tenure"] = "-1"
     write_csv(frame, settings.raw_data_dir, "mixed.csv")
     claimed = _claim(settings)

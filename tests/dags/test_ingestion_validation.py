@@ -20,7 +20,8 @@ from dags.churn_jobs.validation import (
 from model.contract import FEATURES, IDENTIFIER
 from model.error_types import ErrorType
 from scripts.inject_errors import FILE_LEVEL, INJECTORS, inject_into_content
-from tests.dags.ingestion_samples import clean_frame, write_csv
+from tests.dags.ingestion_samples import write_csv
+from tests.factories import dataset_rows
 
 
 def _validate(frame: pd.DataFrame) -> ValidationOutcome:
@@ -28,7 +29,7 @@ def _validate(frame: pd.DataFrame) -> ValidationOutcome:
 
 
 def test_clean_file_is_valid_with_criticality_none(tmp_path: Path) -> None:
-    outcome = validate_customer_file(write_csv(clean_frame(60), tmp_path, "clean.csv"))
+    outcome = validate_customer_file(write_csv(dataset_rows(60), tmp_path, "clean.csv"))
     assert (outcome.rows, outcome.valid_rows, outcome.invalid_rows) == (60, 60, 0)
     assert outcome.error_counts == {}
     assert outcome.criticality == Criticality.NONE
@@ -36,7 +37,7 @@ def test_clean_file_is_valid_with_criticality_none(tmp_path: Path) -> None:
 
 
 def test_blank_total_charges_is_allowed_because_the_contract_makes_it_nullable() -> None:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame.loc[2, "total_charges"] = None
     assert _validate(frame).invalid_rows == 0
 
@@ -61,7 +62,7 @@ def test_blank_total_charges_is_allowed_because_the_contract_makes_it_nullable()
 def test_each_value_error_names_its_type_column_and_row(
     column: str, bad_value: str | None, error_type: ErrorType,
 ) -> None:
-    frame = clean_frame(30)
+    frame = dataset_rows(30)
     frame.loc[[4, 17], column] = bad_value
     outcome = _validate(frame)
     assert outcome.row_errors == {4: [(error_type, column)], 17: [(error_type, column)]}
@@ -70,7 +71,7 @@ def test_each_value_error_names_its_type_column_and_row(
 
 
 def test_a_missing_required_column_makes_every_row_invalid_and_the_file_high() -> None:
-    frame = clean_frame(25).drop(columns=["payment_method"])
+    frame = dataset_rows(25).drop(columns=["payment_method"])
     outcome = _validate(frame)
     assert outcome.invalid_rows == 25
     reason = (ErrorType.MISSING_COLUMN, "payment_method")
@@ -81,7 +82,7 @@ def test_a_missing_required_column_makes_every_row_invalid_and_the_file_high() -
 
 
 def test_an_unexpected_column_is_reported_but_spoils_no_row() -> None:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame["loyalty_points"] = "12"
     outcome = _validate(frame)
     assert outcome.invalid_rows == 0
@@ -91,14 +92,14 @@ def test_an_unexpected_column_is_reported_but_spoils_no_row() -> None:
 
 
 def test_a_repeated_customer_is_a_duplicate_and_the_first_one_stays_valid() -> None:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame = pd.concat([frame, frame.iloc[[3]]], ignore_index=True)
     outcome = _validate(frame)
     assert outcome.row_errors == {20: [(ErrorType.DUPLICATE_ROW, IDENTIFIER)]}
 
 
 def test_total_charges_far_below_monthly_times_tenure_is_inconsistent() -> None:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     row = frame.index[frame["tenure"].astype(int) > 10][0]
     frame.loc[row, "total_charges"] = "1.0"
     outcome = _validate(frame)
@@ -106,7 +107,7 @@ def test_total_charges_far_below_monthly_times_tenure_is_inconsistent() -> None:
 
 
 def test_one_reason_per_cell_and_several_reasons_per_row() -> None:
-    frame = clean_frame(10)
+    frame = dataset_rows(10)
     frame.loc[1, "tenure"] = "abc"  # wrong type, not also missing after coercion
     frame.loc[1, "contract"] = "Weekly"
     outcome = _validate(frame)
@@ -121,7 +122,7 @@ def test_one_reason_per_cell_and_several_reasons_per_row() -> None:
     [(0, Criticality.NONE), (1, Criticality.LOW), (3, Criticality.MEDIUM), (10, Criticality.HIGH)],
 )
 def test_criticality_follows_the_share_of_invalid_rows(invalid: int, expected: Criticality) -> None:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame.loc[list(range(invalid)), "tenure"] = "-1"
     assert _validate(frame).criticality == expected
 
@@ -155,7 +156,7 @@ def test_file_level_problems_make_the_whole_file_bad_and_high(
 
 def test_a_semicolon_separated_file_is_unreadable(tmp_path: Path) -> None:
     path = tmp_path / "semicolons.csv"
-    clean_frame(10).to_csv(path, index=False, sep=";")
+    dataset_rows(10).to_csv(path, index=False, sep=";")
     outcome = validate_customer_file(path)
     assert outcome.file_errors == [(ErrorType.UNREADABLE_FILE, None)]
     assert "delimiter" in outcome.detail
@@ -176,7 +177,7 @@ def test_the_suite_is_generated_from_the_contract_with_not_null_beside_every_val
 
 
 def test_great_expectations_result_is_kept_for_data_docs_and_survives_json() -> None:
-    frame = clean_frame(15)
+    frame = dataset_rows(15)
     frame.loc[2, "tenure"] = "-1"
     frame.loc[3, "monthly_charges"] = None
     frame.loc[4, "total_charges"] = "-inf"
@@ -195,7 +196,7 @@ def test_great_expectations_result_is_kept_for_data_docs_and_survives_json() -> 
 def test_every_injector_error_is_found_with_its_type_column_and_rows(
     tmp_path: Path, error_type: ErrorType, seed: int,
 ) -> None:
-    clean = write_csv(clean_frame(60, start=seed * 100), tmp_path, "clean.csv").read_bytes()
+    clean = write_csv(dataset_rows(60, start=seed * 100), tmp_path, "clean.csv").read_bytes()
     content, injection = inject_into_content(clean, error_type, np.random.default_rng(seed), 0.15)
     path = tmp_path / "injected.csv"
     path.write_bytes(content)

@@ -30,8 +30,8 @@ from db import session as db_session
 from model.contract import IDENTIFIER, TARGET
 from tests.api_server import start_api_server
 from tests.dags.conftest import DagRunResult
+from tests.factories import dataset_rows
 
-DATASET = Path(__file__).resolve().parents[2] / "data" / "telco_churn.csv"
 TOKEN = "scheduled-job-test-token"
 CHUNK_SIZE = 7  # small, so that every file goes in several chunks
 SKIPPED_RUN = {"check_for_new_data": "skipped", "make_predictions": "skipped"}
@@ -61,7 +61,7 @@ def good_dir(tmp_path: Path, clean_db: str, api: str, monkeypatch: pytest.Monkey
 
 def write_good_file(folder: Path, name: str, first_row: int, rows: int) -> pd.DataFrame:
     """A good_data file as ingestion writes it: customer_id, the features and the label."""
-    frame = pd.read_csv(DATASET, dtype=str).iloc[first_row:first_row + rows]
+    frame = dataset_rows(rows, first_row, label=True)
     frame.to_csv(folder / name, index=False)
     return frame
 

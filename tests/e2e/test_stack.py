@@ -27,14 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pandas as pd
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
 from db.admin import drop_database
-from model.contract import TARGET
-from model.data import DATASET_PATH
 from scripts.folders import write_files_atomically
 from scripts.run_local import (
     RunningService,
@@ -47,6 +44,7 @@ from scripts.run_local import (
     wait_until_up,
 )
 from tests.api_server import free_port
+from tests.factories import dataset_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -174,18 +172,12 @@ def wait_until(condition: Callable[[], bool], seconds: float, failure: str | Cal
 
 # --- the files and the database ---------------------------------------------------------------------
 
-def customer_rows(count: int, start: int) -> pd.DataFrame:
-    """Rows of the committed dataset as a raw file holds them: text cells, no label."""
-    frame = pd.read_csv(DATASET_PATH, dtype=str, skiprows=range(1, start + 1), nrows=count)
-    return frame.drop(columns=[TARGET])
-
-
 def sample_files(tag: str) -> dict[str, tuple[bytes, int]]:
     """name -> (content, rows that must end up predicted)."""
-    clean = customer_rows(30, start=0)
-    mixed = customer_rows(30, start=100)
+    clean = dataset_rows(30, start=0)
+    mixed = dataset_rows(30, start=100)
     mixed.loc[:4, "tenure"] = "-5"  # out of range: rows 0-4 invalid, 25 valid
-    all_bad = customer_rows(10, start=200)
+    all_bad = dataset_rows(10, start=200)
     all_bad["tenure"] = "-1"
     return {
         f"e2e_clean_{tag}.csv": (clean.to_csv(index=False).encode(), 30),

@@ -13,16 +13,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from api.crud import create_predictions
 from db import session as db_session
-from model.contract import FEATURE_NAMES
+from db.predictions import create_predictions
 from model.predictor import Predictor
 from tests.api_server import api_url, free_port, start_server_process  # noqa: F401  (api_url: the real API, uvicorn)
 from tests.conftest import fail_cannot_run
+from tests.factories import dataset_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -186,13 +185,6 @@ def test_upload_50_rows_with_3_broken_and_see_47_predictions(  # type: ignore[no
     assert len(stored_predictions()) == 47  # resizing and redrawing the page posted nothing again
 
 
-def dataset_records(count: int, skip: int = 0) -> list[dict]:
-    """Real customers of the dataset as JSON records (the label and unknown columns left out)."""
-    frame = pd.read_csv(DATASET, skiprows=range(1, skip + 1), nrows=count)
-    frame = frame[["customer_id", *FEATURE_NAMES]].astype(object)
-    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
-
-
 @pytest.fixture
 def week_of_history(clean_db: str) -> dict[str, int]:
     """A week of predictions scored by the real model, stored through the API's storage function."""
@@ -204,7 +196,7 @@ def week_of_history(clean_db: str) -> dict[str, int]:
     with db_session.session_scope() as session:
         for days_ago in range(7):
             for source, count in (("scheduled", 40 + 7 * (days_ago % 3)), ("webapp", 2 + days_ago % 4)):
-                records = dataset_records(count, skip=offset)
+                records = dataset_records(count, start=offset)
                 offset += count
                 scored = predictor.predict(records)
                 create_predictions(

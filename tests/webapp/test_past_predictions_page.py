@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from api.crud import create_predictions
 from db import session as db_session
-from model.contract import default_record
+from db.predictions import create_predictions
+from tests.factories import customer_records
 from tests.webapp.conftest import APP_FILE, unused_url
 from webapp.api_client import ChurnApiClient
 
@@ -24,20 +24,16 @@ def open_history_page() -> AppTest:
     return at
 
 
-def customers(prefix: str, count: int) -> list[dict]:
-    return [{**default_record(), "customer_id": f"{prefix}{i}"} for i in range(count)]
-
-
 @pytest.fixture
 def history(webapp_env: str) -> datetime:
     """30 webapp and 2 scheduled predictions now, 1 scheduled prediction ten days ago."""
     client = ChurnApiClient(webapp_env)
-    client.predict(customers("W", 30), source="webapp")
-    client.predict(customers("S", 2), source="scheduled", file_name="good_1.csv")
+    client.predict(customer_records(30, id_prefix="W"), source="webapp")
+    client.predict(customer_records(2, id_prefix="S"), source="scheduled", file_name="good_1.csv")
     old = datetime.now(UTC) - timedelta(days=10)
     with db_session.session_scope() as session:
         create_predictions(
-            session=session, source="scheduled", records=customers("OLD", 1), labels=[1],
+            session=session, source="scheduled", records=customer_records(1, id_prefix="OLD"), labels=[1],
             probabilities=[0.9], model_version="test", file_name="old.csv", created_at=old,
         )
     return old
@@ -101,6 +97,6 @@ def test_api_down_gives_a_readable_error(webapp_env: str, monkeypatch: pytest.Mo
 def test_a_new_prediction_shows_in_the_chart_on_the_next_run(history: datetime, webapp_env: str) -> None:
     at = open_history_page()
     assert (at.metric[2].value, at.metric[3].value) == ("30", "2")
-    ChurnApiClient(webapp_env).predict(customers("NEW", 1), source="webapp")
+    ChurnApiClient(webapp_env).predict(customer_records(1, id_prefix="NEW"), source="webapp")
     at.run()  # the cached chart rows are keyed by the range's count, which changed
     assert at.metric[0].value == "33" and (at.metric[2].value, at.metric[3].value) == ("31", "2")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.contract import default_record
+from tests.factories import customer_records
 from tests.webapp.conftest import stored_predictions, unused_url
 from webapp.api_client import ChurnApiClient
 from webapp.submissions import SESSION_ID_KEY, send_pending_chunks, submit
@@ -14,17 +14,13 @@ class RunStopped(Exception):  # noqa: N818  (stands for Streamlit's StopExceptio
     pass
 
 
-def records(count: int) -> list[dict]:
-    return [{**default_record(), "customer_id": f"C{i}", "tenure": i} for i in range(count)]
-
-
 def test_the_same_action_gives_back_the_same_submission(clean_db: str) -> None:
     state: dict = {}
-    first = submit(state, "slot", action="file-1", records=records(3), record_rows=[2, 3, 4],
+    first = submit(state, "slot", action="file-1", records=customer_records(3), record_rows=[2, 3, 4],
                    file_name="a.csv", chunk_size=2)
-    again = submit(state, "slot", action="file-1", records=records(3), record_rows=[2, 3, 4],
+    again = submit(state, "slot", action="file-1", records=customer_records(3), record_rows=[2, 3, 4],
                    file_name="a.csv", chunk_size=2)
-    other = submit(state, "slot", action="file-2", records=records(3), record_rows=[2, 3, 4],
+    other = submit(state, "slot", action="file-2", records=customer_records(3), record_rows=[2, 3, 4],
                    file_name="a.csv", chunk_size=2)
     assert again is first and other is not first
     assert first.key.endswith(":1") and other.key.endswith(":2")  # content digest + submission number
@@ -34,8 +30,8 @@ def test_the_same_action_gives_back_the_same_submission(clean_db: str) -> None:
 
 def test_chunks_are_sent_in_order_with_progress(webapp_env: str) -> None:
     state: dict = {}
-    submission = submit(state, "slot", action="a", records=records(5), record_rows=[2, 3, 4, 5, 6],
-                        file_name="five.csv", chunk_size=2)
+    submission = submit(state, "slot", action="a", records=customer_records(5, tenure=lambda i: i),
+                        record_rows=[2, 3, 4, 5, 6], file_name="five.csv", chunk_size=2)
     progress: list[tuple[int, int]] = []
     client = ChurnApiClient(webapp_env)
     send_pending_chunks(submission, client, lambda done, total: progress.append((done, total)))
@@ -47,7 +43,7 @@ def test_chunks_are_sent_in_order_with_progress(webapp_env: str) -> None:
 
 def test_a_run_stopped_midway_resumes_without_storing_twice(webapp_env: str) -> None:
     client = ChurnApiClient(webapp_env)
-    submission = submit({}, "slot", action="a", records=records(6), record_rows=list(range(2, 8)),
+    submission = submit({}, "slot", action="a", records=customer_records(6), record_rows=list(range(2, 8)),
                         file_name="six.csv", chunk_size=2)
 
     def stop_after_first_chunk(done: int, total: int) -> None:
@@ -68,7 +64,7 @@ def test_a_run_stopped_midway_resumes_without_storing_twice(webapp_env: str) -> 
 
 
 def test_an_api_failure_keeps_what_was_stored_and_says_so(webapp_env: str) -> None:
-    submission = submit({}, "slot", action="a", records=records(4), record_rows=[2, 3, 4, 5],
+    submission = submit({}, "slot", action="a", records=customer_records(4), record_rows=[2, 3, 4, 5],
                         file_name="four.csv", chunk_size=2)
     client = ChurnApiClient(webapp_env)
 
