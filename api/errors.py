@@ -107,7 +107,8 @@ DATABASE_DOWN_ERRORS: tuple[type[Exception], ...] = (
 
 
 def register_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(InputProblemsError, on_input_problems)
+    # Starlette types every handler as taking Exception; each here is registered for its own type
+    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(InputProblemsError, on_input_problems)  # type: ignore[arg-type]
     for error_type in DATABASE_DOWN_ERRORS:
         app.add_exception_handler(error_type, on_database_down)

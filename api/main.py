@@ -9,6 +9,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI
@@ -84,11 +85,14 @@ def _document_request_body(app: FastAPI, max_records: int) -> None:
     """/predict validates its raw body itself: add that body's schema to the OpenAPI document."""
     generate = app.openapi
 
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
-            schemas.update(request_schema_components(max_records))
-        return app.openapi_schema
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI's document, cached by FastAPI as app.openapi_schema
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(
+            request_schema_components(max_records)
+        )
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

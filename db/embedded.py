@@ -78,10 +78,10 @@ def ensure_running(settings: DatabaseSettings | None = None) -> str:
         user = _run_as()
         _prepare_permissions(pgdata, user)
         if not (pgdata / "PG_VERSION").exists():
-            _commands.initdb(
+            _commands.initdb(  # type: ignore[attr-defined]  # made at import by _commands._init()
                 ["--auth=trust", "--encoding=utf8", "-U", SUPERUSER], pgdata=pgdata, user=user,
             )
-        _commands.pg_ctl(
+        _commands.pg_ctl(  # type: ignore[attr-defined]
             [
                 "-w", "-t", "60",
                 "-o", f"-h {settings.embedded_pg_host} -p {settings.embedded_pg_port} -k ''",
@@ -119,7 +119,9 @@ def stop(settings: DatabaseSettings | None = None) -> bool:
     if not (pgdata / "postmaster.pid").exists():
         return False
     try:
-        _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_run_as(), timeout=60)
+        _commands.pg_ctl(  # type: ignore[attr-defined]
+            ["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_run_as(), timeout=60,
+        )
     except subprocess.CalledProcessError:
         return False
     return True

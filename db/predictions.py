@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import CursorResult, Result, Select, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -164,7 +164,12 @@ def find_batch(*, session: Session, batch_key: str) -> list[Mapping[str, Any]] |
     rows = session.execute(
         select(PREDICTIONS).where(PREDICTIONS.c.batch_key == batch_key).order_by(PREDICTIONS.c.id)
     )
-    return list(rows.mappings())
+    return _mappings(rows)
+
+
+def _mappings(result: Result[Any]) -> list[Mapping[str, Any]]:
+    # RowMapping is a Mapping keyed by column name; its stubs type the keys loosely
+    return cast("list[Mapping[str, Any]]", list(result.mappings()))
 
 
 def count_predictions(*, session: Session, start: datetime, end: datetime, source: str | None) -> int:
@@ -176,7 +181,7 @@ def list_predictions(
     *, session: Session, start: datetime, end: datetime, source: str | None, limit: int, offset: int,
 ) -> list[Mapping[str, Any]]:
     """Stored predictions created in [start, end), newest first (the created_at, id index)."""
-    return list(session.execute(page_query(start, end, source, limit, offset)).mappings())
+    return _mappings(session.execute(page_query(start, end, source, limit, offset)))
 
 
 def delete_predictions(*, session: Session, batch_key_prefix: str) -> int:
@@ -185,13 +190,13 @@ def delete_predictions(*, session: Session, batch_key_prefix: str) -> int:
     Returns the number of predictions deleted. The prefix is matched literally (`%` and `_` in it
     are not wildcards). Used by the demo-history command to remove exactly what it wrote.
     """
-    predictions = session.execute(
+    deleted = session.execute(
         delete(Prediction).where(Prediction.batch_key.startswith(batch_key_prefix, autoescape=True))
-    ).rowcount
+    )
     session.execute(
         delete(PredictionBatch).where(PredictionBatch.batch_key.startswith(batch_key_prefix, autoescape=True))
     )
-    return predictions
+    return cast("CursorResult[Any]", deleted).rowcount  # DML: a CursorResult at run time
 
 
 def count_query(start: datetime, end: datetime, source: str | None) -> Select[Any]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import case, delete, insert
+from sqlalchemy import CursorResult, case, delete, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -94,4 +95,5 @@ def delete_ingestion_statistics(*, session: Session, dag_run_id: str) -> int:
 
     Used by the demo-history command, whose rows all carry the run id `demo-history`.
     """
-    return session.execute(delete(IngestedFile).where(IngestedFile.dag_run_id == dag_run_id)).rowcount
+    deleted = session.execute(delete(IngestedFile).where(IngestedFile.dag_run_id == dag_run_id))
+    return cast("CursorResult[Any]", deleted).rowcount  # DML: a CursorResult at run time
