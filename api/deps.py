@@ -9,14 +9,14 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from api.settings import ApiSettings
+from core.settings import ApiServerSettings
 from db.session import get_session
 from model.predictor import Predictor
 
 bearer = HTTPBearer(auto_error=False, description="Needed when the API runs with API_TOKEN set")
 
 
-def get_settings(request: Request) -> ApiSettings:
+def get_settings(request: Request) -> ApiServerSettings:
     return request.app.state.settings
 
 
@@ -50,4 +50,4 @@ def require_token(
 
 SessionDep = Annotated[Session, Depends(get_session)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
-SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
+SettingsDep = Annotated[ApiServerSettings, Depends(get_settings)]

@@ -22,7 +22,7 @@ from api.deps import require_token
 from api.errors import register_error_handlers
 from api.routers import health, model, predictions
 from api.routers.predictions import request_schema_components
-from api.settings import ApiSettings
+from core.settings import ApiServerSettings
 from db.session import get_engine
 from model.predictor import ModelNotTrainedError, Predictor
 
@@ -32,7 +32,7 @@ GC_GEN0_THRESHOLD = 50_000  # allocations between young-generation collections (
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: ApiSettings = app.state.settings
+    settings: ApiServerSettings = app.state.settings
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     try:
         app.state.predictor = Predictor(settings.model_artifacts_dir)
@@ -97,8 +97,8 @@ def _document_request_body(app: FastAPI, max_records: int) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: ApiSettings | None = None) -> FastAPI:
-    settings = settings or ApiSettings()
+def create_app(settings: ApiServerSettings | None = None) -> FastAPI:
+    settings = settings or ApiServerSettings()
     app = FastAPI(
         title="Churn prediction API",
         summary="Scores customer records for churn and serves the stored predictions.",
@@ -124,7 +124,7 @@ app = create_app()
 
 
 def main() -> None:
-    settings = ApiSettings()
+    settings = ApiServerSettings()
     uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port)
 
 

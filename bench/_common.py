@@ -8,26 +8,21 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from sqlalchemy.engine import make_url
 
-from sqlalchemy.engine import make_url  # noqa: E402
-
-from db import embedded  # noqa: E402
-from db import session as db_session  # noqa: E402
-from db.admin import create_database, drop_database  # noqa: E402
-from db.manage import migrate  # noqa: E402
-from db.settings import DatabaseSettings  # noqa: E402
-from model.contract import FEATURE_NAMES, IDENTIFIER  # noqa: E402
-from model.data import load_dataset  # noqa: E402
-from tests.api_server import start_api_server  # noqa: E402
+from core.settings import REPO_ROOT, DatabaseSettings
+from db import embedded
+from db import session as db_session
+from db.admin import create_database, drop_database
+from db.manage import migrate
+from model.contract import FEATURE_NAMES, IDENTIFIER
+from model.data import load_dataset
+from tests.api_server import start_api_server
 
 __all__ = ["REPO_ROOT", "libpq_url", "median_seconds", "percentile", "sample_records",
            "scratch_database", "start_api_server", "timed"]

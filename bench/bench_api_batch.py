@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 
-import _common
 import httpx
 import psycopg
 
+from bench import _common
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.predictor import Predictor
 

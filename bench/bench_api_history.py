@@ -13,10 +13,10 @@ from __future__ import annotations
 import statistics
 from datetime import UTC, datetime, timedelta
 
-import _common
 import httpx
 import psycopg
 
+from bench import _common
 from model.contract import FEATURE_NAMES, IDENTIFIER, default_record
 
 ROWS_PER_DAY = 1_000

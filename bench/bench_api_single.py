@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import threading
+from functools import partial
 from http.client import HTTPConnection
 from urllib.parse import urlsplit
 
-import _common
 import psycopg
 
+from bench import _common
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.predictor import Predictor
 
@@ -76,12 +77,12 @@ def api_latencies(api: str, bodies: list[bytes]) -> list[float]:
     def client(share: list[bytes]) -> None:
         # the standard library's client: on a 2-core machine shared by the clients and the
         # server, a heavier client's own CPU time would be counted as the service's latency
-        mine = []
-        http = HTTPConnection(address.hostname, address.port, timeout=60)
+        mine: list[float] = []
+        http = HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=60)
         _request(http, "GET", "/health", b"")  # open the connection before the clock starts
         start.wait()
         for body in share:
-            mine.append(_common.timed(lambda body=body: _request(http, "POST", "/predict", body)))
+            mine.append(_common.timed(partial(_request, http, "POST", "/predict", body)))
         http.close()
         with lock:
             latencies.extend(mine)

@@ -27,20 +27,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from core.settings import DatabaseSettings
 from db import embedded
 from db.admin import create_database, drop_database
 from db.manage import DEFAULT_METADATA, migrate
 from db.model_versions import record_model_version
-from db.settings import DatabaseSettings
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER
 from model.data import load_dataset
 from model.predictor import Predictor

@@ -13,7 +13,6 @@ once. Must stay well under the one-minute schedule.
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,14 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from core.error_types import ErrorType
 from dags.churn_jobs.claim import claim_raw_file
 from dags.churn_jobs.splitting import split_good_bad_rows
 from dags.churn_jobs.validation import validate_customer_file
 from model.contract import IDENTIFIER, TARGET
 from model.data import DATASET_PATH
-from model.error_types import ErrorType
 from scripts.inject_errors import inject_into_content
 
 ROWS = 10_000

@@ -9,11 +9,7 @@ the frame) and the absolute medians.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from model.contract import FEATURE_NAMES
 from model.data import load_dataset, records_to_frame

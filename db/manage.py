@@ -18,14 +18,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from core.settings import REPO_ROOT, DatabaseSettings, ReadonlyRoleSettings
 from db import embedded
 from db.model_versions import record_model_version
 from db.roles import ensure_readonly_role
 from db.session import database_url, get_engine, session_scope
-from db.settings import DatabaseSettings, ReadonlyRoleSettings
 
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
-DEFAULT_METADATA = Path(__file__).resolve().parent.parent / "model" / "artifacts" / "metadata.json"
+DEFAULT_METADATA = REPO_ROOT / "model" / "artifacts" / "metadata.json"
 
 
 def alembic_config(url: str | None = None) -> Config:

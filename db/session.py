@@ -11,8 +11,8 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import DatabaseSettings
 from db import embedded
-from db.settings import DatabaseSettings
 
 
 def database_url(settings: DatabaseSettings | None = None) -> str:

@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.settings import REPO_ROOT
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER, TARGET
 
-DATASET_PATH = Path(__file__).resolve().parent.parent / "data" / "telco_churn.csv"
+DATASET_PATH = REPO_ROOT / "data" / "telco_churn.csv"
 
 PANDAS_DTYPES = {"str": "str", "int": "int64", "float": "float64"}
 

@@ -33,6 +33,7 @@ from sklearn.model_selection import cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from core.settings import REPO_ROOT
 from model.baseline import compute_baseline
 from model.contract import (
     CATEGORICAL_FEATURES,
@@ -44,7 +45,7 @@ from model.contract import (
 )
 from model.data import DATASET_PATH, load_dataset
 
-ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS_DIR = REPO_ROOT / "model" / "artifacts"
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 CONFUSION_FILE = "confusion_matrix.png"

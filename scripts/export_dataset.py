@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.settings import REPO_ROOT
 from model.contract import FEATURE_NAMES, IDENTIFIER, TARGET
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "data" / "telco_churn.csv"
+DEFAULT_OUT = REPO_ROOT / "data" / "telco_churn.csv"
 
 
 def load_wa_churn() -> pd.DataFrame:

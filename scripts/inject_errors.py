@@ -7,7 +7,7 @@ dealt in a shuffled round, so a handful of files already shows every kind); row-
 a share of that file's rows (`--row-share`). The same seed on the same files gives the same bytes.
 Each changed file is rewritten atomically and one line per file says what changed where.
 
-Module use: `INJECTORS` maps every `model.error_types.ErrorType` to its function. Row-level
+Module use: `INJECTORS` maps every `core.error_types.ErrorType` to its function. Row-level
 functions take a DataFrame (typed, or text cells as read from a raw file), a numpy Generator and
 the row positions to touch, and return a new frame plus an `Injection` saying exactly which rows,
 columns and cells changed; the input frame is never modified. The file-level faults
@@ -30,12 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-if __package__ in (None, ""):  # run as `python scripts/inject_errors.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from core.error_types import ErrorType
+from core.files import list_visible_files, write_atomic
 from model.contract import FEATURES, FEATURES_BY_NAME, MIN_TOTAL_TO_EXPECTED_RATIO, REQUIRED_COLUMNS
-from model.error_types import ErrorType
-from scripts.folders import write_files_atomically
 from scripts.split_dataset import OneLineArgumentParser, UsageError
 
 Cell = tuple[int, str]
@@ -115,7 +112,8 @@ def unknown_category(
     cells = {}
     for row in rows:
         column = _pick(rng, candidates)
-        cells[(row, column)] = _misspelled(frame[column].iloc[row], FEATURES_BY_NAME[column].allowed, rng)
+        allowed = FEATURES_BY_NAME[column].allowed or ()
+        cells[(row, column)] = _misspelled(frame[column].iloc[row], allowed, rng)
     return _rewrite(frame, cells, ErrorType.UNKNOWN_CATEGORY, "category outside the allowed set")
 
 
@@ -129,6 +127,7 @@ def out_of_range(
     """
     cells: dict[Cell, Any] = {}
     maximum = FEATURES_BY_NAME["monthly_charges"].maximum
+    assert maximum is not None  # the contract bounds monthly charges
     for row in rows:
         monthly = _as_number(frame["monthly_charges"].iloc[row]) if "monthly_charges" in frame else None
         if rng.random() < 0.5 and monthly is not None and monthly * 10 > maximum:
@@ -385,8 +384,8 @@ def plan_injections(
 
 
 def raw_files(raw_dir: Path) -> list[Path]:
-    """The CSV files waiting in the folder, in name order (hidden temporaries excluded)."""
-    return sorted(p for p in raw_dir.glob("*.csv") if p.is_file() and not p.name.startswith("."))
+    """The files waiting in the folder, in name order (hidden temporaries excluded)."""
+    return list_visible_files(raw_dir)
 
 
 def check_arguments(raw_dir: Path, share: float, row_share: float, seed: int | None) -> list[Path]:
@@ -427,7 +426,7 @@ def inject_errors(
             results.append(FileInjection(path, None, f"{error_type} not applicable: {error}"))
             continue
         results.append(FileInjection(path, injection))
-    write_files_atomically(_still_waiting(contents, results))
+    write_atomic(_still_waiting(contents, results))
     return results
 
 

@@ -30,16 +30,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.orm import Session
 
+from core.error_types import ErrorType
+from core.settings import ReportSettings
 from db.predictions import create_predictions, delete_predictions
 from db.session import session_scope
-from db.settings import REPO_ROOT
 from db.statistics import delete_ingestion_statistics, record_ingestion_statistics
 from model.contract import FEATURES, FEATURES_BY_NAME, IDENTIFIER, NUMERIC_FEATURES, REQUIRED_COLUMNS
 from model.data import load_dataset
-from model.error_types import ErrorType
 from model.predictor import Predictor
 
 DEMO_RUN_ID = "demo-history"
@@ -51,14 +50,6 @@ ROW_ERRORS = (
     ErrorType.MISSING_VALUE, ErrorType.UNKNOWN_CATEGORY, ErrorType.OUT_OF_RANGE,
     ErrorType.WRONG_TYPE, ErrorType.DUPLICATE_ROW, ErrorType.INCONSISTENT_VALUES,
 )
-
-
-class DemoHistorySettings(BaseSettings):
-    """Where the (demo) Data Docs links point: the reports site the API serves."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    reports_base_url: str = "http://127.0.0.1:8000/reports"
 
 
 @dataclass(frozen=True)
@@ -141,7 +132,9 @@ class DemoWriter:
         name = f"demo_{moment:%Y%m%d_%H%M}.csv"
         records = self.sample_records(self.rng.randint(20, 60), moment)
         if self.timeline.within(moment, self.timeline.bad_data):
-            errors = {(ErrorType.MISSING_COLUMN.value, self.rng.choice(REQUIRED_COLUMNS)): len(records)}
+            errors: dict[tuple[str, str | None], int] = {
+                (ErrorType.MISSING_COLUMN.value, self.rng.choice(REQUIRED_COLUMNS)): len(records),
+            }
             invalid = len(records)
         else:
             errors, invalid = _ordinary_errors(len(records), self.rng)
@@ -249,7 +242,7 @@ def seed_demo_history(*, session: Session, hours: float, end: datetime, seed: in
     remove_demo_history(session)
     writer = DemoWriter(
         session=session, timeline=timeline, predictor=Predictor(), dataset=load_dataset(),
-        reports_base_url=DemoHistorySettings().reports_base_url.rstrip("/"), rng=random.Random(seed),
+        reports_base_url=ReportSettings().reports_base_url.rstrip("/"), rng=random.Random(seed),
     )
     for moment in timeline.minutes():
         writer.write_minute(moment)

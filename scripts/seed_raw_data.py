@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from core.settings import DataFolderSettings
 from model.data import DATASET_PATH
-from scripts.folders import DataFolders
 from scripts.inject_errors import FileInjection, inject_errors, raw_files
 from scripts.split_dataset import OneLineArgumentParser, UsageError, split_dataset
 
@@ -35,13 +35,13 @@ def seed_raw_data(
     *,
     row_share: float = 0.1,
     dataset: Path = DATASET_PATH,
-    folders: DataFolders | None = None,
+    folders: DataFolderSettings | None = None,
 ) -> list[FileInjection]:
     """Write n_files new raw files into raw_dir, a share of them with injected errors.
 
     Returns one FileInjection per file (injection None for the clean ones), paths in raw_dir.
     """
-    folders = folders or DataFolders()
+    folders = folders or DataFolderSettings()
     raw_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{raw_dir.name}-staging-", dir=raw_dir.parent))
     try:
@@ -70,7 +70,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_arguments(argv)
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**31)
-    raw_dir = DataFolders().raw_data_dir
+    raw_dir = DataFolderSettings().raw_data_dir
     if args.if_empty and raw_dir.is_dir() and raw_files(raw_dir):
         print(f"{raw_dir} already holds CSV files: not seeding")
         return 0

@@ -23,12 +23,10 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
-if __package__ in (None, ""):  # run as `python scripts/split_dataset.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from core.files import write_atomic
+from core.settings import DataFolderSettings
 from model.contract import FEATURE_NAMES, IDENTIFIER, TARGET
 from model.data import load_dataset
-from scripts.folders import DataFolders, write_files_atomically
 
 FILE_PREFIX = "customers"
 
@@ -120,7 +118,7 @@ def split_dataset(
     *,
     seed: int | None = None,
     keep_label: bool = False,
-    folders: DataFolders | None = None,
+    folders: DataFolderSettings | None = None,
     now: datetime | None = None,
 ) -> list[Path]:
     """Write the dataset as N raw files in `out_dir` and return their paths, in order.
@@ -136,10 +134,10 @@ def split_dataset(
     elif TARGET not in frame.columns:
         raise UsageError(f"--keep-label given but dataset {dataset} has no {TARGET} column")
     prepare_folder(out_dir)
-    run_id = choose_run_id([out_dir, *(folders or DataFolders()).all()], now)
+    run_id = choose_run_id([out_dir, *(folders or DataFolderSettings()).all()], now)
     paths = [out_dir / name for name in file_names(run_id, n_files)]
     parts = split_rows(frame, n_files, seed)
-    write_files_atomically(dict(zip(paths, parts, strict=True)))
+    write_atomic(dict(zip(paths, parts, strict=True)))
     return paths
 
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.settings import ApiSettings
-from db.settings import REPO_ROOT
+from core.settings import REPO_ROOT, ApiServerSettings
 
 STARTUP_SECONDS = 60
 
@@ -41,7 +40,7 @@ def start_api_server(
     `env` adds or overrides environment variables (API_TOKEN, MAX_RECORDS_PER_REQUEST, ...).
     Waits until /health answers (200 or 503); the server's output is shown if it fails to start.
     """
-    host = ApiSettings(_env_file=None).api_host
+    host = ApiServerSettings(_env_file=None).api_host
     port = free_port(host)
     environ = {**os.environ, "DATABASE_URL": database_url, "API_HOST": host, "API_PORT": str(port),
                **(env or {})}

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
+from core.settings import DatabaseSettings
 from db import embedded
 from db import session as db_session
 from db.admin import create_database, drop_database
 from db.manage import load_baseline, migrate
-from db.settings import DatabaseSettings
 
 RUNTIME_TABLES = (
     "predictions", "prediction_batches", "predicted_files", "ingestion_errors", "ingested_files",

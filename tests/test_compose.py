@@ -1,7 +1,7 @@
 """docker-compose.yml is valid and agrees with the code (no Docker engine runs here).
 
 The schema check runs the compose-spec validator; the rest compares the file with the settings
-classes, scripts/serve.py (the one definition of each command), .env.example and the Dockerfiles,
+classes, launcher/services.py (the one definition of each command), .env.example and the Dockerfiles,
 so that compose cannot drift away from `make run`.
 """
 
@@ -17,12 +17,10 @@ from typing import Any
 import pytest
 import yaml
 
-from api.settings import ApiSettings
-from scripts.airflow_env import AirflowLocalSettings, airflow_environment
-from scripts.serve import SERVICES, GrafanaAddress
-from webapp.settings import WebappSettings
+from core.settings import REPO_ROOT, ApiServerSettings, WebappSettings
+from launcher.airflow_env import AirflowSettings, airflow_environment
+from launcher.services import SERVICES, GrafanaSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # `$${X}` is escaped: the container's shell expands it, not compose
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
@@ -55,7 +53,7 @@ def test_every_command_is_a_known_scripts_serve_service(services: dict[str, dict
     commands = {name: s["command"] for name, s in services.items() if "command" in s}
     assert set(commands) == set(services) - {"postgres", "grafana"}  # those two run their images
     for name, command in commands.items():
-        assert command[:3] == ["python", "-m", "scripts.serve"], name
+        assert command[:3] == ["python", "-m", "launcher.services"], name
         assert command[3] in SERVICES, f"{name}: unknown service {command[3]!r}"
 
 
@@ -69,8 +67,8 @@ def test_one_shots_run_once_and_long_running_services_have_healthchecks(
             continue
         assert "healthcheck" in service, f"{name} has no healthcheck"
         test = service["healthcheck"]["test"]
-        if test[:4] == ["CMD", "python", "-m", "scripts.serve"]:
-            # a service is checked with its own definition in scripts/serve.py
+        if test[:4] == ["CMD", "python", "-m", "launcher.services"]:
+            # a service is checked with its own definition in launcher/services.py
             assert test[4:] == ["--health", service["command"][3]], name
 
 
@@ -88,12 +86,12 @@ def test_dependents_wait_for_health_or_completion(services: dict[str, dict[str, 
 
 def test_published_ports_default_to_the_settings_defaults(services: dict[str, dict[str, Any]]) -> None:
     expected = {
-        "api": ("API_PORT", ApiSettings.model_fields["api_port"].default),
+        "api": ("API_PORT", ApiServerSettings.model_fields["api_port"].default),
         "webapp": ("WEBAPP_PORT", WebappSettings.model_fields["webapp_port"].default),
         "airflow-apiserver": (
-            "AIRFLOW_API_PORT", AirflowLocalSettings.model_fields["airflow_api_port"].default,
+            "AIRFLOW_API_PORT", AirflowSettings.model_fields["airflow_api_port"].default,
         ),
-        "grafana": ("GRAFANA_PORT", GrafanaAddress.model_fields["grafana_port"].default),
+        "grafana": ("GRAFANA_PORT", GrafanaSettings.model_fields["grafana_port"].default),
     }
     for name, (variable, default) in expected.items():
         (mapping,) = services[name]["ports"]  # "${X_PORT:-n}:${X_PORT:-n}": host port = container port
@@ -138,7 +136,7 @@ def test_data_folders_are_shared_volumes_at_the_configured_paths(
 def test_airflow_containers_get_the_launchers_airflow_configuration(
     services: dict[str, dict[str, Any]], tmp_path: Path,
 ) -> None:
-    """The keys `make run` sets (scripts/airflow_env.py) are all set in compose, with the same values
+    """The keys `make run` sets (launcher/airflow_env.py) are all set in compose, with the same values
     where they do not depend on the machine."""
     local = airflow_environment(tmp_path, tmp_path / "dags", "postgresql+psycopg://x@h/airflow",
                                 jwt_secret_value="s")
@@ -147,7 +145,7 @@ def test_airflow_containers_get_the_launchers_airflow_configuration(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER", "PYTHONPATH",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS",
-        # the secret is read from the shared AIRFLOW_HOME volume by scripts/serve.py
+        # the secret is read from the shared AIRFLOW_HOME volume by launcher/services.py
         "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY",
     }
     airflow_services = [n for n in services if n.startswith("airflow-")]

@@ -5,39 +5,44 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-from pathlib import Path
 
 import pytest
 from pydantic_settings import BaseSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SETTINGS_MODULES = (
-    "api.settings", "webapp.settings", "db.settings", "dags.churn_jobs.settings",
-    "dags.churn_jobs.prediction", "scripts.folders", "scripts.airflow_env", "scripts.serve",
-    "scripts.run_local", "scripts.seed_demo_history",
-)
+from core.settings import REPO_ROOT
+
+SOURCE_FOLDERS = ("core", "api", "webapp", "db", "dags", "launcher", "scripts", "model", "bench")
 
 
 def settings_classes() -> list[type[BaseSettings]]:
-    found = []
-    for name in SETTINGS_MODULES:
-        module = importlib.import_module(name)
-        found += [
-            cls for _, cls in inspect.getmembers(module, inspect.isclass)
-            if issubclass(cls, BaseSettings) and cls.__module__ == name
-        ]
-    return found
+    """Every settings class of the stack: all of them live in core/settings.py."""
+    module = importlib.import_module("core.settings")
+    return [
+        cls for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, BaseSettings) and cls.__module__ == "core.settings" and cls.model_fields
+    ]
 
 
-def test_every_settings_module_is_checked() -> None:
-    """A new settings class anywhere in the services must be added to SETTINGS_MODULES."""
+def test_settings_classes_live_only_in_core_settings() -> None:
+    """No service declares settings of its own: a variable has one home (core/settings.py)."""
     defining = {
-        ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
-        for folder in ("api", "webapp", "db", "dags", "scripts", "model")
+        str(path.relative_to(REPO_ROOT))
+        for folder in SOURCE_FOLDERS
         for path in (REPO_ROOT / folder).rglob("*.py")
-        if re.search(r"class \w+\((\w+\.)?BaseSettings\)", path.read_text())
+        if re.search(r"^\s*class \w+\([^)]*BaseSettings[^)]*\)", path.read_text(), re.M)
     }
-    assert defining <= set(SETTINGS_MODULES)
+    assert defining == {"core/settings.py"}
+
+
+def test_every_variable_is_declared_in_exactly_one_class() -> None:
+    """A variable inherited by a combining class (IngestionSettings...) is still declared once."""
+    declared: dict[str, list[str]] = {}
+    for cls in settings_classes():
+        for name in cls.__annotations__:
+            if name in cls.model_fields:
+                declared.setdefault(name, []).append(cls.__name__)
+    twice = {name: owners for name, owners in declared.items() if len(owners) > 1}
+    assert not twice, f"declared more than once: {twice}"
 
 
 @pytest.mark.parametrize("cls", settings_classes(), ids=lambda c: c.__name__)

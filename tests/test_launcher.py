@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.run_local import RunningService, _dag_ids, check_ports_free, describe, stop_services
-from scripts.serve import SERVICES, Service, command_for
+from launcher.run_local import RunningService, _dag_ids, check_ports_free, describe, stop_services
+from launcher.services import SERVICES, Service, command_for
 
 # A server that ignores SIGTERM and runs a worker in its own session, out of reach of the
 # server's process group (as Airflow's task processes are).

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import streamlit as st
 
-# Streamlit puts this file's folder on sys.path, not the repository root; the pages import `webapp.*`.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
+# The pages import `webapp.*` and `core.*`: the project is installed (`pip install -e .`), so they
+# import from any working folder, although Streamlit puts only this file's folder on sys.path.
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
 

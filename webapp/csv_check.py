@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.error_types import ErrorType
+from core.files import UnreadableFileError, decode_text
 from webapp.forms import json_types
 
 # The dataset's label. The API does not publish it (it is not an input), but files exported from
@@ -66,22 +68,16 @@ class CsvCheck:
         return notes
 
 
-def decode_csv(content: bytes) -> str:
-    """UTF-8 text (a BOM from spreadsheet exports is removed); ValueError when it is not text."""
-    if b"\x00" in content[:4096]:
-        raise ValueError("The file looks binary, not a CSV text file.")
-    try:
-        return content.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"The file is not UTF-8 text (byte {exc.start} cannot be read).") from exc
-
-
 def check_csv(content: bytes, schema: Mapping[str, Any], *, file_name: str = "upload.csv") -> CsvCheck:
     """Read the file, check its header and every row; keep the valid rows as JSON records."""
     result = CsvCheck(file_name=file_name)
     try:
-        rows = list(csv.reader(io.StringIO(decode_csv(content))))
-    except (ValueError, csv.Error) as exc:
+        rows = list(csv.reader(io.StringIO(decode_text(content))))
+    except UnreadableFileError as exc:
+        state = "is empty" if exc.error_type == ErrorType.EMPTY_FILE else "cannot be read"
+        result.file_error = f"The file {state}: {exc.detail}."
+        return result
+    except csv.Error as exc:
         result.file_error = str(exc)
         return result
     if not rows or not any(cell.strip() for cell in rows[0]):

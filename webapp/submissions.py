@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.api_client import ApiError, ApiInputError, ChurnApiClient
+from core.api_client import ApiError, ApiInputError, ChurnApiClient
 from webapp.csv_check import RowError
 
 SESSION_ID_KEY = "webapp_session_id"

@@ -27,6 +27,7 @@ from urllib.parse import quote, unquote, urlparse
 
 import requests
 
+from core.files import write_atomic
 from dags.churn_jobs.validation import Criticality, ValidationOutcome
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,12 @@ def build_report(outcome: ValidationOutcome, *, run_id: str, reports_dir: Path) 
     """Write the run's report (Data Docs page, or the file-level page) and its stable link."""
     link = reports_dir / report_link_path(run_id, outcome.file_name)
     if outcome.ge_result is None:
-        _write_text(link, _file_level_page(outcome))
+        write_atomic({link: _file_level_page(outcome).encode()})
         return link
     docs_page = build_data_docs_page(outcome.ge_result, run_id=run_id, file_name=outcome.file_name,
                                      reports_dir=reports_dir)
     target = os.path.relpath(docs_page, link.parent)
-    _write_text(link, _forward_page(quote(target), outcome.file_name))
+    write_atomic({link: _forward_page(quote(target), outcome.file_name).encode()})
     return link
 
 
@@ -231,10 +232,3 @@ def _file_level_page(outcome: ValidationOutcome) -> str:
         f"<p>The whole file could not be ingested: {html.escape(outcome.detail)}</p><ul>{errors}</ul>"
         "<p>It was moved, unchanged, to bad_data.</p></body></html>\n"
     )
-
-
-def _write_text(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, target)

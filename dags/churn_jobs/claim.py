@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.files import list_visible_files
+
 log = logging.getLogger(__name__)
 
 _SEPARATOR = "__"
@@ -43,9 +45,7 @@ class ClaimedFile:
 
 def waiting_raw_files(raw_data_dir: Path) -> list[Path]:
     """Files waiting in raw-data; hidden names are temporaries of writers (and the claims folder)."""
-    if not raw_data_dir.is_dir():
-        return []
-    return sorted(p for p in raw_data_dir.iterdir() if not p.name.startswith(".") and p.is_file())
+    return list_visible_files(raw_data_dir)
 
 
 def claim_raw_file(

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.settings import IngestionSettings
 from dags.churn_jobs.alerts import report_and_alert, report_url
 from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims
-from dags.churn_jobs.settings import IngestionSettings
 from dags.churn_jobs.splitting import split_good_bad_rows
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
 from db.statistics import record_ingestion_statistics
@@ -28,8 +28,11 @@ from db.statistics import record_ingestion_statistics
 log = logging.getLogger(__name__)
 
 
-def read_data(run_id: str, settings: IngestionSettings | None = None) -> dict[str, Any] | None:
-    """Recover stale claims, then claim one raw file at random; None when there is nothing to do."""
+def claim_next_file(run_id: str, settings: IngestionSettings | None = None) -> dict[str, Any] | None:
+    """The `read-data` step: recover stale claims, then claim one raw file at random.
+
+    Returns the claim as a dict for XCom, None when raw-data holds nothing to ingest.
+    """
     settings = settings or IngestionSettings()
     recover_stale_claims(settings.raw_data_dir, settings.claims_dir, settings.claim_timeout_seconds)
     claimed = claim_raw_file(settings.raw_data_dir, settings.claims_dir, run_id)
@@ -38,7 +41,7 @@ def read_data(run_id: str, settings: IngestionSettings | None = None) -> dict[st
     return {**claimed.to_dict(), "started_at": datetime.now(UTC).isoformat()}
 
 
-def validate_data(claim: dict[str, Any]) -> dict[str, Any]:
+def validate_claimed_file(claim: dict[str, Any]) -> dict[str, Any]:
     claimed = ClaimedFile.from_dict(claim)
     outcome = validate_customer_file(claimed.path, file_name=claimed.original_name)
     log.info(
@@ -49,7 +52,9 @@ def validate_data(claim: dict[str, Any]) -> dict[str, Any]:
     return {"claim": claim, "outcome": outcome.to_dict()}
 
 
-def save_statistics(validated: dict[str, Any], run_id: str, settings: IngestionSettings | None = None) -> int:
+def save_ingestion_statistics(
+    validated: dict[str, Any], run_id: str, settings: IngestionSettings | None = None,
+) -> int:
     """One ingested_files row and one ingestion_errors row per (error type, column). Never the rows.
 
     Returns the row's id; a retried or cleared task returns the same row, its counts not doubled.
@@ -59,15 +64,16 @@ def save_statistics(validated: dict[str, Any], run_id: str, settings: IngestionS
     return _store_statistics(validated, run_id, settings, alert_sent=False if outcome.has_problems else None)
 
 
-def send_alerts(
+def send_file_alerts(
     validated: dict[str, Any], run_id: str, settings: IngestionSettings | None = None,
 ) -> dict[str, Any]:
     """Build the report; alert Teams when the file has problems; record whether the alert went out."""
     settings = settings or IngestionSettings()
     outcome = ValidationOutcome.from_dict(validated["outcome"])
+    webhook_url = settings.teams_webhook_url.get_secret_value() if settings.teams_webhook_url else None
     result = report_and_alert(
         outcome, run_id=run_id, reports_dir=settings.reports_dir,
-        reports_base_url=settings.reports_base_url, webhook_url=settings.teams_webhook_url,
+        reports_base_url=settings.reports_base_url, webhook_url=webhook_url,
         attempts=settings.teams_attempts, backoff_seconds=settings.teams_backoff_seconds,
         timeout_seconds=settings.teams_timeout_seconds,
     )
@@ -76,7 +82,7 @@ def send_alerts(
     return {"report_url": result.report_url, "alert_sent": result.alert_sent}
 
 
-def split_and_save_data(
+def split_and_save_rows(
     validated: dict[str, Any], settings: IngestionSettings | None = None,
 ) -> dict[str, Any]:
     settings = settings or IngestionSettings()

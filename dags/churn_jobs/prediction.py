@@ -12,42 +12,23 @@ import hashlib
 import io
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.orm import Session
 
-from dags.churn_jobs.api_client import PredictionApiClient, PredictionApiRejectedError
+from core.api_client import ApiRejectedError, ChurnApiClient
+from core.error_types import ErrorType
+from core.files import UnreadableFileError, list_visible_files
+from core.settings import PredictionJobSettings
 from db.ledger import find_predicted_files, record_predicted_file
 from db.session import session_scope
 from model.contract import FEATURES, IDENTIFIER
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
-
-
-class PredictionJobSettings(BaseSettings):
-    """Where the `prediction_job` DAG reads files and which API it sends them to."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    good_data_dir: Path = REPO_ROOT / "good_data"
-    api_url: str = "http://127.0.0.1:8000"
-    # unset: the API is open (local use); set: sent as `Authorization: Bearer <token>`
-    api_token: SecretStr | None = None
-    # rows per POST /predict: well under the API's MAX_RECORDS_PER_REQUEST (10,000)
-    chunk_size: int = Field(default=1_000, ge=1)
-    api_timeout_seconds: float = Field(default=60.0, gt=0)
-
-    @field_validator("api_token", mode="before")
-    @classmethod
-    def _empty_token_means_open(cls, value: object) -> object:
-        return None if value == "" else value
 
 
 @dataclass(frozen=True)
@@ -62,10 +43,6 @@ class GoodDataFile:
         return self.path.name
 
 
-class UnreadableFileError(ValueError):
-    """A good_data file that cannot become prediction records (a missing column, a non-number)."""
-
-
 class FilesNotPredictedError(RuntimeError):
     """Files that no retry can predict (unreadable, or refused by the API); the others were predicted."""
 
@@ -74,20 +51,9 @@ def file_checksum(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def list_good_data_files(good_dir: Path) -> list[Path]:
-    """Every file ingestion wrote to good_data, by name; hidden files are writes still in progress.
-
-    Not only `*.csv`: ingestion keeps the raw file's name, so `export.CSV` or `customers.txt` land
-    here under that name and must be predicted like any other.
-    """
-    if not good_dir.is_dir():
-        return []
-    return sorted(p for p in good_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-
-
 def find_unpredicted_files(good_dir: Path, session: Session) -> list[GoodDataFile]:
     """The good_data files whose (name, checksum) the ledger does not hold yet."""
-    files = [GoodDataFile(path, file_checksum(path)) for path in list_good_data_files(good_dir)]
+    files = [GoodDataFile(path, file_checksum(path)) for path in list_visible_files(good_dir)]
     if not files:
         return []
     predicted = find_predicted_files(session=session, file_names=[f.name for f in files])
@@ -103,12 +69,16 @@ def read_prediction_records(data: bytes, file_name: str) -> list[dict[str, Any]]
     try:
         frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=True)
     except ValueError as error:  # pandas' EmptyDataError and ParserError are ValueErrors
-        raise UnreadableFileError(f"{file_name}: not a readable CSV ({error})") from error
+        raise UnreadableFileError(
+            ErrorType.UNREADABLE_FILE, f"{file_name}: not a readable CSV ({error})"
+        ) from error
     missing = [f.name for f in FEATURES if f.required and f.name not in frame.columns]
     if missing:
-        raise UnreadableFileError(f"{file_name}: missing columns {missing}")
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"{file_name}: missing columns {missing}")
     columns = [name for name in (IDENTIFIER, *(f.name for f in FEATURES)) if name in frame.columns]
-    converters = {IDENTIFIER: str, **{f.name: _CONVERTERS[f.dtype] for f in FEATURES}}
+    converters: dict[str, Callable[[str], Any]] = {
+        IDENTIFIER: str, **{f.name: _CONVERTERS[f.dtype] for f in FEATURES},
+    }
     records = []
     for row_number, row in enumerate(frame[columns].itertuples(index=False, name=None), start=1):
         try:
@@ -117,7 +87,9 @@ def read_prediction_records(data: bytes, file_name: str) -> list[dict[str, Any]]
                 for name, value in zip(columns, row, strict=True)
             })
         except ValueError as error:
-            raise UnreadableFileError(f"{file_name}, data row {row_number}: {error}") from error
+            raise UnreadableFileError(
+                ErrorType.UNREADABLE_FILE, f"{file_name}, data row {row_number}: {error}"
+            ) from error
     return records
 
 
@@ -128,7 +100,7 @@ def _to_int(value: str) -> int:
     return int(number)
 
 
-_CONVERTERS = {"str": str, "int": _to_int, "float": float}
+_CONVERTERS: dict[str, Callable[[str], Any]] = {"str": str, "int": _to_int, "float": float}
 
 
 def _is_blank(value: Any) -> bool:
@@ -141,7 +113,7 @@ def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, 
 
 
 def predict_file(
-    path: Path, client: PredictionApiClient, chunk_size: int, expected_checksum: str | None = None,
+    path: Path, client: ChurnApiClient, chunk_size: int, expected_checksum: str | None = None,
 ) -> int:
     """Send every row of one file to the API in chunks, then record the file; returns its row count.
 
@@ -155,7 +127,9 @@ def predict_file(
         log.warning("%s changed since it was listed; scoring its current content", file.name)
     records = read_prediction_records(data, file.name)
     for index, chunk in chunks(records, chunk_size):
-        client.predict_scheduled(chunk, file_name=file.name, batch_key=f"{file.name}:{file.checksum}:{index}")
+        client.predict(
+            chunk, source="scheduled", file_name=file.name, batch_key=f"{file.name}:{file.checksum}:{index}",
+        )
     # only now, with every row stored by the API, does the file count as predicted
     with session_scope() as session:
         record_predicted_file(session=session, file_name=file.name, checksum=file.checksum, rows=len(records))
@@ -176,11 +150,10 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
 
     A file that cannot be predicted as it is (unreadable, or its rows refused by the API) does
     not hold the others back: they are predicted, then FilesNotPredictedError names it. The API
-    down or failing stops at once with PredictionApiError (the next files would fail the same way).
+    down or failing stops at once with ApiUnavailableError (the next files would fail the same way).
     """
     settings = settings or PredictionJobSettings()
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    client = PredictionApiClient(settings.api_url, token, settings.api_timeout_seconds)
+    client = ChurnApiClient(settings.api_url, settings.token_value(), settings.api_timeout_seconds)
     rows, not_predicted = 0, []
     try:
         for listed in files:
@@ -189,9 +162,11 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
                 log.warning("%s is gone from %s; not predicted", path.name, settings.good_data_dir)
                 continue
             try:
-                rows += predict_file(path, client, settings.chunk_size, listed.get("checksum"))
-            except (UnreadableFileError, PredictionApiRejectedError) as error:
+                rows += predict_file(path, client, settings.predict_chunk_size, listed.get("checksum"))
+            except UnreadableFileError as error:
                 not_predicted.append(str(error))
+            except ApiRejectedError as error:
+                not_predicted.append(f"{path.name}: {error}")
     finally:
         client.close()
     if not_predicted:

@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from core.files import write_atomic
 from dags.churn_jobs.claim import ClaimedFile, release_claim
 from dags.churn_jobs.validation import (
     KNOWN_EXTRA_COLUMNS,
@@ -87,7 +87,7 @@ def format_reasons(reasons: list[Reason]) -> str:
 
 def _quarantine(claimed: ClaimedFile, bad_data_dir: Path) -> SplitResult:
     target = bad_data_dir / claimed.original_name
-    _write_whole(target, claimed.path.read_bytes())
+    write_atomic({target: claimed.path.read_bytes()})
     return SplitResult(good_path=None, bad_path=target, good_rows=0, bad_rows=0, quarantined=True)
 
 
@@ -108,26 +108,14 @@ def _split_rows(
     good_path = good_data_dir / claimed.original_name if len(good) else None
     bad_path = bad_data_dir / claimed.original_name if len(bad) else None
     # both outputs whole before the claim goes: write both, then the caller releases the claim
+    outputs = {}
     if good_path:
-        _write_whole(good_path, good.to_csv(index=False).encode())
+        outputs[good_path] = good.to_csv(index=False).encode()
     if bad_path:
-        _write_whole(bad_path, bad.to_csv(index=False).encode())
+        outputs[bad_path] = bad.to_csv(index=False).encode()
+    write_atomic(outputs)
     return SplitResult(good_path=good_path, bad_path=bad_path, good_rows=len(good), bad_rows=len(bad))
 
 
 def _is_known(column: str) -> bool:
     return column in FEATURES_BY_NAME or column in KNOWN_EXTRA_COLUMNS
-
-
-def _write_whole(target: Path, content: bytes) -> None:
-    """Write under a hidden temporary name in the same folder, flush to disk, rename into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.{os.getpid()}.tmp"
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -42,6 +42,8 @@ from typing import Any
 
 import pandas as pd
 
+from core.error_types import ErrorType
+from core.files import UnreadableFileError, decode_text
 from model.contract import (
     CONSISTENCY_COLUMNS,
     FEATURES,
@@ -53,7 +55,6 @@ from model.contract import (
     Feature,
     check_consistency,
 )
-from model.error_types import ErrorType
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,6 @@ class Criticality(StrEnum):
 
 Reason = tuple[ErrorType, str | None]
 """Why a row (or the file) is bad: the error type and the column, None for the whole file."""
-
-
-class UnreadableFileError(ValueError):
-    """The file cannot be read as customer rows; `error_type` says whether it is empty or unreadable."""
-
-    def __init__(self, error_type: ErrorType, detail: str) -> None:
-        super().__init__(detail)
-        self.error_type = error_type
-        self.detail = detail
 
 
 @dataclass
@@ -173,17 +165,7 @@ class ValidationOutcome:
 
 def read_customer_file(path: Path) -> pd.DataFrame:
     """The file's rows as text (missing cells NaN), or UnreadableFileError saying why not."""
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise UnreadableFileError(ErrorType.EMPTY_FILE, "the file has no bytes")
-    if b"\x00" in raw[:65536]:
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, "binary content (NUL bytes), not a CSV")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UnreadableFileError(
-            ErrorType.UNREADABLE_FILE, f"not UTF-8 text (byte {exc.start}): wrong encoding"
-        ) from exc
+    text = decode_text(path.read_bytes())
     try:
         frame = pd.read_csv(io.StringIO(text), dtype=str)
     except pd.errors.EmptyDataError as exc:

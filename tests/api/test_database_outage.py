@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.settings import DatabaseSettings
 from db import embedded
 from db.manage import migrate
-from db.settings import DatabaseSettings
 from tests.api_server import free_port, start_api_server
 from tests.factories import customer_record
 

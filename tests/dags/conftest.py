@@ -2,7 +2,7 @@
 
 Airflow reads its configuration when `airflow` is first imported, so the environment is set
 here, at conftest import time, before any test module of this folder imports Airflow. The
-variables come from scripts/airflow_env.py, the same function the local launcher uses. The
+variables come from launcher/airflow_env.py, the same function the local launcher uses. The
 metadata DB is SQLite in the temporary home: it is Airflow's own bookkeeping, apart from the
 churn database (the `database_url` fixture), which task code uses.
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from scripts.airflow_env import REPO_ROOT, airflow_environment
+from launcher.airflow_env import REPO_ROOT, airflow_environment
 
 DAGS_FOLDER = REPO_ROOT / "dags"
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="churn-airflow-"))

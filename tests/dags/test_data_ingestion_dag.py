@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from dags.churn_jobs.settings import IngestionSettings
+from core.settings import IngestionSettings
 from db import session as db_session
 from model.contract import IDENTIFIER
 from tests.dags.conftest import DagRunResult

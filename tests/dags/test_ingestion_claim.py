@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+from core.settings import IngestionSettings
 from dags.churn_jobs.claim import (
     ClaimedFile,
     claim_raw_file,
@@ -14,7 +15,6 @@ from dags.churn_jobs.claim import (
     release_claim,
     waiting_raw_files,
 )
-from dags.churn_jobs.settings import IngestionSettings
 
 
 def _folders(tmp_path: Path) -> IngestionSettings:

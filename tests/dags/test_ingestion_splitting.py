@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.error_types import ErrorType
+from core.settings import DataFolderSettings, IngestionSettings
 from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims, waiting_raw_files
-from dags.churn_jobs.settings import IngestionSettings
 from dags.churn_jobs.splitting import (
     ERRORS_COLUMN,
     ClaimLostError,
@@ -20,8 +21,6 @@ from dags.churn_jobs.splitting import (
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.data import DATASET_PATH
-from model.error_types import ErrorType
-from scripts.folders import DataFolders
 from scripts.inject_errors import inject_errors
 from scripts.split_dataset import split_dataset
 from tests.dags.ingestion_samples import write_csv
@@ -164,7 +163,7 @@ def test_a_failed_write_keeps_the_claim_and_a_rerun_replaces_the_outputs(setting
 
 
 def test_rows_are_conserved_over_many_randomly_injected_files(settings: IngestionSettings) -> None:
-    folders = DataFolders(
+    folders = DataFolderSettings(
         raw_data_dir=settings.raw_data_dir, good_data_dir=settings.good_data_dir,
         bad_data_dir=settings.bad_data_dir,
     )

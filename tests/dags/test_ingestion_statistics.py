@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from core.settings import IngestionSettings
 from dags.churn_jobs import ingestion
-from dags.churn_jobs.settings import IngestionSettings
 from db.models import IngestedFile, IngestionError
 from db.session import session_scope
 from tests.dags.ingestion_samples import write_csv
@@ -35,9 +35,9 @@ def _validated(settings: IngestionSettings, frame_or_bytes: Any, name: str) -> d
         (settings.raw_data_dir / name).write_bytes(frame_or_bytes)
     else:
         write_csv(frame_or_bytes, settings.raw_data_dir, name)
-    claim = ingestion.read_data(RUN_ID, settings)
+    claim = ingestion.claim_next_file(RUN_ID, settings)
     assert claim is not None
-    return ingestion.validate_data(claim)
+    return ingestion.validate_claimed_file(claim)
 
 
 def _error_rows() -> list[tuple[str, str | None, int]]:
@@ -71,11 +71,11 @@ def test_a_mixed_file_stores_its_counts_and_the_alert_delivery_in_either_order(
 ) -> None:
     validated = _validated(settings, _mixed(), "mixed.csv")
     if alert_first:
-        alert = ingestion.send_alerts(validated, RUN_ID, settings)
-        ingestion.save_statistics(validated, RUN_ID, settings)
+        alert = ingestion.send_file_alerts(validated, RUN_ID, settings)
+        ingestion.save_ingestion_statistics(validated, RUN_ID, settings)
     else:
-        ingestion.save_statistics(validated, RUN_ID, settings)
-        alert = ingestion.send_alerts(validated, RUN_ID, settings)
+        ingestion.save_ingestion_statistics(validated, RUN_ID, settings)
+        alert = ingestion.send_file_alerts(validated, RUN_ID, settings)
     row, errors = _stored()
     assert (row.file_name, row.dag_run_id, row.rows, row.valid_rows, row.invalid_rows) == (
         "mixed.csv", RUN_ID, 20, 17, 3,
@@ -92,8 +92,8 @@ def test_without_a_webhook_the_alert_is_recorded_as_not_sent(
 ) -> None:
     settings.teams_webhook_url = None
     validated = _validated(settings, _mixed(), "mixed.csv")
-    assert ingestion.send_alerts(validated, RUN_ID, settings)["alert_sent"] is False
-    ingestion.save_statistics(validated, RUN_ID, settings)
+    assert ingestion.send_file_alerts(validated, RUN_ID, settings)["alert_sent"] is False
+    ingestion.save_ingestion_statistics(validated, RUN_ID, settings)
     row, _ = _stored()
     assert row.alert_sent is False
 
@@ -102,8 +102,8 @@ def test_a_clean_file_needs_no_alert_and_has_no_error_rows(
     clean_db: str, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
 ) -> None:
     validated = _validated(settings, dataset_rows(15), "clean.csv")
-    ingestion.save_statistics(validated, RUN_ID, settings)
-    assert ingestion.send_alerts(validated, RUN_ID, settings)["alert_sent"] is None
+    ingestion.save_ingestion_statistics(validated, RUN_ID, settings)
+    assert ingestion.send_file_alerts(validated, RUN_ID, settings)["alert_sent"] is None
     row, errors = _stored()
     assert (row.rows, row.valid_rows, row.criticality, row.outcome) == (15, 15, "none", "good")
     assert row.alert_sent is None
@@ -115,7 +115,7 @@ def test_an_unreadable_file_is_counted_as_one_file_level_error(
     clean_db: str, settings: IngestionSettings,
 ) -> None:
     validated = _validated(settings, b"\x00\xff\x00 not a csv", "junk.csv")
-    ingestion.save_statistics(validated, RUN_ID, settings)
+    ingestion.save_ingestion_statistics(validated, RUN_ID, settings)
     row, errors = _stored()
     assert (row.rows, row.criticality, row.outcome) == (0, "high", "unreadable")
     assert errors == {("unreadable_file", None): 1}
@@ -126,8 +126,8 @@ def test_a_retried_save_statistics_stores_the_file_once(
 ) -> None:
     # the first try committed, then the task was retried (worker lost) or cleared in the UI
     validated = _validated(settings, _mixed(), "mixed.csv")
-    first = ingestion.save_statistics(validated, RUN_ID, settings)
-    assert ingestion.save_statistics(validated, RUN_ID, settings) == first
+    first = ingestion.save_ingestion_statistics(validated, RUN_ID, settings)
+    assert ingestion.save_ingestion_statistics(validated, RUN_ID, settings) == first
     row, errors = _stored()  # exactly one ingested_files row
     assert row.id == first
     assert errors == {("out_of_range", "tenure"): 2, ("unknown_category", "contract"): 1}
@@ -139,10 +139,10 @@ def test_statistics_retried_around_a_delivered_alert_leave_one_row_with_counts_o
     """The alert lands first, save-statistics then runs three times (retries, a cleared task), the
     alert task is retried too: one row, error rows not doubled, the delivery kept, no marker file."""
     validated = _validated(settings, _mixed(), "mixed.csv")
-    ingestion.send_alerts(validated, RUN_ID, settings)
-    ids = {ingestion.save_statistics(validated, RUN_ID, settings) for _ in range(3)}
-    ingestion.send_alerts(validated, RUN_ID, settings)
-    assert ingestion.save_statistics(validated, RUN_ID, settings) in ids and len(ids) == 1
+    ingestion.send_file_alerts(validated, RUN_ID, settings)
+    ids = {ingestion.save_ingestion_statistics(validated, RUN_ID, settings) for _ in range(3)}
+    ingestion.send_file_alerts(validated, RUN_ID, settings)
+    assert ingestion.save_ingestion_statistics(validated, RUN_ID, settings) in ids and len(ids) == 1
 
     row, _ = _stored()  # exactly one ingested_files row
     assert (row.rows, row.valid_rows, row.invalid_rows, row.alert_sent) == (20, 17, 3, True)

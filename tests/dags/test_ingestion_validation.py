@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.error_types import ErrorType
 from dags.churn_jobs.validation import (
     SUITE_NAME,
     Criticality,
@@ -18,7 +19,6 @@ from dags.churn_jobs.validation import (
     validate_customer_frame,
 )
 from model.contract import FEATURES, IDENTIFIER
-from model.error_types import ErrorType
 from scripts.inject_errors import FILE_LEVEL, INJECTORS, inject_into_content
 from tests.dags.ingestion_samples import write_csv
 from tests.factories import dataset_rows

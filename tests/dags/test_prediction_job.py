@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from dags.churn_jobs.api_client import PredictionApiClient
+from core.api_client import ChurnApiClient
+from core.files import UnreadableFileError
+from core.settings import PredictionJobSettings
 from dags.churn_jobs.prediction import (
     FilesNotPredictedError,
-    PredictionJobSettings,
-    UnreadableFileError,
     find_unpredicted_files,
     make_predictions,
     read_prediction_records,
@@ -54,7 +54,7 @@ def good_dir(tmp_path: Path, clean_db: str, api: str, monkeypatch: pytest.Monkey
     folder = tmp_path / "good_data"
     folder.mkdir()
     for name, value in {"GOOD_DATA_DIR": str(folder), "API_URL": api, "API_TOKEN": TOKEN,
-                        "CHUNK_SIZE": str(CHUNK_SIZE)}.items():
+                        "PREDICT_CHUNK_SIZE": str(CHUNK_SIZE)}.items():
         monkeypatch.setenv(name, value)
     return folder
 
@@ -145,8 +145,9 @@ def test_api_down_fails_the_run_and_a_later_run_predicts_each_row_once(
     # an earlier attempt stored the first chunk and then the API went away mid-file
     records = read_prediction_records((good_dir / "while_down.csv").read_bytes(), "while_down.csv")
     checksum = hashlib.sha256((good_dir / "while_down.csv").read_bytes()).hexdigest()
-    PredictionApiClient(base_url, TOKEN).predict_scheduled(
-        records[:CHUNK_SIZE], file_name="while_down.csv", batch_key=f"while_down.csv:{checksum}:0",
+    ChurnApiClient(base_url, TOKEN).predict(
+        records[:CHUNK_SIZE], source="scheduled", file_name="while_down.csv",
+        batch_key=f"while_down.csv:{checksum}:0",
     )
     stop()
 

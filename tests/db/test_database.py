@@ -8,11 +8,11 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
 
+from core.settings import ReadonlyRoleSettings
 from db.manage import alembic_config, downgrade, migrate
 from db.models import BaselineBin, BaselineFeature, ModelVersion
 from db.roles import ensure_readonly_role
 from db.session import get_engine, session_scope
-from db.settings import ReadonlyRoleSettings
 from model.contract import FEATURE_NAMES
 
 

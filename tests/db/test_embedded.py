@@ -7,8 +7,8 @@ from pathlib import Path
 
 import psycopg
 
+from core.settings import DatabaseSettings
 from db import embedded
-from db.settings import DatabaseSettings
 
 
 def _free_port() -> int:

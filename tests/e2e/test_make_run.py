@@ -1,7 +1,7 @@
 """`make run`'s launcher as a user runs it: it prints every URL and login, each answers, Ctrl-C
 stops every process it started, and a second run reuses the data instead of seeding again.
 
-The launcher (`python -m scripts.run_local`) runs in a subprocess against the test database, a
+The launcher (`python -m launcher.run_local`) runs in a subprocess against the test database, a
 throwaway Airflow database on the same server, free ports and temporary folders.
 """
 
@@ -20,25 +20,25 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.settings import REPO_ROOT
 from db.admin import drop_database
-from scripts.run_local import descendants
+from launcher.run_local import descendants
 from tests.api_server import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 UP_SECONDS = 300
 READY_LINE = "Press Ctrl-C to stop everything."
 
 
 class Launcher:
-    """`python -m scripts.run_local` in its own session, its output collected line by line."""
+    """`python -m launcher.run_local` in its own session, its output collected line by line."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.run_local"], cwd=REPO_ROOT, env=env, text=True,
+            [sys.executable, "-m", "launcher.run_local"], cwd=REPO_ROOT, env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()

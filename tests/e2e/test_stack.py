@@ -1,7 +1,7 @@
 """The stack end to end, started the way `make run` starts it, with the real Airflow scheduler.
 
 The API, the Airflow API server, scheduler and DAG processor run as separate processes from
-scripts/serve.py (the same commands `make run` and compose use), launched with scripts/run_local.py's
+launcher/services.py (the same commands `make run` and compose use), launched with launcher/run_local.py's
 functions, against a test database, a throwaway Airflow metadata database on the same server,
 temporary data folders and a local HTTP server standing in for the Teams webhook.
 
@@ -31,9 +31,10 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from core.files import write_atomic
+from core.settings import REPO_ROOT
 from db.admin import drop_database
-from scripts.folders import write_files_atomically
-from scripts.run_local import (
+from launcher.run_local import (
     RunningService,
     airflow_database_url,
     airflow_env,
@@ -48,7 +49,6 @@ from tests.factories import dataset_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("api", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
 STARTUP_SECONDS = 240
 FLOW_SECONDS = 420  # four files through ingestion and prediction on a loaded two-core machine
@@ -225,7 +225,7 @@ def test_files_flow_from_raw_data_to_scheduled_predictions_exactly_once(
         airflow.wait_for_dag(dag_id, STARTUP_SECONDS)
     files = sample_files(str(os.getpid()))
     names = list(files)
-    write_files_atomically({stack.raw_dir / name: content for name, (content, _) in files.items()})
+    write_atomic({stack.raw_dir / name: content for name, (content, _) in files.items()})
     dropped_at = datetime.now(UTC)
     for _ in files:  # one file per run: a burst of runs instead of waiting a minute per file
         airflow.trigger("data_ingestion")

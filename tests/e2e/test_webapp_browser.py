@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import text
 
+from core.settings import REPO_ROOT
 from db import session as db_session
 from db.predictions import create_predictions
 from model.predictor import Predictor
@@ -25,7 +26,6 @@ from tests.factories import dataset_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "screenshots"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

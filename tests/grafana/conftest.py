@@ -15,12 +15,13 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from core.settings import REPO_ROOT
 from db.roles import ensure_readonly_role
 from db.session import get_engine, session_scope
 from scripts.seed_demo_history import DemoTimeline, seed_demo_history
 from tests.conftest import RUNTIME_TABLES
 
-GRAFANA_DIR = Path(__file__).resolve().parents[2] / "grafana"
+GRAFANA_DIR = REPO_ROOT / "grafana"
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 PROVISIONING_DIR = GRAFANA_DIR / "provisioning"
 DATASOURCE_UID = "churn-postgres"

@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
+from core.settings import REPO_ROOT
 from db.manage import DEFAULT_METADATA
 from db.models import IngestedFile, Prediction, PredictionBatch
 from db.predictions import create_predictions
@@ -23,7 +23,6 @@ from model.contract import FEATURES, default_record
 from scripts.seed_demo_history import DEMO_BATCH_PREFIX, DEMO_RUN_ID
 from tests.grafana.conftest import DemoDatabase
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 EPSILON = 1e-4
 
 

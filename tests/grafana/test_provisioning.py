@@ -62,7 +62,7 @@ def test_dashboard_provider_keeps_the_files_the_truth() -> None:
     grafana = compose["services"]["grafana"]
     mount = grafana["environment"]["GRAFANA_DASHBOARDS_DIR"]
     assert any(v.startswith("./grafana/dashboards:") and v.split(":")[1] == mount for v in grafana["volumes"])
-    from scripts.serve import REPO_ROOT, prepare_grafana_process
+    from launcher.services import REPO_ROOT, prepare_grafana_process
 
     environ: dict[str, str] = {}
     prepare_grafana_process(environ)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.settings import DataFolderSettings
 from model.data import DATASET_PATH, load_dataset
-from scripts.folders import DataFolders
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def dataset() -> pd.DataFrame:
 
 
 @pytest.fixture
-def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataFolders:
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataFolderSettings:
     """Raw, good and bad data folders under tmp_path, also exported for the scripts' settings."""
     paths = {name: tmp_path / folder for name, folder in (
         ("RAW_DATA_DIR", "raw-data"), ("GOOD_DATA_DIR", "good_data"), ("BAD_DATA_DIR", "bad_data"),
@@ -25,7 +25,7 @@ def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DataFolders:
     for name, path in paths.items():
         path.mkdir()
         monkeypatch.setenv(name, str(path))
-    return DataFolders()
+    return DataFolderSettings()
 
 
 @pytest.fixture

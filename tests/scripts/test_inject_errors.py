@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.error_types import ErrorType
+from core.settings import REPO_ROOT, DataFolderSettings
 from model.contract import FEATURE_NAMES, FEATURES_BY_NAME, IDENTIFIER, REQUIRED_COLUMNS, check_record
 from model.data import DATASET_PATH
-from model.error_types import ErrorType
 from scripts import inject_errors as inject
-from scripts.folders import REPO_ROOT, DataFolders
 from scripts.split_dataset import split_dataset
 from tests.scripts.helpers import snapshot
 
@@ -181,11 +181,11 @@ def test_empty_file_is_nothing_or_the_header(raw_content: bytes) -> None:
 
 
 @pytest.fixture
-def raw_files(folders: DataFolders) -> list[Path]:
+def raw_files(folders: DataFolderSettings) -> list[Path]:
     return split_dataset(DATASET_PATH, folders.raw_data_dir, 20, seed=1, folders=folders)
 
 
-def test_a_share_of_files_and_rows_changes(raw_files: list[Path], folders: DataFolders) -> None:
+def test_a_share_of_files_and_rows_changes(raw_files: list[Path], folders: DataFolderSettings) -> None:
     before = {p.name: p.read_bytes() for p in raw_files}
     results = inject.inject_errors(folders.raw_data_dir, share=0.3, seed=4, row_share=0.05)
     assert len(results) == 6 and all(r.injection for r in results)
@@ -197,7 +197,7 @@ def test_a_share_of_files_and_rows_changes(raw_files: list[Path], folders: DataF
             assert len(result.injection.rows) == round(352 * 0.05)
 
 
-def test_types_restrict_what_is_injected(raw_files: list[Path], folders: DataFolders) -> None:
+def test_types_restrict_what_is_injected(raw_files: list[Path], folders: DataFolderSettings) -> None:
     results = inject.inject_errors(
         folders.raw_data_dir, share=1, seed=4, types=[ErrorType.DUPLICATE_ROW, ErrorType.EMPTY_FILE],
     )
@@ -238,7 +238,8 @@ BAD_ARGUMENTS = {
 
 @pytest.mark.parametrize("case", list(BAD_ARGUMENTS))
 def test_bad_argument_gives_one_line_and_changes_nothing(
-    case: str, raw_files: list[Path], folders: DataFolders, tmp_path: Path, capsys: pytest.CaptureFixture,
+    case: str, raw_files: list[Path],
+    folders: DataFolderSettings, tmp_path: Path, capsys: pytest.CaptureFixture,
 ) -> None:
     (tmp_path / "empty").mkdir()
     places = {"raw": folders.raw_data_dir, "missing": tmp_path / "nope", "empty": tmp_path / "empty"}
@@ -251,7 +252,9 @@ def test_bad_argument_gives_one_line_and_changes_nothing(
     assert snapshot(tmp_path) == before
 
 
-def test_command_line_prints_what_it_did_to_which_file(raw_files: list[Path], folders: DataFolders) -> None:
+def test_command_line_prints_what_it_did_to_which_file(
+    raw_files: list[Path], folders: DataFolderSettings,
+) -> None:
     before = {p.name: p.read_bytes() for p in raw_files}
     done = subprocess.run(
         [sys.executable, "scripts/inject_errors.py", str(folders.raw_data_dir), "--share", "0.2",

@@ -12,8 +12,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from model.error_types import ErrorType
-from scripts.folders import REPO_ROOT
+from core.error_types import ErrorType
+from core.settings import REPO_ROOT
 
 NOTEBOOK = REPO_ROOT / "notebooks" / "data_errors.ipynb"
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import DataFolderSettings
 from scripts import seed_raw_data as seeding
-from scripts.folders import DataFolders
 from tests.scripts.helpers import snapshot
 
 
-def test_seeds_files_with_a_share_of_errors_and_leaves_no_staging(folders: DataFolders) -> None:
+def test_seeds_files_with_a_share_of_errors_and_leaves_no_staging(folders: DataFolderSettings) -> None:
     raw = folders.raw_data_dir
     results = seeding.seed_raw_data(raw, 10, 0.3, seed=5, folders=folders)
     files = sorted(raw.iterdir())
@@ -23,7 +23,9 @@ def test_seeds_files_with_a_share_of_errors_and_leaves_no_staging(folders: DataF
     assert [r.file.read_bytes() for r in again] == [p.read_bytes() for p in files]
 
 
-def test_if_empty_leaves_a_filled_folder_alone(folders: DataFolders, capsys: pytest.CaptureFixture) -> None:
+def test_if_empty_leaves_a_filled_folder_alone(
+    folders: DataFolderSettings, capsys: pytest.CaptureFixture,
+) -> None:
     assert seeding.main(["--files", "4", "--seed", "1", "--if-empty"]) == 0
     assert "seeded" in capsys.readouterr().out
     before = snapshot(folders.raw_data_dir)
@@ -33,7 +35,7 @@ def test_if_empty_leaves_a_filled_folder_alone(folders: DataFolders, capsys: pyt
     assert snapshot(folders.raw_data_dir) == before
 
 
-def test_bad_file_count_writes_nothing(folders: DataFolders, tmp_path: Path,
+def test_bad_file_count_writes_nothing(folders: DataFolderSettings, tmp_path: Path,
                                        capsys: pytest.CaptureFixture) -> None:
     before = snapshot(tmp_path)
     assert seeding.main(["--files", "0"]) == 2

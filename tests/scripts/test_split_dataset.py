@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from core.settings import REPO_ROOT, DataFolderSettings
 from model.contract import FEATURE_NAMES, IDENTIFIER, TARGET
 from model.data import DATASET_PATH
 from scripts import split_dataset as split
-from scripts.folders import REPO_ROOT, DataFolders
 from tests.scripts.helpers import snapshot
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -26,7 +26,7 @@ def read_parts(paths: list[Path]) -> list[pd.DataFrame]:
 
 @pytest.mark.parametrize("n_files", [1, 7, 7043])
 def test_sizes_within_one_row_and_every_row_once(
-    n_files: int, folders: DataFolders, dataset: pd.DataFrame,
+    n_files: int, folders: DataFolderSettings, dataset: pd.DataFrame,
 ) -> None:
     paths = split.split_dataset(DATASET_PATH, folders.raw_data_dir, n_files, folders=folders)
     assert len(paths) == n_files == len(list(folders.raw_data_dir.glob("*.csv")))
@@ -45,7 +45,7 @@ def test_sizes_within_one_row_and_every_row_once(
     )
 
 
-def test_files_keep_the_dataset_text_exactly(folders: DataFolders) -> None:
+def test_files_keep_the_dataset_text_exactly(folders: DataFolderSettings) -> None:
     paths = split.split_dataset(DATASET_PATH, folders.raw_data_dir, 3, keep_label=True, folders=folders)
     source = DATASET_PATH.read_text().splitlines()
     lines = [line for p in paths for line in p.read_text().splitlines()[1:]]
@@ -53,7 +53,7 @@ def test_files_keep_the_dataset_text_exactly(folders: DataFolders) -> None:
     assert all(p.read_text().splitlines()[0] == source[0] for p in paths)
 
 
-def test_seed_shuffles_reproducibly(folders: DataFolders, tmp_path: Path) -> None:
+def test_seed_shuffles_reproducibly(folders: DataFolderSettings, tmp_path: Path) -> None:
     first = split.split_dataset(DATASET_PATH, tmp_path / "a", 4, seed=7, folders=folders)
     again = split.split_dataset(DATASET_PATH, tmp_path / "b", 4, seed=7, folders=folders)
     other = split.split_dataset(DATASET_PATH, tmp_path / "c", 4, seed=8, folders=folders)
@@ -65,7 +65,7 @@ def test_seed_shuffles_reproducibly(folders: DataFolders, tmp_path: Path) -> Non
     assert sorted(first_ids) != first_ids  # shuffled, not the dataset order
 
 
-def test_names_never_collide_with_any_data_folder(folders: DataFolders) -> None:
+def test_names_never_collide_with_any_data_folder(folders: DataFolderSettings) -> None:
     raw = folders.raw_data_dir
     first = split.split_dataset(DATASET_PATH, raw, 2, folders=folders, now=NOW)
     assert [p.name for p in first] == [
@@ -84,7 +84,7 @@ def test_names_never_collide_with_any_data_folder(folders: DataFolders) -> None:
     assert {k: v for k, v in after.items() if k in before} == before  # nothing overwritten
 
 
-def test_no_temporary_files_are_left(folders: DataFolders) -> None:
+def test_no_temporary_files_are_left(folders: DataFolderSettings) -> None:
     split.split_dataset(DATASET_PATH, folders.raw_data_dir, 5, folders=folders)
     assert all(p.suffix == ".csv" and not p.name.startswith(".") for p in folders.raw_data_dir.iterdir())
 
@@ -132,7 +132,8 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 def test_bad_argument_gives_one_line_and_writes_nothing(
-    case: str, tmp_path: Path, small_dataset: Path, folders: DataFolders, capsys: pytest.CaptureFixture,
+    case: str, tmp_path: Path,
+    small_dataset: Path, folders: DataFolderSettings, capsys: pytest.CaptureFixture,
 ) -> None:
     argv, message = bad_dataset_cases(tmp_path, small_dataset)[case]
     before = snapshot(tmp_path)
@@ -145,7 +146,7 @@ def test_bad_argument_gives_one_line_and_writes_nothing(
 
 
 def test_keep_label_on_a_dataset_without_label_is_refused(
-    tmp_path: Path, small_dataset: Path, folders: DataFolders, capsys: pytest.CaptureFixture,
+    tmp_path: Path, small_dataset: Path, folders: DataFolderSettings, capsys: pytest.CaptureFixture,
 ) -> None:
     unlabelled = tmp_path / "unlabelled.csv"
     pd.read_csv(small_dataset, dtype=str).drop(columns=[TARGET]).to_csv(unlabelled, index=False)
@@ -155,7 +156,9 @@ def test_keep_label_on_a_dataset_without_label_is_refused(
     assert snapshot(tmp_path) == before
 
 
-def test_command_line_writes_the_files(tmp_path: Path, small_dataset: Path, folders: DataFolders) -> None:
+def test_command_line_writes_the_files(
+    tmp_path: Path, small_dataset: Path, folders: DataFolderSettings,
+) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "scripts/split_dataset.py", str(small_dataset), str(out), "2", "--keep-label"],

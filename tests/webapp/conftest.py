@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import streamlit as st
 from sqlalchemy import text
 
+from core.settings import REPO_ROOT
 from db import session as db_session
 from tests.api_server import api_url, free_port  # noqa: F401  (api_url: the real API, uvicorn)
 
-APP_FILE = Path(__file__).resolve().parents[2] / "webapp" / "app.py"
+APP_FILE = REPO_ROOT / "webapp" / "app.py"
 
 
 def stored_predictions(source: str = "webapp") -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-WEBAPP = Path(__file__).resolve().parents[2] / "webapp"
+from core.settings import REPO_ROOT
+
+WEBAPP = REPO_ROOT / "webapp"
 FORBIDDEN = ("model", "db", "api", "dags", "sqlalchemy", "psycopg", "sklearn", "joblib")
 
 

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.api_client import ChurnApiClient
 from db import session as db_session
 from db.predictions import create_predictions
 from tests.factories import customer_records
 from tests.webapp.conftest import APP_FILE, unused_url
-from webapp.api_client import ChurnApiClient
 
 RUN_TIMEOUT = 60
 

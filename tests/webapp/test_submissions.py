@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.api_client import ChurnApiClient
 from tests.factories import customer_records
 from tests.webapp.conftest import stored_predictions, unused_url
-from webapp.api_client import ChurnApiClient
 from webapp.submissions import SESSION_ID_KEY, send_pending_chunks, submit
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from webapp import connection
-from webapp.api_client import ApiError
+from core.api_client import ApiError
+from webapp import api_cache
 from webapp.results import churn_share, history_frame, is_hourly, predictions_over_time, with_bucket_labels
 from webapp.widgets import prediction_columns
 
@@ -71,7 +71,7 @@ def resolve_range(picked: Any) -> tuple[date, date] | None:
 
 def show_overview(start: date, end: date, source: str, total: int) -> None:
     """The chart of predictions over time by source and the churn rate, over the whole range."""
-    total, items = connection.history_for_chart(start, end, source, total)
+    total, items = api_cache.history_for_chart(start, end, source, total)
     sources = ALL_SOURCES if source == "all" else (source,)
     share = churn_share(items)
     columns = st.columns(2 + len(sources))
@@ -92,7 +92,7 @@ def show_overview(start: date, end: date, source: str, total: int) -> None:
 
 def training_rate_help() -> str | None:
     try:
-        rate = connection.model_info().get("training_churn_rate")
+        rate = api_cache.model_info().get("training_churn_rate")
     except ApiError:
         return None
     return None if rate is None else f"For comparison, {rate:.1%} of the training customers churned."
@@ -104,14 +104,14 @@ def show_table(start: date, end: date, source: str) -> int:
     page_size = size_column.selectbox("Rows per page", PAGE_SIZES, index=1, key="history_page_size")
     page_slot = page_column.empty()
     page_number = int(st.session_state.get("history_page", 1))
-    page = connection.api_client().past_predictions(
+    page = api_cache.api_client().past_predictions(
         start_date=start, end_date=end, source=source, limit=page_size, offset=(page_number - 1) * page_size,
     )
     total = int(page.get("total", 0))
     pages = max(1, math.ceil(total / page_size))
     if page_number > pages:  # the filters changed under the page number: back to the first page
         st.session_state["history_page"] = page_number = 1
-        page = connection.api_client().past_predictions(
+        page = api_cache.api_client().past_predictions(
             start_date=start, end_date=end, source=source, limit=page_size, offset=0,
         )
     page_slot.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="history_page")

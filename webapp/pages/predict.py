@@ -6,12 +6,13 @@ Predictions are sent through `webapp.submissions`, so a Streamlit rerun never po
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, cast
 
 import streamlit as st
 
-from webapp import connection
-from webapp.api_client import ApiError
+from core.api_client import ApiError
+from webapp import api_cache
 from webapp.csv_check import ROW_NUMBER_NOTE, CsvCheck, RowError, check_csv
 from webapp.forms import FormField, build_form_fields, group_fields, record_from_form
 from webapp.results import churn_share, prediction_frame, probability_histogram
@@ -23,10 +24,15 @@ UPLOAD_SLOT = "upload_prediction"
 FORM_COLUMNS = 3
 
 
+def session_state() -> MutableMapping[str, Any]:
+    """Streamlit's session state as the mapping the submission functions take (string keys)."""
+    return cast("MutableMapping[str, Any]", st.session_state)
+
+
 def main() -> None:
     st.title("Predict churn")
     try:
-        info = connection.model_info()
+        info = api_cache.model_info()
     except ApiError as exc:
         st.error(exc.message)
         return
@@ -59,10 +65,10 @@ def single_customer(schema: dict[str, Any]) -> None:
         clicks = int(st.session_state.get("single_clicks", 0)) + 1
         st.session_state["single_clicks"] = clicks
         submit(
-            st.session_state, SINGLE_SLOT, action=f"click-{clicks}",
+            session_state(), SINGLE_SLOT, action=f"click-{clicks}",
             records=[record_from_form(fields, values)], record_rows=[1], file_name=None, chunk_size=1,
         )
-    submission = current_submission(st.session_state, SINGLE_SLOT)
+    submission = current_submission(session_state(), SINGLE_SLOT)
     if submission is not None:
         send_and_report(submission, progress=False)
         show_single_result(submission)
@@ -90,15 +96,15 @@ def field_widget(form_field: FormField) -> Any:
 
 def number_widget(form_field: FormField, key: str) -> float | int:
     integer = form_field.kind == "integer"
-    cast = int if integer else float
+    number = int if integer else float
     bound = {
-        name: cast(limit)
+        name: number(limit)
         for name, limit in (("min_value", form_field.minimum), ("max_value", form_field.maximum))
         if limit is not None
     }
     default = form_field.default if form_field.default is not None else bound.get("min_value", 0)
-    return st.number_input(
-        form_field.label, value=cast(default), step=cast(1), help=form_field.help, key=key,
+    return st.number_input(  # type: ignore[call-overload, no-any-return]
+        form_field.label, value=number(default), step=number(1), help=form_field.help, key=key,
         format=None if integer else "%.2f", **bound,
     )
 
@@ -134,9 +140,9 @@ def many_customers(schema: dict[str, Any]) -> None:
     for note in check.notes():
         st.info(note)
     submission = submit(
-        st.session_state, UPLOAD_SLOT, action=uploaded.file_id, records=check.records,
+        session_state(), UPLOAD_SLOT, action=uploaded.file_id, records=check.records,
         record_rows=check.record_rows, file_name=uploaded.name,
-        chunk_size=connection.settings().predict_chunk_size,
+        chunk_size=api_cache.client_settings().predict_chunk_size,
     )
     summary = st.container()
     send_and_report(submission, progress=True)
@@ -234,7 +240,7 @@ def send_and_report(submission: Submission, *, progress: bool) -> None:
                 bar.progress(done / total, text=f"Predicting: chunk {done} of {total}")
 
         with st.spinner("Asking the model..."):
-            send_pending_chunks(submission, connection.api_client(), on_progress)
+            send_pending_chunks(submission, api_cache.api_client(), on_progress)
         if bar is not None:
             bar.empty()
     if submission.error:

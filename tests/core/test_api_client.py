@@ -1,4 +1,4 @@
-"""The API client against the real API: answers, and readable messages for every failure."""
+"""core/api_client.py: the one client of the API, against the real API over HTTP."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from core.api_client import ApiInputError, ApiRejectedError, ApiUnavailableError, ChurnApiClient
 from model.contract import default_record
 from tests.api_server import start_api_server
 from tests.webapp.conftest import stored_predictions, unused_url
-from webapp.api_client import ApiError, ApiInputError, ChurnApiClient
 
 
 def test_model_info_publishes_the_record_schema(webapp_env: str) -> None:
@@ -44,7 +44,7 @@ def test_refused_records_come_back_with_their_row_and_field(webapp_env: str) -> 
 
 def test_api_down_is_a_readable_error(webapp_env: str) -> None:
     nobody = unused_url(webapp_env)
-    with pytest.raises(ApiError, match="cannot be reached") as caught:
+    with pytest.raises(ApiUnavailableError, match="cannot be reached") as caught:
         ChurnApiClient(nobody).model_info()
     assert nobody in caught.value.message
 
@@ -73,14 +73,14 @@ def slow_server(webapp_env: str) -> Iterator[str]:
 
 
 def test_a_slow_api_is_a_readable_timeout(slow_server: str) -> None:
-    with pytest.raises(ApiError, match=r"did not answer within 0.5 s"):
+    with pytest.raises(ApiUnavailableError, match=r"did not answer within 0.5 s"):
         ChurnApiClient(slow_server, timeout_seconds=0.5).model_info()
 
 
 def test_the_token_is_sent_and_a_missing_one_is_explained(database_url: str) -> None:
     base_url, stop = start_api_server(database_url, env={"API_TOKEN": "webapp-secret"})
     try:
-        with pytest.raises(ApiError, match="valid API token") as caught:
+        with pytest.raises(ApiRejectedError, match="valid API token") as caught:
             ChurnApiClient(base_url).model_info()
         assert caught.value.status == 401
         assert ChurnApiClient(base_url, token="webapp-secret").model_info()["model_version"]

@@ -1,10 +1,10 @@
 """The one definition of every service command, shared by `make run` and docker compose.
 
-    python -m scripts.serve <service>           exec the service's command in this process
-    python -m scripts.serve --health <service>  exit 0 when the running service is healthy
-    python -m scripts.serve --list              print each service and its command
+    python -m launcher.services <service>           exec the service's command in this process
+    python -m launcher.services --health <service>  exit 0 when the running service is healthy
+    python -m launcher.services --list              print each service and its command
 
-docker-compose.yml's `command:` lines and `scripts/run_local.py` both go through `command_for`,
+docker-compose.yml's `command:` lines and `launcher/run_local.py` both go through `command_for`,
 so the two launchers cannot drift apart; compose's healthchecks call `--health`. Hosts and ports
 come from settings classes (each service's own; the classes below for the rest), never from the
 launchers.
@@ -20,26 +20,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from db.settings import REPO_ROOT
-
-_ENV = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-
-class GrafanaAddress(BaseSettings):
-    """Where Grafana listens (only when a `grafana` server binary is on PATH, or in compose)."""
-
-    model_config = _ENV
-
-    grafana_host: str = "127.0.0.1"
-    grafana_port: int = 3000
-    grafana_admin_user: str = "admin"
-    grafana_admin_password: SecretStr = SecretStr("admin")
-    grafana_home_path: Path | None = None  # the folder holding conf/defaults.ini; guessed when unset
-    grafana_data_dir: Path = REPO_ROOT / ".local" / "grafana"
-    grafana_provisioning_dir: Path = REPO_ROOT / "grafana" / "provisioning"
+from core.settings import REPO_ROOT, AirflowSettings, ApiServerSettings, GrafanaSettings, WebappSettings
 
 
 @dataclass(frozen=True)
@@ -71,9 +52,7 @@ def _browser_host(host: str) -> str:
 
 
 def api() -> Service:
-    from api.settings import ApiSettings
-
-    s = ApiSettings()
+    s = ApiServerSettings()
     argv = _python("-m", "uvicorn", "api.main:app", "--host", s.api_host, "--port", str(s.api_port),
                    "--proxy-headers")
     base = f"http://{_browser_host(s.api_host)}:{s.api_port}"
@@ -82,8 +61,6 @@ def api() -> Service:
 
 
 def webapp() -> Service:
-    from webapp.settings import WebappSettings
-
     webapp = WebappSettings()
     host, port = webapp.webapp_host, webapp.webapp_port
     argv = _python(
@@ -96,9 +73,7 @@ def webapp() -> Service:
 
 
 def airflow_api_server() -> Service:
-    from scripts.airflow_env import AirflowLocalSettings
-
-    s = AirflowLocalSettings()
+    s = AirflowSettings()
     argv = _airflow("api-server", "--host", s.airflow_api_host, "--port", str(s.airflow_api_port))
     url = f"http://{_browser_host(s.airflow_api_host)}:{s.airflow_api_port}"
     return Service(
@@ -140,7 +115,7 @@ def seed_raw_data() -> Service:
 
 
 def grafana() -> Service:
-    s = GrafanaAddress()
+    s = GrafanaSettings()
     argv = ["grafana", "server"]
     home = s.grafana_home_path or _guess_grafana_home()
     if home is not None:
@@ -196,7 +171,7 @@ def prepare_airflow_process(environ: MutableMapping[str, str]) -> None:
     All components must sign and check tokens with one JWT secret: unless given, it is the one
     kept in AIRFLOW_HOME (a volume shared by the Airflow containers), created on first use.
     """
-    from scripts.airflow_env import jwt_secret
+    from launcher.airflow_env import jwt_secret
 
     home = Path(environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
     if "AIRFLOW__API_AUTH__JWT_SECRET" not in environ:
@@ -207,23 +182,20 @@ def prepare_airflow_process(environ: MutableMapping[str, str]) -> None:
 
 def ensure_airflow_database(environ: Mapping[str, str]) -> None:
     """Create Airflow's metadata database on the application's server when it is missing."""
-    import psycopg
     from sqlalchemy.engine import make_url
 
+    from db.admin import create_database
+
     url = make_url(environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    if not url.drivername.startswith("postgresql"):
-        return
-    admin = url.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (url.database,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{url.database}"')
+    if url.drivername.startswith("postgresql") and url.database:
+        create_database(server_url=url.render_as_string(hide_password=False), name=url.database)
 
 
 def prepare_grafana_process(environ: MutableMapping[str, str]) -> None:
     """The datasource provisioning reads GRAFANA_DB_*: derive them from DATABASE_URL (make run)."""
     from sqlalchemy.engine import make_url
 
-    s = GrafanaAddress()
+    s = GrafanaSettings()
     # compose mounts the dashboards at /var/lib/grafana/dashboards; locally they stay in the repo
     environ.setdefault("GRAFANA_DASHBOARDS_DIR", str(REPO_ROOT / "grafana" / "dashboards"))
     # the contact point needs a URL; unset, alerts go to a port where nothing listens

@@ -11,29 +11,10 @@ import os
 import secrets
 from pathlib import Path
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from core.settings import REPO_ROOT, AirflowSettings
 
 # The simple auth manager ships with Airflow 3; with all-admins on, the local UI needs no login.
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-
-
-class AirflowLocalSettings(BaseSettings):
-    """Where the local Airflow lives and where its API server listens (`make run`)."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    airflow_home: Path = REPO_ROOT / ".local" / "airflow"
-    airflow_dags_folder: Path = REPO_ROOT / "dags"
-    airflow_api_host: str = "127.0.0.1"
-    airflow_api_port: int = 8080
-    # unset: a random secret is generated once and kept in AIRFLOW_HOME, shared by every component
-    airflow_jwt_secret: str | None = None
-
-    @property
-    def api_server_url(self) -> str:
-        return f"http://{self.airflow_api_host}:{self.airflow_api_port}"
 
 
 def jwt_secret(home: Path, configured: str | None = None) -> str:
@@ -62,7 +43,7 @@ def airflow_environment(
     in Airflow, in the tests and on the command line.
     """
     secret = jwt_secret(home, jwt_secret_value)
-    api_server_url = api_server_url or AirflowLocalSettings().api_server_url
+    api_server_url = api_server_url or AirflowSettings().api_server_url
     python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
     environment = {
         "AIRFLOW_HOME": str(home),

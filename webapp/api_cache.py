@@ -1,4 +1,4 @@
-"""Streamlit-cached access to the API: one client per API address, GET /model cached with a TTL.
+"""The webapp's Streamlit caches over the API client: one client per API address, GET /model with a TTL.
 
 The cache keys carry the address and token, so a changed API_URL (tests, a redeploy) never
 reuses a client or a schema fetched from another API.
@@ -11,8 +11,13 @@ from typing import Any
 
 import streamlit as st
 
-from webapp.api_client import ChurnApiClient
-from webapp.settings import WebappSettings
+from core.api_client import ChurnApiClient
+from core.settings import ApiClientSettings, WebappSettings
+
+
+def client_settings() -> ApiClientSettings:
+    """Where the API is, read afresh (tests change API_URL between runs)."""
+    return ApiClientSettings()
 
 
 def settings() -> WebappSettings:
@@ -25,9 +30,8 @@ def _client(base_url: str, token: str | None, timeout_seconds: float) -> ChurnAp
 
 
 def api_client() -> ChurnApiClient:
-    config = settings()
-    token = config.api_token.get_secret_value() if config.api_token else None
-    return _client(config.api_url, token, config.request_timeout_seconds)
+    config = client_settings()
+    return _client(config.api_url, config.token_value(), config.api_timeout_seconds)
 
 
 @st.cache_data(show_spinner="Loading the model description...", ttl=WebappSettings().model_info_ttl_seconds)
@@ -37,9 +41,8 @@ def _model_info(base_url: str, token: str | None, timeout_seconds: float) -> dic
 
 def model_info() -> dict[str, Any]:
     """GET /model, cached; raises ApiError (never cached) when the API cannot answer."""
-    config = settings()
-    token = config.api_token.get_secret_value() if config.api_token else None
-    return _model_info(config.api_url, token, config.request_timeout_seconds)
+    config = client_settings()
+    return _model_info(config.api_url, config.token_value(), config.api_timeout_seconds)
 
 
 @st.cache_data(show_spinner="Loading the history...", ttl=WebappSettings().history_ttl_seconds)
@@ -59,11 +62,10 @@ def history_for_chart(
     `known_total` (the count the table just read) is part of the cache key: paging through the
     table reuses the chart's rows, a new prediction in the range fetches them again.
     """
-    config = settings()
-    token = config.api_token.get_secret_value() if config.api_token else None
+    config = client_settings()
     return _history_for_chart(
-        config.api_url, token, config.request_timeout_seconds,
-        start_date, end_date, source, config.history_chart_max_rows, known_total,
+        config.api_url, config.token_value(), config.api_timeout_seconds,
+        start_date, end_date, source, settings().history_chart_max_rows, known_total,
     )
 
 

@@ -5,7 +5,7 @@ the application database (migrations, read-only role, training baseline) and a s
 database on the same server, seeds `raw-data` when it is empty, then starts every service that
 exists (API, webapp, Airflow API server / scheduler / DAG processor / triggerer, and Grafana when
 a `grafana` binary is on PATH) as child processes, each in its own process group with its log in
-`.local/logs/<service>.log`. The commands themselves come from `scripts/serve.py`, the same ones
+`.local/logs/<service>.log`. The commands themselves come from `launcher/services.py`, the same ones
 docker compose runs. Ctrl-C (or SIGTERM) stops every child: SIGTERM to each group, a grace
 period, then SIGKILL for whatever is left. A second run reuses the database and the folders.
 """
@@ -28,32 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dotenv import dotenv_values
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from core.settings import REPO_ROOT, AirflowSettings, DatabaseSettings, LauncherSettings
 from db import embedded
-from db.settings import REPO_ROOT, DatabaseSettings
-from scripts.serve import Service, command_for
+from launcher.services import Service, command_for
 
 ENV_FILE = REPO_ROOT / ".env"
 ENV_EXAMPLE = REPO_ROOT / ".env.example"
 AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
-
-
-class LauncherSettings(BaseSettings):
-    """How `make run` prepares and supervises the stack."""
-
-    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore")
-
-    local_logs_dir: Path = REPO_ROOT / ".local" / "logs"
-    # Airflow's metadata lives in its own database on the application's PostgreSQL server
-    airflow_database: str = "airflow"
-    startup_timeout_seconds: float = Field(default=240, gt=0)
-    # the Airflow scheduler finishes its running tasks after SIGTERM; give it this long
-    stop_grace_seconds: float = Field(default=20, gt=0)
-    # false: start with an empty raw-data and drop your own files in
-    seed_raw_data: bool = True
 
 
 @dataclass
@@ -98,10 +81,10 @@ def airflow_database_url(database_url: str, name: str) -> str:
 
 def airflow_env(airflow_database_url: str, home: Path | None = None,
                 dags_folder: Path | None = None, api_server_url: str | None = None) -> dict[str, str]:
-    """Airflow's configuration (scripts/airflow_env.py) pointed at a PostgreSQL metadata database."""
-    from scripts.airflow_env import AirflowLocalSettings, airflow_environment
+    """Airflow's configuration (launcher/airflow_env.py) pointed at a PostgreSQL metadata database."""
+    from launcher.airflow_env import airflow_environment
 
-    settings = AirflowLocalSettings()
+    settings = AirflowSettings()
     return airflow_environment(
         home or settings.airflow_home, dags_folder or settings.airflow_dags_folder,
         airflow_database_url, api_server_url=api_server_url,
@@ -112,7 +95,7 @@ def airflow_env(airflow_database_url: str, home: Path | None = None,
 def run_step(name: str, env: Mapping[str, str], log_dir: Path) -> str:
     """Run a one-shot service (migrations, seeding) to completion; return its output, also logged."""
     log_path = log_dir / f"{name}.log"
-    result = subprocess.run([sys.executable, "-m", "scripts.serve", name], env=dict(env), cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "launcher.services", name], env=dict(env), cwd=REPO_ROOT,
                             capture_output=True, text=True, check=False)
     with log_path.open("a") as out:
         out.write(result.stdout + result.stderr)
@@ -130,9 +113,9 @@ def tail(path: Path, lines: int = 20) -> str:
 # --- raw data ---------------------------------------------------------------------------------------
 
 def make_data_folders() -> None:
-    from scripts.folders import DataFolders
+    from core.settings import DataFolderSettings
 
-    for folder in DataFolders().all():
+    for folder in DataFolderSettings().all():
         folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -189,7 +172,7 @@ def start_service(name: str, env: Mapping[str, str], log_dir: Path) -> RunningSe
     out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(service.argv)}\n".encode())
     out.flush()
     process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.serve", name], env=dict(env), cwd=REPO_ROOT,
+        [sys.executable, "-m", "launcher.services", name], env=dict(env), cwd=REPO_ROOT,
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     out.close()  # the child holds its own descriptor
@@ -313,9 +296,9 @@ def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
         env["GRAFANA_DB_PASSWORD"] = example_value("GRAFANA_DB_PASSWORD") or ""
     run_step("db-setup", env, settings.local_logs_dir)
     log("application database migrated, read-only role and training baseline ready")
-    env.update(airflow_env(airflow_database_url(database_url, settings.airflow_database)))
+    env.update(airflow_env(airflow_database_url(database_url, AirflowSettings().airflow_database)))
     run_step("airflow-db-migrate", env, settings.local_logs_dir)
-    log(f"Airflow metadata database '{settings.airflow_database}' migrated")
+    log(f"Airflow metadata database '{AirflowSettings().airflow_database}' migrated")
     make_data_folders()
     if settings.seed_raw_data:
         seeded = run_step("seed-raw-data", env, settings.local_logs_dir).splitlines()

@@ -1,7 +1,14 @@
-"""The one module of the webapp that talks to the API (see the API contract in the README).
+"""The one HTTP client of the churn API, used by the webapp and the scheduled prediction job.
 
-Every failure (service down, too slow, an error status, a body that is not JSON) becomes an
-`ApiError` whose message a page can show as is: the pages never see a requests exception.
+Every failure becomes one of two exceptions, so that callers decide by kind, not by status code:
+- `ApiUnavailableError`: the service cannot be reached, is too slow, or answered 5xx (or
+  something that is not the API's JSON). Sending the same request later may succeed: the
+  prediction job's task fails and Airflow retries it; the webapp asks the user to try again.
+- `ApiRejectedError`: the service answered 4xx: this request will never be accepted as it is
+  (bad rows, too many rows, a wrong token). `ApiInputError` is its 422 form, with the problems
+  per row and field. Nothing of a refused request is stored.
+Messages are sentences a page can show as is and a task log can print; they never contain the
+token.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ class RowProblem:
 
 
 class ApiError(Exception):
-    """A readable reason why a call to the API failed."""
+    """A readable reason why a call to the API failed; `status` is the HTTP status, if any."""
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -32,8 +39,16 @@ class ApiError(Exception):
         self.status = status
 
 
-class ApiInputError(ApiError):
-    """422: the API refused some records; it stored nothing from the request."""
+class ApiUnavailableError(ApiError):
+    """The API is down, too slow or failing (5xx): the same request may succeed later."""
+
+
+class ApiRejectedError(ApiError):
+    """The API refused the request (4xx): sending it again unchanged cannot help."""
+
+
+class ApiInputError(ApiRejectedError):
+    """422: the API refused some records, listed in `problems`; it stored nothing of the request."""
 
     def __init__(self, message: str, problems: Sequence[RowProblem]) -> None:
         super().__init__(message, status=422)
@@ -42,11 +57,17 @@ class ApiInputError(ApiError):
 
 @dataclass
 class ChurnApiClient:
-    """A small typed client over the churn API's HTTP endpoints."""
+    """A small typed client over the churn API's HTTP endpoints (one kept-alive session).
+
+    Args:
+        base_url: the API's root, e.g. "http://127.0.0.1:8000".
+        token: the bearer token (API_TOKEN), None when the API is open.
+        timeout_seconds: the limit for one call, connect plus answer.
+    """
 
     base_url: str
     token: str | None = None
-    timeout_seconds: float = 30.0
+    timeout_seconds: float = 60.0
     http: requests.Session = field(default_factory=requests.Session, repr=False)
 
     def __post_init__(self) -> None:
@@ -66,11 +87,26 @@ class ChurnApiClient:
         file_name: str | None = None,
         batch_key: str | None = None,
     ) -> dict[str, Any]:
-        """POST /predict: one prediction per record, in request order."""
+        """POST /predict: one prediction per record, in request order.
+
+        `batch_key` is an idempotency key: a key the API already holds is answered with the
+        predictions stored the first time (`replayed: true`), so a retry never stores twice.
+
+        Raises:
+            ApiRejectedError / ApiInputError: refused (4xx); nothing stored.
+            ApiUnavailableError: unreachable, too slow, 5xx, or an answer whose number of
+                predictions differs from the number of records.
+        """
         body = {
             "source": source, "records": list(records), "file_name": file_name, "batch_key": batch_key,
         }
-        return self._call("POST", "/predict", json=body)
+        answer = self._call("POST", "/predict", json=body)
+        predictions = answer.get("predictions", [])
+        if len(predictions) != len(records):
+            raise ApiUnavailableError(
+                f"POST /predict returned {len(predictions)} predictions for {len(records)} records"
+            )
+        return answer
 
     def past_predictions(
         self, *, start_date: date, end_date: date, source: str, limit: int, offset: int,
@@ -82,46 +118,60 @@ class ChurnApiClient:
         }
         return self._call("GET", "/past-predictions", params=params)
 
+    def close(self) -> None:
+        """Close the kept-alive connection."""
+        self.http.close()
+
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base_url}{path}"
         try:
             response = self.http.request(method, url, timeout=self.timeout_seconds, **kwargs)
         except requests.Timeout as exc:
-            raise ApiError(
+            raise ApiUnavailableError(
                 f"The prediction service at {self.base_url} did not answer within "
                 f"{self.timeout_seconds:g} s. It may be overloaded; try again in a moment."
             ) from exc
         except requests.ConnectionError as exc:
-            raise ApiError(
+            raise ApiUnavailableError(
                 f"The prediction service at {self.base_url} cannot be reached. "
                 "Is the API running (make run)?"
             ) from exc
         except requests.RequestException as exc:
-            raise ApiError(f"The request to {url} failed: {exc.__class__.__name__}.") from exc
+            raise ApiUnavailableError(f"The request to {url} failed: {exc.__class__.__name__}.") from exc
         if response.status_code >= 400:
             raise error_from_response(response)
         try:
-            return response.json()
+            body = response.json()
         except ValueError as exc:
-            raise ApiError(f"The prediction service answered {path} with something not JSON.") from exc
+            raise ApiUnavailableError(
+                f"The prediction service answered {path} with something not JSON."
+            ) from exc
+        if not isinstance(body, dict):
+            raise ApiUnavailableError(f"The prediction service answered {path} with unexpected JSON.")
+        return body
 
 
 def error_from_response(response: requests.Response) -> ApiError:
-    """Turn an error status into a message a user can act on."""
+    """Turn an error status into an exception of the right kind, with a message a user can act on."""
     status = response.status_code
     detail = _detail(response)
     if status == 422 and isinstance(detail, list):
         problems = [_row_problem(item) for item in detail if isinstance(item, Mapping)]
-        return ApiInputError(f"The prediction service refused {len(problems)} value(s).", problems)
+        shown = "; ".join(f"row {p.row}, {p.field}: {p.message}" for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        return ApiInputError(
+            f"The prediction service refused {len(problems)} value(s) (HTTP 422): {shown}{more}.", problems,
+        )
     reasons = {
-        401: "The prediction service wants a valid API token (set API_TOKEN for the webapp).",
+        401: "The prediction service wants a valid API token (set API_TOKEN).",
         413: "Too many records in one request for the prediction service.",
         503: "The prediction service is up but cannot work right now (its database may be down).",
     }
     message = reasons.get(status, f"The prediction service answered with error {status}.")
     if isinstance(detail, str) and detail:
         message = f"{message} Detail: {detail}"
-    return ApiError(message, status=status)
+    kind = ApiRejectedError if 400 <= status < 500 else ApiUnavailableError
+    return kind(message, status=status)
 
 
 def _detail(response: requests.Response) -> Any:

@@ -1,0 +1,195 @@
+"""Every setting of the stack, declared once: small classes per concern, read from the environment.
+
+Each variable is a field of exactly one class below (an ingestion job that needs the data folders
+and the reports site combines those two classes, it does not declare them again). Values come from
+the environment, then `.env` at the repository root when present, then the defaults here, which
+are the local (`make run`) ones; docker-compose.yml sets the container ones. An empty variable
+(`API_TOKEN=` in a .env or a compose file) means "unset": `env_ignore_empty=True`.
+`.env.example` lists every variable (a test enforces it).
+
+The webapp imports this module too: it holds no secret of another service, each service only
+instantiates the classes it needs, so the webapp never needs the database password.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository root: the default home of the data folders, `.local/` state and `.env`."""
+
+LOCAL_STATE_DIR = REPO_ROOT / ".local"
+"""Git-ignored run-time state of `make run` (embedded PostgreSQL, Airflow home, logs)."""
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", env_ignore_empty=True, extra="ignore")
+
+
+# --- storage ---------------------------------------------------------------------------------------
+
+class DatabaseSettings(_Settings):
+    """Where the database is. With no DATABASE_URL an embedded server is started (db/embedded.py)."""
+
+    database_url: str | None = None
+    embedded_pg_dir: Path = LOCAL_STATE_DIR / "postgres"
+    embedded_pg_host: str = "127.0.0.1"
+    embedded_pg_port: int = 54329
+    embedded_pg_database: str = "churn"
+
+
+class ReadonlyRoleSettings(_Settings):
+    """The read-only role Grafana uses; its password has no default and must be given."""
+
+    grafana_db_user: str = "grafana_reader"
+    grafana_db_password: SecretStr
+
+
+class DataFolderSettings(_Settings):
+    """Raw files arrive in `raw_data_dir`; ingestion sorts their rows into good and bad data."""
+
+    raw_data_dir: Path = REPO_ROOT / "raw-data"
+    good_data_dir: Path = REPO_ROOT / "good_data"
+    bad_data_dir: Path = REPO_ROOT / "bad_data"
+
+    def all(self) -> tuple[Path, Path, Path]:
+        """Every folder a data file name must be unique across."""
+        return (self.raw_data_dir, self.good_data_dir, self.bad_data_dir)
+
+
+class ReportSettings(_Settings):
+    """Data Docs validation reports: written to `reports_dir`, served by the API at the base URL."""
+
+    reports_dir: Path = REPO_ROOT / "reports"
+    # what a browser opens: alert cards and dashboards link here
+    reports_base_url: str = "http://127.0.0.1:8000/reports"
+
+
+# --- the model service and its clients -------------------------------------------------------------
+
+class ApiAccessSettings(_Settings):
+    """The API's bearer token, shared by the API (which checks it) and its clients (which send it)."""
+
+    # unset: the API is open (local use); set: every endpoint but /health wants `Bearer <token>`
+    api_token: SecretStr | None = None
+
+    def token_value(self) -> str | None:
+        """The token as plain text for an Authorization header, None when the API is open."""
+        return self.api_token.get_secret_value() if self.api_token else None
+
+
+class ApiServerSettings(ApiAccessSettings, ReportSettings):
+    """Where the API listens, how much one request may carry, and the reports folder it serves."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_records_per_request: int = Field(default=10_000, ge=1)
+    model_artifacts_dir: Path = REPO_ROOT / "model" / "artifacts"
+
+
+class ApiClientSettings(ApiAccessSettings):
+    """How the webapp and the prediction job call the API (core/api_client.py)."""
+
+    api_url: str = "http://127.0.0.1:8000"
+    # One API call, end to end: a 1,000-row chunk takes well under a second, so this means stuck.
+    # (REQUEST_TIMEOUT_SECONDS, the webapp's former name, is still read.)
+    api_timeout_seconds: float = Field(
+        default=60.0, gt=0,
+        validation_alias=AliasChoices("api_timeout_seconds", "request_timeout_seconds"),
+    )
+    # Rows per POST /predict, from an uploaded file or a good_data file: under the API's
+    # MAX_RECORDS_PER_REQUEST, small enough for a smooth progress bar in the webapp.
+    # (CHUNK_SIZE, the prediction job's former name, is still read.)
+    predict_chunk_size: int = Field(
+        default=500, ge=1, validation_alias=AliasChoices("predict_chunk_size", "chunk_size"),
+    )
+
+
+# --- the webapp -------------------------------------------------------------------------------------
+
+class WebappSettings(_Settings):
+    """Where the webapp listens and how long it keeps what it fetched."""
+
+    # 0.0.0.0 in compose, where the browser reaches the container through a published port
+    webapp_host: str = "127.0.0.1"
+    webapp_port: int = 8501
+    # GET /model changes only when a new model is deployed.
+    model_info_ttl_seconds: int = Field(default=300, ge=0)
+    # The history chart's rows are also refetched whenever the range's count changes.
+    history_ttl_seconds: int = Field(default=300, ge=0)
+    # Predictions fetched to draw the history chart; beyond it the chart shows the newest ones.
+    history_chart_max_rows: int = Field(default=20_000, ge=1)
+
+
+# --- the jobs ---------------------------------------------------------------------------------------
+
+class AlertSettings(_Settings):
+    """Where ingestion alerts go: a Teams Workflows webhook (Adaptive Card), retried."""
+
+    # Unset: alerts are logged and recorded as not sent. A secret: never commit it.
+    teams_webhook_url: SecretStr | None = None
+    teams_timeout_seconds: float = 10.0
+    teams_attempts: int = 3
+    teams_backoff_seconds: float = 1.0
+
+
+class IngestionSettings(DataFolderSettings, ReportSettings, AlertSettings):
+    """Everything the `data_ingestion` DAG needs: the folders, the reports site, the alerts."""
+
+    # A claim older than this belongs to a crashed run and goes back to raw-data. Longer than
+    # any honest run (validate + split of a 10,000-row file takes about a second).
+    claim_timeout_seconds: float = 600.0
+
+    @property
+    def claims_dir(self) -> Path:
+        """Claimed files wait here; hidden, so that a folder listing of raw-data skips it."""
+        return self.raw_data_dir / ".claims"
+
+
+# --- the launchers ----------------------------------------------------------------------------------
+
+class AirflowSettings(_Settings):
+    """Where the local Airflow lives, its metadata database and where its API server listens."""
+
+    airflow_home: Path = LOCAL_STATE_DIR / "airflow"
+    airflow_dags_folder: Path = REPO_ROOT / "dags"
+    airflow_api_host: str = "127.0.0.1"
+    airflow_api_port: int = 8080
+    # unset: a random secret is generated once and kept in AIRFLOW_HOME, shared by every component
+    airflow_jwt_secret: str | None = None
+    # Airflow's metadata lives in its own database on the application's PostgreSQL server
+    airflow_database: str = "airflow"
+
+    @property
+    def api_server_url(self) -> str:
+        return f"http://{self.airflow_api_host}:{self.airflow_api_port}"
+
+
+class GrafanaSettings(_Settings):
+    """Where Grafana listens (only when a `grafana` server binary is on PATH, or in compose)."""
+
+    grafana_host: str = "127.0.0.1"
+    grafana_port: int = 3000
+    grafana_admin_user: str = "admin"
+    grafana_admin_password: SecretStr = SecretStr("admin")
+    grafana_home_path: Path | None = None  # the folder holding conf/defaults.ini; guessed when unset
+    grafana_data_dir: Path = LOCAL_STATE_DIR / "grafana"
+    grafana_provisioning_dir: Path = REPO_ROOT / "grafana" / "provisioning"
+
+
+class LauncherSettings(_Settings):
+    """How `make run` prepares and supervises the stack."""
+
+    local_logs_dir: Path = LOCAL_STATE_DIR / "logs"
+    startup_timeout_seconds: float = Field(default=240, gt=0)
+    # the Airflow scheduler finishes its running tasks after SIGTERM; give it this long
+    stop_grace_seconds: float = Field(default=20, gt=0)
+    # false: start with an empty raw-data and drop your own files in
+    seed_raw_data: bool = True
+
+
+class PredictionJobSettings(DataFolderSettings, ApiClientSettings):
+    """Everything the `prediction_job` DAG needs: good_data, and how to call the API."""
