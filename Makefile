@@ -8,10 +8,11 @@ ARTIFACT := model/artifacts/model.joblib
 
 .PHONY: run test lint bench install train lock clean-data
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -23,16 +24,17 @@ train: $(STAMP)
 	$(PY) -m model.train
 
 run: $(STAMP) $(ARTIFACT)
-	$(PY) -m scripts.run_local
+	$(PY) -m launcher.run_local
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: lint $(ARTIFACT)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) $(ARTIFACT)
-	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
 
 # Rebuild the pinned set from requirements.in (needs the package index).
 lock:
