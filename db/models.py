@@ -27,9 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from model.contract import FEATURES, IDENTIFIER
+from model.contract import FEATURES, IDENTIFIER, PREDICTION_SOURCES
 
-SOURCES = ("webapp", "scheduled")
+SOURCES = PREDICTION_SOURCES
 CRITICALITIES = ("none", "low", "medium", "high")
 OUTCOMES = ("good", "bad", "mixed", "unreadable")
 SQL_TYPES = {"str": Text, "int": Integer, "float": Double}

@@ -132,6 +132,51 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 FEATURES_BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+
+PREDICTION_SOURCES: tuple[str, ...] = ("webapp", "scheduled")
+"""Where a prediction request came from: the web page or the scheduled prediction job."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A slice of the customers the monitoring also looks at on its own.
+
+    `column` is a feature (or `source`, the prediction's origin); the slice is the rows whose
+    value equals `value`, or, for a band of a number, lies in [lower, upper) (upper None: no end).
+    """
+
+    dimension: str
+    column: str
+    value: str | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The label dashboards show and filter by, e.g. `contract = Two year`, `tenure 0-11 months`."""
+        if self.value is not None:
+            return f"{self.dimension} = {self.value}"
+        upper = f"-{self.upper - 1:g}" if self.upper is not None else "+"
+        return f"{self.dimension} {self.lower:g}{upper} months"
+
+
+TENURE_BANDS: tuple[tuple[float, float | None], ...] = ((0, 12), (12, 24), (24, 48), (48, None))
+"""Tenure bands in months: first year, second year, years 3-4, longer (lower bound inclusive)."""
+
+
+
+def _allowed(name: str) -> tuple[str, ...]:
+    return tuple(str(v) for v in FEATURES_BY_NAME[name].allowed or ())
+
+
+SEGMENTS: tuple[Segment, ...] = (
+    *(Segment("contract", "contract", value=v) for v in _allowed("contract")),
+    *(Segment("internet service", "internet_service", value=v) for v in _allowed("internet_service")),
+    *(Segment("tenure", "tenure", lower=lo, upper=hi) for lo, hi in TENURE_BANDS),
+    *(Segment("source", "source", value=v) for v in PREDICTION_SOURCES),
+)
+"""The monitored segments (contract type, internet service, tenure band, source), from the contract.
+A `source` segment has no training counterpart: its reference is the whole training data."""
 FEATURE_NAMES: tuple[str, ...] = tuple(FEATURES_BY_NAME)
 CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.is_categorical)
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.is_numeric)

@@ -44,6 +44,7 @@ from model.contract import (
     record_json_schema,
 )
 from model.data import DATASET_PATH, load_dataset
+from model.monitoring import monitoring_reference
 
 ARTIFACTS_DIR = REPO_ROOT / "model" / "artifacts"
 MODEL_FILE = "model.joblib"
@@ -154,6 +155,8 @@ def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict
         "training_churn_rate": round(float(y_train.mean()), 4),
         "baseline": compute_baseline(X_train),
     }
+    # drift references per segment, logit weights and the CBPE calibration (model/monitoring.py)
+    metadata["monitoring"] = monitoring_reference(X_train, y_train, oof, pipeline, metadata["baseline"])
     joblib.dump(pipeline, out_dir / MODEL_FILE)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     save_confusion_matrix(
