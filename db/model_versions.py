@@ -16,6 +16,7 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from db.models import BaselineBin, BaselineFeature, ModelVersion
+from db.monitoring import load_monitoring_reference
 
 
 def _bin_rows(version: str, feature: str, stats: dict[str, Any]) -> list[BaselineBin]:
@@ -62,4 +63,6 @@ def record_model_version(*, session: Session, metadata: dict[str, Any]) -> str:
             mean=stats.get("mean"), std=stats.get("std"), null_share=stats.get("null_share"),
         ))
         session.add_all(_bin_rows(version, feature, stats))
+    session.flush()
+    load_monitoring_reference(session=session, metadata=metadata)  # drift tests, CBPE (issue 16)
     return version

@@ -202,3 +202,7 @@ class BaselineBin(Base):
     upper: Mapped[float | None] = mapped_column(Double)
     category: Mapped[str | None] = mapped_column(Text)
     proportion: Mapped[float] = mapped_column(Double)
+
+
+# The monitoring reference tables (issue 16) have their own module; imported so that Base knows them.
+import db.monitoring_models  # noqa: E402,F401

@@ -254,10 +254,10 @@ class DriftResult:
 
     feature: str
     window_rows: int
-    psi: float | None
-    critical_value: float | None
+    psi: float | None  # None: no row in the window
+    critical_value: float | None  # None: not tested (see status)
     status: str  # 'drift', 'no drift', 'too few rows', 'fixed by the segment'
-    empty_share: float
+    empty_share: float | None
     logit_shift: float | None
 
     @property
@@ -282,15 +282,19 @@ def drift_tests(
         ref = segment_ref["features"][feature.name]
         n, dof = len(window), degrees_of_freedom(ref["shares"])
         keys = bin_keys(window[feature.name], baseline[feature.name])
-        empty_share = float(np.mean(keys == EMPTY_BIN)) if n else math.nan
-        if dof < 1 or n < min_rows or contributions is None:
+        if contributions is None:  # no row at all
             status = "fixed by the segment" if dof < 1 else "too few rows"
-            results.append(DriftResult(feature.name, n, None, None, status, empty_share, None))
+            results.append(DriftResult(feature.name, 0, None, None, status, None, None))
             continue
         value = psi(shares(keys), ref["shares"])
+        shift = float(contributions[feature.name].mean()) - ref["mean_contribution"]
+        empty_share = float(np.mean(keys == EMPTY_BIN))
+        if dof < 1 or n < min_rows:
+            status = "fixed by the segment" if dof < 1 else "too few rows"
+            results.append(DriftResult(feature.name, n, value, None, status, empty_share, shift))
+            continue
         critical = psi_critical_value(window_rows=n, reference_rows=segment_ref["rows"], dof=dof,
                                       family_rate=family_rate)
-        shift = float(contributions[feature.name].mean()) - ref["mean_contribution"]
         results.append(DriftResult(feature.name, n, value, critical,
                                    "drift" if value > critical else "no drift", empty_share, shift))
     return results

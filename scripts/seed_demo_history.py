@@ -8,8 +8,10 @@ Everything goes through the code paths the services use: ingestion statistics th
 `db.predictions.create_predictions` (the API's storage function), scored by the real model on
 records sampled from the dataset. One file is ingested a minute; every two minutes the valid rows of the
 files ingested since are scored (source `scheduled`), and people score a customer now and then
-(source `webapp`). Four incidents, at fixed distances from the end (see `DemoTimeline`):
+(source `webapp`). Five incidents, at fixed distances from the end (see `DemoTimeline`):
 
+- empty values: for 20 minutes an export leaves total_charges empty in every row (valid rows, as
+  the contract allows an empty total for first-month customers: the model imputes the median);
 - bad data: for 15 minutes every file lacks a required column, so all its rows are invalid;
 - outage: no file at all for 12 minutes (the ingestion stopped);
 - drift: for an hour a promotion brings fiber customers on month-to-month contracts, with days of
@@ -44,7 +46,8 @@ from model.predictor import Predictor
 DEMO_RUN_ID = "demo-history"
 DEMO_BATCH_PREFIX = "demo-history:"
 PROMOTED_SERVICE = "Fiber optic"  # the drift episode's newcomers all take it
-MIN_HOURS = 3  # the incidents sit in the last ~2 hours; some healthy history must come before
+EMPTIED_FEATURE = "total_charges"  # the empty-values episode's export leaves it empty
+MIN_HOURS = 4  # the incidents sit in the last ~3.5 hours; some healthy history must come before
 
 ROW_ERRORS = (
     ErrorType.MISSING_VALUE, ErrorType.UNKNOWN_CATEGORY, ErrorType.OUT_OF_RANGE,
@@ -61,6 +64,7 @@ class DemoTimeline:
     bad_data: tuple[datetime, datetime]
     outage: tuple[datetime, datetime]
     drift: tuple[datetime, datetime]
+    empty_values: tuple[datetime, datetime]
 
     @classmethod
     def ending_at(cls, end: datetime, hours: float) -> DemoTimeline:
@@ -74,6 +78,7 @@ class DemoTimeline:
         return cls(
             start=end - timedelta(hours=hours), end=end,
             bad_data=before(130, 115), outage=before(100, 88), drift=before(75, 15),
+            empty_values=before(200, 180),
         )
 
     def within(self, moment: datetime, episode: tuple[datetime, datetime]) -> bool:
@@ -126,6 +131,8 @@ class DemoWriter:
             pool = pool[pool["internet_service"] == PROMOTED_SERVICE]
         rows = pool.sample(n=count, random_state=self.rng.randint(0, 2**31 - 1))
         records = [_clean(record) for record in rows.to_dict(orient="records")]
+        if self.timeline.within(moment, self.timeline.empty_values):
+            records = [{**record, EMPTIED_FEATURE: None} for record in records]
         return [_drifted(record, self.rng) for record in records] if drifting else records
 
     def ingest_file(self, moment: datetime) -> None:

@@ -123,11 +123,11 @@ def _command(*args: str) -> str:
 def test_command_writes_marked_history_and_remove_deletes_exactly_it(demo_db: DemoDatabase) -> None:
     """Runs last in this module: it replaces the module's demo history (the fixture is done with it)."""
     _keep_one_real_file_and_prediction()
-    out = _command("--hours", "3")
+    out = _command("--hours", "4")
     counts = _counts()
-    assert "wrote 3 hours of demo history" in out
-    # 3 hours a file a minute, minus the 12-minute outage; replaced, not added to the 6 earlier hours
-    assert counts["demo files"] == 3 * 60 - 12 == counts["files"] - 1
+    assert "wrote 4 hours of demo history" in out
+    # 4 hours a file a minute, minus the 12-minute outage; replaced, not added to the 6 earlier hours
+    assert counts["demo files"] == 4 * 60 - 12 == counts["files"] - 1
     assert counts["demo predictions"] == counts["predictions"] - 1 > 3000
     assert counts["demo batches"] == counts["batches"] - 1
     out = _command("--remove")
@@ -141,4 +141,4 @@ def test_command_refuses_a_history_too_short_for_the_incidents() -> None:
         [sys.executable, "-m", "scripts.seed_demo_history", "--hours", "1"], cwd=REPO_ROOT,
         capture_output=True, text=True, timeout=120, check=False,
     )
-    assert result.returncode == 2 and "--hours must be at least 3" in result.stderr
+    assert result.returncode == 2 and "--hours must be at least 4" in result.stderr
