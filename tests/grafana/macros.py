@@ -12,6 +12,9 @@ the regex `\\$([_a-zA-Z0-9]+)\\(([^\\)]*)\\)`:
 - `$__timeGroupAlias(col, '5m')` -> the same plus ` AS "time"`
 - `$__time(col)`, `$__timeEpoch(col)`, `$__unixEpochFilter(col)`, `$__unixEpochGroup(col, '5m')`
 
+Dashboard template variables (Grafana's `templateSrv` interpolation) come first: `${name:sqlstring}`
+is the value quoted as an SQL string (each ' doubled), `${name}` and `$name` the raw value.
+
 The interval is what the dashboard asks for: the panel's range divided by its data points, rounded
 like Grafana's `rangeutil.roundInterval`, and never below the panel's minimum interval.
 """
@@ -19,9 +22,12 @@ like Grafana's `rangeutil.roundInterval`, and never below the panel's minimum in
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^\)]*)\)")
+VARIABLE = re.compile(r"\$\{([_a-zA-Z0-9]+)(?::([a-z]+))?\}|\$([a-zA-Z][_a-zA-Z0-9]*)\b(?!\()")
 INTERVAL = re.compile(r"^(\d+)(ms|s|m|h|d|w|y)$")
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 # Grafana's rangeutil.roundInterval: (upper bound in ms, rounded interval in ms)
@@ -113,8 +119,34 @@ def _evaluate(name: str, args: list[str], start: datetime, end: datetime) -> str
     raise MacroError(f'unknown macro "{name}"')
 
 
-def expand_macros(sql: str, *, start: datetime, end: datetime, interval: timedelta) -> str:
-    """The SQL Grafana sends to PostgreSQL for this time range and interval."""
+def dashboard_variables(board: Mapping[str, Any]) -> dict[str, str]:
+    """Each template variable of a dashboard at its default (current) value."""
+    return {v["name"]: v["current"]["value"] for v in board.get("templating", {}).get("list", [])}
+
+
+def expand_variables(sql: str, variables: Mapping[str, str]) -> str:
+    """Template variables replaced as Grafana does before the datasource sees the query."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        if name not in variables:
+            raise MacroError(f"unknown template variable ${name}")
+        value, form = variables[name], match.group(2)
+        if form == "sqlstring":
+            return "'" + value.replace("'", "''") + "'"
+        if form is not None:
+            raise MacroError(f"variable format {form} not supported here")
+        return value
+
+    return VARIABLE.sub(replace, sql)
+
+
+def expand_macros(
+    sql: str, *, start: datetime, end: datetime, interval: timedelta,
+    variables: Mapping[str, str] | None = None,
+) -> str:
+    """The SQL Grafana sends to PostgreSQL for this time range, interval and template variables."""
+    sql = expand_variables(sql, variables or {})
     sql = sql.replace("$__interval_ms", str(round(interval.total_seconds() * 1000)))
     sql = sql.replace("$__interval", format_interval(interval))
     sql = sql.replace("$__unixEpochFrom()", str(int(start.timestamp())))

@@ -27,18 +27,21 @@ EPSILON = 1e-4
 
 
 def reference_psi(values: list, stats: dict) -> float:
-    """PSI as model/baseline.py bins: searchsorted over inner edges; categories by text; eps for empties."""
+    """PSI as model/baseline.py bins: searchsorted over inner edges; categories by text; empty values
+    in a bin of their own (training share: null_share, none for categories); eps for empty bins."""
     present = [v for v in values if v is not None]
+    empty_share = stats.get("null_share", 0.0)
     if stats["kind"] == "numeric":
         inner = np.asarray(stats["bin_edges"][1:-1])
         bins = np.searchsorted(inner, np.asarray(present, dtype=float), side="right")
         observed = {str(b): c for b, c in zip(*np.unique(bins, return_counts=True), strict=True)}
-        expected = {str(i): p for i, p in enumerate(stats["bin_proportions"])}
+        expected = {str(i): p * (1 - empty_share) for i, p in enumerate(stats["bin_proportions"])}
     else:
         keys, counts = np.unique([str(v) for v in present], return_counts=True)
         observed = dict(zip(keys.tolist(), counts.tolist(), strict=True))
-        expected = stats["proportions"]
-    total = len(present)
+        expected = dict(stats["proportions"])
+    observed["(empty)"], expected["(empty)"] = len(values) - len(present), empty_share
+    total = len(values)
     psi = 0.0
     for key in set(observed) | set(expected):
         actual = max(observed.get(key, 0) / total, EPSILON)
@@ -64,7 +67,7 @@ def test_psi_sql_matches_the_python_reference(demo_db: DemoDatabase) -> None:
         values = [row[i] for row in rows]
         expected = reference_psi(values, baseline[feature.name])
         assert sql_psi[feature.name].psi == pytest.approx(expected, rel=1e-9, abs=1e-12), feature.name
-        assert sql_psi[feature.name].serving_rows == sum(v is not None for v in values)
+        assert sql_psi[feature.name].serving_rows == len(values)  # empty values count, in their own bin
 
 
 def test_feature_means_match_the_data(demo_db: DemoDatabase) -> None:
