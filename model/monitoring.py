@@ -348,3 +348,40 @@ def _reference_shares(values: pd.Series, stats: Mapping[str, Any]) -> dict[str, 
         every = [str(v) for v in FEATURES_BY_NAME[values.name].allowed or ()]
     found = shares(bin_keys(values, stats))
     return {key: found.get(key, 0.0) for key in [*every, EMPTY_BIN]}
+
+
+def simulate_null_psi(
+    population: pd.DataFrame, *, window_rows: int, reference_rows: int, replicates: int,
+    family_rate: float = FAMILY_FALSE_ALARM_RATE, seed: int = 0,
+) -> dict[str, float]:
+    """Check the chi-square law of PSI by simulation: both samples from one population (H0).
+
+    Each replicate draws a reference of `reference_rows` and a window of `window_rows` rows from
+    `population` (with replacement), rebuilds the baseline on the reference as training does and
+    tests every feature. Returns `mean_ratio`: mean PSI over its chi-square mean (1/n + 1/N)(k - 1),
+    averaged over features and replicates (1 when the law holds), and `family_false_alarm_rate`:
+    the share of windows where any feature passed its critical value (should not exceed
+    `family_rate`).
+    """
+    from model.baseline import compute_baseline
+
+    rng = np.random.default_rng(seed)
+    ratios: list[float] = []
+    alarms = 0
+    for _ in range(replicates):
+        reference = population.iloc[rng.integers(0, len(population), reference_rows)]
+        window = population.iloc[rng.integers(0, len(population), window_rows)]
+        baseline = compute_baseline(reference)
+        alarm = False
+        for feature in FEATURES:
+            ref_shares = _reference_shares(reference[feature.name], baseline[feature.name])
+            dof = degrees_of_freedom(ref_shares)
+            if dof < 1:
+                continue
+            value = psi(shares(bin_keys(window[feature.name], baseline[feature.name])), ref_shares)
+            scale = 1.0 / window_rows + 1.0 / reference_rows
+            ratios.append(value / (scale * dof))
+            alarm |= value > psi_critical_value(window_rows=window_rows, reference_rows=reference_rows,
+                                                dof=dof, family_rate=family_rate)
+        alarms += alarm
+    return {"mean_ratio": float(np.mean(ratios)), "family_false_alarm_rate": alarms / replicates}
