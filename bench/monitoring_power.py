@@ -48,6 +48,7 @@ from model.monitoring import (
     ALL,
     EMPTY_BIN,
     EPSILON,
+    FAMILY_FALSE_ALARM_RATE,
     MIN_ROWS,
     Calibration,
     bin_keys,
@@ -82,7 +83,8 @@ class Encoder:
             ref = reference["features"][f.name]["shares"]
             self.shares[i, : len(ref)] = list(ref.values())
             self.dof[i] = degrees_of_freedom(ref)
-        self.chi2 = np.array([chi2_quantile(d) if d >= 1 else np.inf for d in self.dof])
+        rate = FAMILY_FALSE_ALARM_RATE
+        self.chi2 = np.array([chi2_quantile(d, rate) if d >= 1 else np.inf for d in self.dof])
 
     def encode(self, frame: pd.DataFrame) -> np.ndarray:
         """(rows, features) matrix of bin indices."""
