@@ -1,7 +1,7 @@
 """Measure what the monitoring promises: false alarms, detection delays, power, CBPE error.
 
-    python bench/monitoring_power.py            # about 10 minutes on two shared cores
-    python bench/monitoring_power.py --quick    # fewer replicates, for a look (figures noisier)
+    python -m bench.monitoring_power            # about 10 minutes on two shared cores
+    python -m bench.monitoring_power --quick    # fewer replicates, for a look (figures noisier)
 
 Statistics, not speed, so `make bench` does not run it. Sections, each printing its figures:
 
@@ -25,13 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import joblib
 import numpy as np
@@ -158,7 +154,7 @@ def alerts_per_week(
         drawn = codes[rng.integers(0, len(codes), (WEEK_MINUTES, RATE_PER_MINUTE))]
         rolling = np.cumsum(encoder.counts(drawn), axis=0)  # (minutes, features, bins)
         rolling[ALERT_WINDOW_MINUTES:] = rolling[ALERT_WINDOW_MINUTES:] - rolling[:-ALERT_WINDOW_MINUTES]
-        firing = (encoder.ratios(rolling[ALERT_WINDOW_MINUTES - 1:]) > 1).any(axis=1)
+        firing: np.ndarray = np.asarray((encoder.ratios(rolling[ALERT_WINDOW_MINUTES - 1:]) > 1).any(axis=1))
         alerts.append(count_alerts(firing))
         pending_alerts.append(count_alerts(firing, DRIFT_PENDING_MINUTES))
         firing_share.append(float(firing.mean()))
@@ -220,6 +216,7 @@ def demo_delays_and_estimate() -> None:
                 row = conn.execute("SELECT estimated_f1, estimated_precision, estimated_recall, "
                                    "predicted_positive_rate, window_rows FROM estimated_performance(%s, %s)",
                                    (at, at + timedelta(minutes=5))).fetchone()
+                assert row is not None  # an aggregate always answers one row
                 values = ", ".join("-" if v is None else f"{v:.3f}" for v in row[:4])
                 print(f"   drift start {minutes:+3d} min: F1, precision, recall, positive rate = {values} "
                       f"({row[4]} rows)")

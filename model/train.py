@@ -156,7 +156,9 @@ def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict
         "baseline": compute_baseline(X_train),
     }
     # drift references per segment, logit weights and the CBPE calibration (model/monitoring.py)
-    metadata["monitoring"] = monitoring_reference(X_train, y_train, oof, pipeline, metadata["baseline"])
+    baseline = compute_baseline(X_train)
+    metadata["baseline"] = baseline
+    metadata["monitoring"] = monitoring_reference(X_train, y_train, oof, pipeline, baseline)
     joblib.dump(pipeline, out_dir / MODEL_FILE)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     save_confusion_matrix(

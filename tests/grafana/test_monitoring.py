@@ -150,7 +150,7 @@ def test_required_features_arriving_empty_are_counted_at_ingestion(
     demo_db: DemoDatabase, reader: psycopg.Connection,
 ) -> None:
     start, end = demo_db.timeline.start, demo_db.timeline.end
-    expected = dict(reader.execute(
+    expected: dict[str, int] = dict(reader.execute(
         "SELECT e.column_name, sum(e.count) FROM ingestion_errors e "
         "JOIN ingested_files f ON f.id = e.ingested_file_id "
         "WHERE e.error_type IN ('missing_value', 'missing_column') AND f.ingested_at BETWEEN %s AND %s "

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from api.crud import create_predictions
+from db.predictions import create_predictions
 from db.session import get_engine, session_scope
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.data import load_dataset
