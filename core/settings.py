@@ -149,6 +149,24 @@ class IngestionSettings(DataFolderSettings, ReportSettings, AlertSettings):
         return self.raw_data_dir / ".claims"
 
 
+# --- monitoring -------------------------------------------------------------------------------------
+
+class DriftMonitoringSettings(_Settings):
+    """The thresholds dashboards and alert rules apply (stored in `monitoring_settings` at baseline load).
+
+    model/monitoring.py explains each (and takes its defaults from here).
+    """
+
+    # chance that a window with no drift raises any feature's drift alert (Sidak over the features)
+    drift_false_alarm_rate: float = Field(default=0.01, gt=0, lt=1)
+    # smallest window (rows) that gets a drift verdict or a performance estimate
+    drift_min_rows: int = Field(default=100, ge=1)
+    # share of empty values from which a feature "arrives mostly empty"
+    empty_share_alert: float = Field(default=0.5, gt=0, le=1)
+    # a feature empty in under this share of training rows is "rarely empty" (the empties alert watches it)
+    rarely_empty_share: float = Field(default=0.01, ge=0, lt=1)
+
+
 # --- the launchers ----------------------------------------------------------------------------------
 
 class AirflowSettings(_Settings):

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from core.settings import DriftMonitoringSettings
 from db.models import BaselineBin, BaselineFeature, ModelVersion
-from db.monitoring import load_monitoring_reference
+from db.monitoring import MonitoringThresholds, load_monitoring_reference
 
 
 def _bin_rows(version: str, feature: str, stats: dict[str, Any]) -> list[BaselineBin]:
@@ -64,5 +65,6 @@ def record_model_version(*, session: Session, metadata: dict[str, Any]) -> str:
         ))
         session.add_all(_bin_rows(version, feature, stats))
     session.flush()
-    load_monitoring_reference(session=session, metadata=metadata)  # drift tests, CBPE (issue 16)
+    thresholds = MonitoringThresholds.from_settings(DriftMonitoringSettings())
+    load_monitoring_reference(session=session, metadata=metadata, thresholds=thresholds)  # drift tests, CBPE
     return version

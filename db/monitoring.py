@@ -15,6 +15,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from core.settings import DriftMonitoringSettings
 from db.monitoring_models import (
     DriftCriticalValue,
     DriftReference,
@@ -47,6 +48,14 @@ class MonitoringThresholds:
     min_rows: int = MIN_ROWS
     empty_share_alert: float = EMPTY_SHARE_ALERT
     rarely_empty_share: float = RARELY_EMPTY_SHARE
+
+    @classmethod
+    def from_settings(cls, settings: DriftMonitoringSettings) -> MonitoringThresholds:
+        """The thresholds configured in the environment (DRIFT_FALSE_ALARM_RATE, ...)."""
+        return cls(
+            family_false_alarm_rate=settings.drift_false_alarm_rate, min_rows=settings.drift_min_rows,
+            empty_share_alert=settings.empty_share_alert, rarely_empty_share=settings.rarely_empty_share,
+        )
 
 
 def record_monitoring_settings(*, session: Session, thresholds: MonitoringThresholds) -> None:

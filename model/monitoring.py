@@ -50,16 +50,18 @@ from scipy.stats import chi2
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from core.settings import DriftMonitoringSettings
 from model.contract import FEATURES, FEATURES_BY_NAME, SEGMENTS, Segment
 
-FAMILY_FALSE_ALARM_RATE = 0.01
-"""Default chance that a window with no drift raises any feature's drift alert."""
-MIN_ROWS = 100
-"""Default smallest window (rows) that gets a drift verdict or an estimate (see module docstring)."""
-EMPTY_SHARE_ALERT = 0.5
-"""Default share of empty values from which a feature 'arrives mostly empty'."""
-RARELY_EMPTY_SHARE = 0.01
-"""Default: a feature empty in under 1 % of training rows is 'rarely empty' (the empties alert watches it)."""
+_DEFAULTS = DriftMonitoringSettings.model_fields  # the settings' defaults, one home (core/settings.py)
+FAMILY_FALSE_ALARM_RATE: float = _DEFAULTS["drift_false_alarm_rate"].default
+"""Default chance that a window with no drift raises any feature's drift alert (DRIFT_FALSE_ALARM_RATE)."""
+MIN_ROWS: int = _DEFAULTS["drift_min_rows"].default
+"""Default smallest window (rows) given a drift verdict or an estimate (DRIFT_MIN_ROWS; see above)."""
+EMPTY_SHARE_ALERT: float = _DEFAULTS["empty_share_alert"].default
+"""Default share of empty values from which a feature 'arrives mostly empty' (EMPTY_SHARE_ALERT)."""
+RARELY_EMPTY_SHARE: float = _DEFAULTS["rarely_empty_share"].default
+"""Default: a feature empty in under 1 % of training rows is 'rarely empty' (RARELY_EMPTY_SHARE)."""
 EPSILON = 1e-4
 """Floor of a share in the PSI sum (an empty bin on one side would make it infinite)."""
 EMPTY_BIN = "(empty)"
