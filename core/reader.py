@@ -91,8 +91,8 @@ class UnreadableFileError(ValueError):
     """A file that cannot be read as customer rows.
 
     `error_type` is ErrorType.EMPTY_FILE or ErrorType.UNREADABLE_FILE; `detail` says why in the
-    user's terms ("is an Excel workbook (.xlsx), not a CSV file: ..."), without the file name,
-    which the caller knows and puts first.
+    user's terms as a verb phrase whose subject is the file ("is an Excel workbook (.xlsx), not a
+    CSV file: ...", "has no bytes"): callers put the file's name, or "the file", first.
     """
 
     def __init__(self, error_type: ErrorType, detail: str) -> None:
@@ -192,7 +192,7 @@ def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
     data_records = [(i + 1, fields) for i, fields in enumerate(records) if i > header_index]
     data_records = [(n, fields) for n, fields in data_records if not _is_blank(fields)]
     if not data_records:
-        raise UnreadableFileError(ErrorType.EMPTY_FILE, "the file has a header but no rows")
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "has a header but no rows")
     if _trailing_field_on_every_row(header, data_records):
         data_records = [(n, fields[:-1]) for n, fields in data_records]
         notes.append(
@@ -229,7 +229,7 @@ def decode_customer_bytes(data: bytes) -> tuple[str, str]:
             encoding that is neither UTF-8/16/32 nor recognised by charset-normalizer.
     """
     if not data.strip():
-        raise UnreadableFileError(ErrorType.EMPTY_FILE, "the file has no bytes")
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "has no bytes")
     _refuse_known_binary(data)
     for bom, codec, name in _BOMS:
         if data.startswith(bom):
@@ -361,14 +361,14 @@ def _split_records(text: str) -> tuple[list[list[str]], str, int]:
         records = _records(text, delimiter)
         non_blank = [i for i, fields in enumerate(records) if not _is_blank(fields)]
         if len(non_blank) < 2:
-            raise UnreadableFileError(ErrorType.EMPTY_FILE, "the file holds no header after its `sep=` line")
+            raise UnreadableFileError(ErrorType.EMPTY_FILE, "holds no header after its `sep=` line")
         return records, delimiter, non_blank[1]
     scores: dict[str, tuple[int, int]] = {}
     for candidate in DELIMITERS:
         records = _records(sample, candidate)
         header_index = _first_non_blank(records)
         if header_index is None:
-            raise UnreadableFileError(ErrorType.EMPTY_FILE, "the file holds only blank lines")
+            raise UnreadableFileError(ErrorType.EMPTY_FILE, "holds only blank lines")
         scores[candidate] = (len(records[header_index]), _rows_matching_header(records, header_index))
     delimiter = max(DELIMITERS, key=lambda d: scores[d])  # max() keeps the first of equals: `,`
     if scores[delimiter][0] < 2:
@@ -420,7 +420,7 @@ def _refuse_duplicates(names: list[str], spelled: list[str], positions: list[int
             )
             raise UnreadableFileError(
                 ErrorType.UNREADABLE_FILE,
-                f"the column `{name}` appears twice, columns {positions[first]} and "
+                f"names the column `{name}` twice, columns {positions[first]} and "
                 f"{positions[index]}{spellings}: remove or rename one",
             )
         seen[name] = index

@@ -177,8 +177,8 @@ def read_customer_table(path: Path) -> CustomerFile:
         names = ", ".join(f"`{name}`" for name in table.source_columns[:5])
         raise UnreadableFileError(
             ErrorType.UNREADABLE_FILE,
-            f"the header ({names}{', ...' if len(table.columns) > 5 else ''}) names no column of the "
-            "customer contract: not a customer file",
+            f"has a header ({names}{', ...' if len(table.columns) > 5 else ''}) that names no column "
+            "of the customer contract: not a customer file",
         )
     return table
 
@@ -209,7 +209,7 @@ def validate_customer_file(path: Path, *, file_name: str | None = None) -> Valid
         reason: Reason = (exc.error_type, None)
         return ValidationOutcome(
             file_name=file_name, rows=0, readable=False, file_errors=[reason],
-            error_counts={reason: 1}, criticality=Criticality.HIGH, detail=exc.detail,
+            error_counts={reason: 1}, criticality=Criticality.HIGH, detail=f"the file {exc.detail}",
         )
     outcome = validate_customer_frame(
         text_frame(table), file_name=file_name, row_problems=[row.problems for row in table.rows],

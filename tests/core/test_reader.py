@@ -108,7 +108,7 @@ def test_header_with_trailing_space_is_normalised() -> None:
 def test_duplicate_column_is_refused_by_name() -> None:
     error = refusal((FIELD_CASES / "duplicate_column_name.csv").read_bytes())
     assert error.error_type == ErrorType.UNREADABLE_FILE
-    assert error.detail == "the column `tenure` appears twice, columns 6 and 21: remove or rename one"
+    assert error.detail == "names the column `tenure` twice, columns 6 and 21: remove or rename one"
 
 
 def test_cr_only_line_endings_are_read_like_any_other() -> None:
@@ -214,11 +214,11 @@ def test_content_that_is_not_csv_is_named(data: bytes, named: str) -> None:
 
 
 @pytest.mark.parametrize(("data", "detail"), [
-    (b"", "the file has no bytes"),
-    (b"  \r\n\n", "the file has no bytes"),
-    (b",,,\n,,,\n", "the file holds only blank lines"),
-    (f"{HEADER}\n".encode(), "the file has a header but no rows"),
-    (f"\n{HEADER}\n\n\n".encode(), "the file has a header but no rows"),
+    (b"", "has no bytes"),
+    (b"  \r\n\n", "has no bytes"),
+    (b",,,\n,,,\n", "holds only blank lines"),
+    (f"{HEADER}\n".encode(), "has a header but no rows"),
+    (f"\n{HEADER}\n\n\n".encode(), "has a header but no rows"),
 ])
 def test_empty_files(data: bytes, detail: str) -> None:
     error = refusal(data)
@@ -266,7 +266,7 @@ def test_header_names_are_normalised_for_spaces_and_case() -> None:
 def test_an_alias_and_its_contract_name_together_are_a_duplicate() -> None:
     error = refusal(HEADER + ",customerID\n" + line() + ",X\n")
     assert error.detail == (
-        "the column `customer_id` appears twice, columns 1 and 21 (as `customer_id` and "
+        "names the column `customer_id` twice, columns 1 and 21 (as `customer_id` and "
         "`customerID`): remove or rename one"
     )
 
