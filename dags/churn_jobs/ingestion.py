@@ -35,7 +35,9 @@ def claim_next_file(run_id: str, settings: IngestionSettings | None = None) -> d
     """
     settings = settings or IngestionSettings()
     recover_stale_claims(settings.raw_data_dir, settings.claims_dir, settings.claim_timeout_seconds)
-    claimed = claim_raw_file(settings.raw_data_dir, settings.claims_dir, run_id)
+    claimed = claim_raw_file(
+        settings.raw_data_dir, settings.claims_dir, run_id, settle_seconds=settings.raw_file_settle_seconds,
+    )
     if claimed is None:
         return None
     return {**claimed.to_dict(), "started_at": datetime.now(UTC).isoformat()}

@@ -32,6 +32,7 @@ def settings(
     """Empty folders of its own and the fake webhook; the tasks read them from the environment."""
     env = {
         "RAW_DATA_DIR": tmp_path / "raw-data", "GOOD_DATA_DIR": tmp_path / "good_data",
+        "RAW_FILE_SETTLE_SECONDS": "0",  # the tests write whole files before each run
         "BAD_DATA_DIR": tmp_path / "bad_data", "REPORTS_DIR": tmp_path / "reports",
         "REPORTS_BASE_URL": "http://reports.example/reports", "TEAMS_WEBHOOK_URL": teams_webhook.url,
         "TEAMS_BACKOFF_SECONDS": "0.01",

@@ -38,6 +38,7 @@ def api(database_url: str) -> Iterator[str]:
 def folders(tmp_path: Path, clean_db: str, api: str, monkeypatch: pytest.MonkeyPatch) -> IngestionSettings:
     env = {
         "RAW_DATA_DIR": tmp_path / "raw-data", "GOOD_DATA_DIR": tmp_path / "good_data",
+        "RAW_FILE_SETTLE_SECONDS": "0",  # the tests write whole files before each run
         "BAD_DATA_DIR": tmp_path / "bad_data", "REPORTS_DIR": tmp_path / "reports",
         "API_URL": api, "API_TOKEN": "", "TEAMS_WEBHOOK_URL": "",
     }
