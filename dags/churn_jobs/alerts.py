@@ -43,6 +43,23 @@ CARD_COLORS = {
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+class _RedactRequestTargets(logging.Filter):
+    """urllib3 logs each request line at DEBUG (`"POST /workflows/...?sig=... HTTP/1.1" 202`):
+    a Teams webhook's path and query are its secret, so the request target becomes `/...`."""
+
+    _REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) (HTTP/[0-9.]+)"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._REQUEST_LINE.sub(r'"\1 /... \3"', message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactRequestTargets())
+
+
 class AlertNotDeliveredError(RuntimeError):
     """The Teams webhook did not accept the card after every attempt."""
 

@@ -20,6 +20,7 @@ from dags.churn_jobs.alerts import (
 )
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_frame
 from tests.dags.ingestion_samples import clean_frame
+from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
 
 RUN_ID = "manual__2026-11-24T09:00:00+00:00"
 CELL_SCRIPT = "<script>window.__injected = 'cell'</script>"
@@ -90,3 +91,17 @@ def test_redacted_urls_keep_only_scheme_and_host() -> None:
     assert redact_url("https://user:pw@prod-12.westeurope.logic.azure.com:443/workflows/x?sig=s") == (
         "https://prod-12.westeurope.logic.azure.com:443/..."
     )
+
+
+def test_a_reachable_webhook_url_stays_out_of_debug_logs_too(
+    caplog: pytest.LogCaptureFixture, teams_webhook: FakeTeamsWebhook,  # noqa: F811
+) -> None:
+    """urllib3 logs every request line at DEBUG: the signature must not ride along."""
+    teams_webhook.statuses = [500, 202]
+    url = f"{teams_webhook.url}/triggers/manual/paths/invoke?api-version=1&sig={SIGNATURE}"
+    card = build_alert_card(hostile_outcome(), report_url="http://x/r.html")
+    with caplog.at_level(logging.DEBUG):
+        assert send_alert(card, webhook_url=url, attempts=2, backoff_seconds=0.01) is True
+    assert len(teams_webhook.received) == 2
+    assert "HTTP 500" in caplog.text  # the failed attempt is logged, without its URL
+    assert SIGNATURE not in caplog.text and "triggers/manual" not in caplog.text
