@@ -130,8 +130,9 @@ class CustomerFile:
     `columns` are the normalised (and alias-translated) names in file order, `source_columns`
     the same columns as the header spells them. `encoding` and `delimiter` are what the file
     uses; `shape` names the known export the file was recognised as (None: the contract's own
-    names); `notes` say, in the user's terms, everything the reader did that the user might not
-    expect (a detected encoding, a `;` delimiter, an ignored column, aliases, decimal commas).
+    names); `notes` say, in the user's terms and as clauses a page can capitalise ("the file uses
+    `;` as the delimiter"), everything the reader did that the user might not expect (a detected
+    encoding, a `;` delimiter, an ignored column, aliases, decimal commas).
     """
 
     encoding: str
@@ -184,10 +185,10 @@ def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
     notes: list[str] = []
     text, encoding = decode_customer_bytes(data)
     if encoding not in ("UTF-8", "UTF-8 with BOM"):
-        notes.append(f"read as {encoding} text")
+        notes.append(f"the file was read as {encoding} text")
     records, delimiter, header_index = _split_records(text)
     if delimiter != ",":
-        notes.append(f"uses {DELIMITER_NAMES[delimiter]} as the delimiter")
+        notes.append(f"the file uses {DELIMITER_NAMES[delimiter]} as the delimiter")
     header = list(records[header_index])
     data_records = [(i + 1, fields) for i, fields in enumerate(records) if i > header_index]
     data_records = [(n, fields) for n, fields in data_records if not _is_blank(fields)]
@@ -204,7 +205,7 @@ def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
     shape = _recognised_shape(names, schema)
     if shape is not None:
         names = [shape.columns.get(name, name) for name in names]
-        notes.append(f"read as {shape.name}: its column names and codings are known aliases")
+        notes.append(f"the file was read as {shape.name}: its column names and codings are known aliases")
     _refuse_duplicates(names, [header[i].strip() for i in kept], [i + 1 for i in kept])
     numbers = _number_columns(schema)
     reader = _RowReader(
@@ -213,7 +214,7 @@ def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
     )
     rows = tuple(reader.read(n, fields) for n, fields in data_records)
     if reader.decimal_commas:
-        notes.append(f"decimal commas read as decimal points ({reader.decimal_commas} cells)")
+        notes.append(f"decimal commas were read as decimal points ({reader.decimal_commas} cells)")
     return CustomerFile(
         encoding=encoding, delimiter=delimiter, header_row=header_index + 1,
         columns=tuple(names), source_columns=tuple(header[i].strip() for i in kept),

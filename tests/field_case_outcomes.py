@@ -44,7 +44,10 @@ FIELD_CASES: tuple[FieldCase, ...] = (
     FieldCase("header_with_trailing_space.csv", THREE),
     FieldCase(
         "ibm_telco_export_sample.csv", _ibm_ids(),
-        notes=("read as the public IBM Telco churn export: its column names and codings are known aliases",),
+        notes=(
+            "the file was read as the public IBM Telco churn export: its column names and codings are "
+            "known aliases",
+        ),
     ),
     # ids are text: "NA" twice is the same customer twice (the first stays valid); "NA" in
     # total_charges is not a number
@@ -54,7 +57,7 @@ FIELD_CASES: tuple[FieldCase, ...] = (
     ),
     FieldCase(
         "semicolon_decimal_comma.csv", ("ZX-1001", "ZX-1002", "ZX-1003"),
-        notes=("uses `;` as the delimiter", "decimal commas read as decimal points (6 cells)"),
+        notes=("the file uses `;` as the delimiter", "decimal commas were read as decimal points (6 cells)"),
     ),
     FieldCase("total_charges_blank_space.csv", ("ZX-1001", "ZX-1002", "ZX-1004")),
     FieldCase(

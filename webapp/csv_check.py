@@ -65,7 +65,7 @@ class CsvCheck:
 
     def notes(self) -> list[str]:
         """Informational notes for the page (problems that block sending are not notes)."""
-        notes = [f"The file {note}." for note in self.reading_notes]
+        notes = [f"{note[:1].upper()}{note[1:]}." for note in self.reading_notes]
         if self.dropped_label:
             notes.append(f"The `{LABEL_COLUMN}` column holds known outcomes: dropped before predicting.")
         if self.extra_columns:

@@ -130,8 +130,8 @@ def test_semicolon_delimiter_and_decimal_commas_are_read_and_named() -> None:
     assert table.columns[0] == IDENTIFIER  # the BOM is not part of the first name
     assert table.column_values("monthly_charges") == ["29.85", "56.95", "53.85"]
     assert table.column_values("total_charges") == ["29.85", "1889.5", "108.15"]
-    assert "uses `;` as the delimiter" in table.notes
-    assert "decimal commas read as decimal points (6 cells)" in table.notes
+    assert "the file uses `;` as the delimiter" in table.notes
+    assert "decimal commas were read as decimal points (6 cells)" in table.notes
 
 
 def test_empty_trailing_column_is_ignored() -> None:
@@ -161,7 +161,7 @@ def test_legacy_encoding_is_detected_and_named() -> None:
     table = read(f"{HEADER}\n{rows}\n".encode("cp1252"))
     assert table.encoding == "Windows-1252 (detected)"
     assert table.rows[0].cells[IDENTIFIER] == "Müller-Lüdenscheid-Café-0"
-    assert "read as Windows-1252 (detected) text" in table.notes
+    assert "the file was read as Windows-1252 (detected) text" in table.notes
 
 
 def test_a_non_latin_legacy_encoding_is_detected_too() -> None:
@@ -228,8 +228,8 @@ def test_empty_files(data: bytes, detail: str) -> None:
 # --- delimiters, lines, header, cells -------------------------------------------------------------
 
 @pytest.mark.parametrize(("delimiter", "note"), [
-    (",", None), (";", "uses `;` as the delimiter"), ("\t", "uses tab as the delimiter"),
-    ("|", "uses `|` as the delimiter"),
+    (",", None), (";", "the file uses `;` as the delimiter"),
+    ("\t", "the file uses tab as the delimiter"), ("|", "the file uses `|` as the delimiter"),
 ])
 def test_delimiter_detected(delimiter: str, note: str | None) -> None:
     text = HEADER.replace(",", delimiter) + "\n" + line("C1", delimiter) + "\n"

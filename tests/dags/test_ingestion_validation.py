@@ -175,7 +175,7 @@ def test_a_semicolon_separated_file_is_read_and_its_delimiter_named(tmp_path: Pa
     dataset_rows(10).to_csv(path, index=False, sep=";")
     outcome = validate_customer_file(path)
     assert outcome.readable and outcome.invalid_rows == 0
-    assert outcome.detail == "uses `;` as the delimiter"
+    assert outcome.detail == "the file uses `;` as the delimiter"
 
 
 def test_the_suite_is_generated_from_the_contract_with_not_null_beside_every_value_check() -> None:

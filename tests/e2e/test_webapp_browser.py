@@ -194,7 +194,7 @@ def test_upload_the_public_ibm_export_as_is_and_see_200_predictions(  # type: ig
     page.locator("input[type='file']").set_input_files(str(IBM_SAMPLE))
 
     page.get_by_text(f"{IBM_SAMPLE.name}: 200 rows, 200 customers predicted.").wait_for()
-    page.get_by_text("The file read as the public IBM Telco churn export").wait_for()
+    page.get_by_text("The file was read as the public IBM Telco churn export").wait_for()
     assert metric(page, "Customers predicted") == "200"
     stored = stored_predictions(f"source = 'webapp' AND file_name = '{IBM_SAMPLE.name}'")
     assert len(stored) == 200

@@ -25,7 +25,7 @@ def test_field_case_in_the_upload_check(case: FieldCase) -> None:
         invalid.setdefault(error.row, set()).add(error.column or None)
     assert invalid == {row: set(columns) for row, columns in case.invalid.items()}
     for note in case.notes:
-        assert f"The file {note}." in check.notes()
+        assert f"{note[:1].upper()}{note[1:]}." in check.notes()
 
 
 def test_the_ibm_export_is_sent_in_the_contracts_coding() -> None:
