@@ -345,7 +345,7 @@ def _records(text: str, delimiter: str = ",") -> list[list[str]]:
 
 
 def _is_blank(fields: Sequence[str]) -> bool:
-    return all(not cell.strip() for cell in fields)
+    return not "".join(fields).strip()
 
 
 def _split_records(text: str) -> tuple[list[list[str]], str, int]:
@@ -472,19 +472,28 @@ class _RowReader:
     values: Mapping[str, Mapping[str, str]]
     decimal_commas: int = 0
 
+    def __post_init__(self) -> None:
+        # per column, what applies to its cells: the hot loop below then tests nothing else
+        self._plain = [(n, p) for n, p in zip(self.names, self.positions, strict=True)
+                       if n not in self.values and n not in self.numbers]
+        self._special = [(n, p, self.values.get(n), n in self.numbers)
+                         for n, p in zip(self.names, self.positions, strict=True)
+                         if n in self.values or n in self.numbers]
+
     def read(self, number: int, fields: list[str]) -> FileRow:
         raw = tuple(fields)
         if len(fields) != self.width:
             return FileRow(number, {}, raw, ((None, self._field_count_problem(number, fields)),))
-        cells: dict[str, str | None] = {}
+        cells: dict[str, str | None] = {
+            name: fields[position] if fields[position].strip() else None for name, position in self._plain
+        }
         problems: list[tuple[str | None, str]] = []
-        for name, position in zip(self.names, self.positions, strict=True):
-            text: str | None = fields[position]
-            if text is not None and not text.strip():
-                text = None
-            if text is not None and name in self.values:
-                text = self.values[name].get(text, text)
-            if text is not None and name in self.numbers and _DECIMAL_COMMA.match(text):
+        for name, position, coding, is_number in self._special:
+            written = fields[position]
+            text: str | None = None
+            if written.strip():
+                text = coding.get(written, written) if coding is not None else written
+            if text is not None and is_number and "," in text and _DECIMAL_COMMA.match(text):
                 if self.delimiter == ",":
                     problems.append((name, f"`{text.strip()}` has a comma inside a number: write it "
                                            "with a decimal point and no thousands separator"))
@@ -493,6 +502,8 @@ class _RowReader:
                     text = text.replace(",", ".")
                     self.decimal_commas += 1
             cells[name] = text
+        if self._special:  # keep the file's column order
+            cells = {name: cells[name] for name in self.names}
         return FileRow(number, cells, raw, tuple(problems))
 
     def _field_count_problem(self, number: int, fields: list[str]) -> str:

@@ -185,10 +185,10 @@ def read_customer_table(path: Path) -> CustomerFile:
 
 def text_frame(table: CustomerFile) -> pd.DataFrame:
     """The table's cells as a frame of text (None where empty or where the row is malformed)."""
-    return pd.DataFrame(
-        {column: pd.Series(table.column_values(column), dtype=object) for column in table.columns},
-        columns=list(table.columns),
-    )
+    empty = (None,) * len(table.columns)
+    # a row's cells are in column order (core/reader.py), a malformed row has none
+    records = [tuple(row.cells.values()) if row.cells else empty for row in table.rows]
+    return pd.DataFrame.from_records(records, columns=list(table.columns), nrows=len(records)).astype(object)
 
 
 @lru_cache(maxsize=1)
