@@ -20,9 +20,9 @@ from api.batching import GroupScorer
 from api.deps import require_token
 from api.errors import register_error_handlers
 from api.reports import ReportFiles
-from api.routers import health, model
-from api.routers.predictions import prediction_router, request_schema_components
-from api.settings import ApiSettings
+from api.routers import health, model, predictions
+from api.routers.predictions import request_schema_components
+from core.settings import ApiServerSettings
 from db.session import get_engine
 from model.predictor import ModelNotTrainedError, Predictor
 

@@ -38,17 +38,16 @@ Rules, in the order they apply (`read_customer_file`):
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import re
 import unicodedata
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.error_types import ErrorType
+from core.error_types import ErrorType
+from core.files import UnreadableFileError, decode_text_and_encoding
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "`,`", ";": "`;`", "\t": "tab", "|": "`|`"}
@@ -58,47 +57,7 @@ _DELIMITER_SAMPLE_CHARS = 65_536
 _EXCEL_SEP_LINE = re.compile(r"^sep=(.)$", re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
 _HEADER_SPACES = re.compile(r"\s+")
-# control characters that CSV text never holds (tab, LF, CR, form feed are fine)
-_CONTROL = re.compile(r"[\x01-\x08\x0b\x0e-\x1f\x7f]")
-_MAX_CONTROL_SHARE = 0.01
-# single-byte code pages of Latin-alphabet languages, as codecs names them
-_LATIN_SINGLE_BYTE = frozenset({
-    "cp1250", "cp1252", "cp1254", "cp1257", "iso8859-1", "iso8859-2", "iso8859-3", "iso8859-4",
-    "iso8859-9", "iso8859-10", "iso8859-13", "iso8859-14", "iso8859-15", "iso8859-16",
-    "mac-roman", "mac-latin2", "mac-iceland", "mac-turkish", "cp437", "cp775", "cp850", "cp852",
-    "cp857", "cp858", "cp860", "cp861", "cp863", "cp865",
-})
-_BOMS: tuple[tuple[bytes, str, str], ...] = (
-    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32 with BOM"),
-    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32 with BOM"),
-    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8 with BOM"),
-    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 with BOM"),
-    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 with BOM"),
-)
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
-     "an old-format Excel workbook (.xls) or another Microsoft Office document, not a CSV file: "
-     "open it in the spreadsheet and save it as 'CSV UTF-8'"),
-    (b"\x1f\x8b", "gzip-compressed, not a CSV file: decompress it first"),
-    (b"%PDF", "a PDF document, not a CSV file"),
-    (b"BZh", "bzip2-compressed, not a CSV file: decompress it first"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive, not a CSV file: extract it first"),
-    (b"PAR1", "a Parquet file, not a CSV file"),
-)
 
-
-class UnreadableFileError(ValueError):
-    """A file that cannot be read as customer rows.
-
-    `error_type` is ErrorType.EMPTY_FILE or ErrorType.UNREADABLE_FILE; `detail` says why in the
-    user's terms as a verb phrase whose subject is the file ("is an Excel workbook (.xlsx), not a
-    CSV file: ...", "has no bytes"): callers put the file's name, or "the file", first.
-    """
-
-    def __init__(self, error_type: ErrorType, detail: str) -> None:
-        super().__init__(detail)
-        self.error_type = error_type
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -183,7 +142,7 @@ def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
             unknown encoding, a NUL, no delimiter, a column named twice).
     """
     notes: list[str] = []
-    text, encoding = decode_customer_bytes(data)
+    text, encoding = decode_text_and_encoding(data)
     if encoding not in ("UTF-8", "UTF-8 with BOM"):
         notes.append(f"the file was read as {encoding} text")
     records, delimiter, header_index = _split_records(text)
@@ -220,117 +179,6 @@ def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
         columns=tuple(names), source_columns=tuple(header[i].strip() for i in kept),
         rows=rows, shape=shape.name if shape else None, notes=tuple(notes),
     )
-
-
-def decode_customer_bytes(data: bytes) -> tuple[str, str]:
-    """The file's text and the name of its encoding (rules 1 and 2 of the module docstring).
-
-    Raises:
-        UnreadableFileError: empty, not text (named: spreadsheet, archive, HTML...), a NUL, or an
-            encoding that is neither UTF-8/16/32 nor recognised by charset-normalizer.
-    """
-    if not data.strip():
-        raise UnreadableFileError(ErrorType.EMPTY_FILE, "has no bytes")
-    _refuse_known_binary(data)
-    for bom, codec, name in _BOMS:
-        if data.startswith(bom):
-            try:
-                text = data.decode(codec)
-            except UnicodeDecodeError as exc:
-                raise UnreadableFileError(
-                    ErrorType.UNREADABLE_FILE, f"starts like {name} text but byte {exc.start} is not"
-                ) from exc
-            return _checked_text(text.lstrip("\ufeff")), name
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        looks_utf16 = data[1:200:2].count(0) > 40 or data[0:200:2].count(0) > 40
-        hint = (
-            "UTF-16 text without a byte-order mark: save it as 'CSV UTF-8'" if looks_utf16
-            else "binary content or a damaged file, not CSV text"
-        )
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"holds a NUL byte at byte {nul}: {hint}")
-    try:
-        return _checked_text(data.decode("utf-8")), "UTF-8"
-    except UnicodeDecodeError as exc:
-        first_bad = exc.start
-    text, encoding = _detect_legacy_encoding(data, first_bad)
-    return _checked_text(text), encoding
-
-
-def _refuse_known_binary(data: bytes) -> None:
-    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, _zip_kind(data))
-    for magic, what in _MAGIC:
-        if data.startswith(magic):
-            raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"is {what}")
-    head = data[:4096].lstrip().lower()
-    if head.startswith(b"<?xml") and b"urn:schemas-microsoft-com:office:spreadsheet" in head:
-        raise UnreadableFileError(
-            ErrorType.UNREADABLE_FILE,
-            "is an Excel XML spreadsheet, not a CSV file: save it as 'CSV UTF-8'",
-        )
-    if head.startswith((b"<!doctype html", b"<html")) or (
-        head.startswith(b"<") and any(tag in head for tag in (b"<html", b"<body", b"<table", b"<head"))
-    ):
-        raise UnreadableFileError(
-            ErrorType.UNREADABLE_FILE,
-            "is an HTML page, not a CSV file (a web page or report saved under a .csv name?)",
-        )
-
-
-def _zip_kind(data: bytes) -> str:
-    try:
-        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        names = []
-    if any(name.startswith("xl/") for name in names):
-        return ("is an Excel workbook (.xlsx), not a CSV file: open it in the spreadsheet and save "
-                "it as 'CSV UTF-8'")
-    if "content.xml" in names:
-        return "is an OpenDocument spreadsheet (.ods), not a CSV file: save it as CSV (UTF-8)"
-    if any(name.startswith("word/") for name in names):
-        return "is a Word document (.docx), not a CSV file"
-    return "is a zip archive, not a CSV file: extract the CSV file from it first"
-
-
-def _detect_legacy_encoding(data: bytes, first_bad: int) -> tuple[str, str]:
-    """Text in a legacy encoding (Windows-1252, Latin-1, ...) as charset-normalizer detects it."""
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data).best()
-    refusal = (
-        f"is not UTF-8 text (byte {first_bad} cannot be read) and its encoding was not recognised: "
-        "save it as 'CSV UTF-8'"
-    )
-    if best is None:
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, refusal)
-    encoding = best.encoding
-    if codecs.lookup(encoding).name in _LATIN_SINGLE_BYTE:
-        # Between single-byte Latin code pages the detector is unreliable on short files (it
-        # named mac_latin2 for German cp1252 names in our tests), and they differ only in a few
-        # letters: Windows-1252, what spreadsheets on Windows write, wins whenever it decodes.
-        try:
-            return data.decode("cp1252"), "Windows-1252 (detected)"
-        except UnicodeDecodeError:
-            pass
-    try:
-        text = data.decode(encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, refusal) from exc
-    return text, f"{codecs.lookup(encoding).name} (detected)"
-
-
-def _checked_text(text: str) -> str:
-    nul = text.find("\x00")
-    if nul >= 0:
-        raise UnreadableFileError(
-            ErrorType.UNREADABLE_FILE,
-            f"holds a NUL character at character {nul}: binary content or a damaged file, not CSV text",
-        )
-    controls = len(_CONTROL.findall(text))
-    if controls > max(1, _MAX_CONTROL_SHARE * len(text)):
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, "is binary content, not CSV text")
-    return text
 
 
 def _records(text: str, delimiter: str = ",") -> list[list[str]]:

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.reader import FileRow, UnreadableFileError, read_customer_file
+from core.files import UnreadableFileError
+from core.reader import FileRow, read_customer_file
 from webapp.forms import json_types
 
 # The dataset's label. The API does not publish it (it is not an input), but files exported from

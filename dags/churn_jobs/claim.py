@@ -56,13 +56,11 @@ def waiting_raw_files(
     elsewhere and then moved or renamed in whole keeps its modification time and is claimed at
     once. `now` is the epoch time to compare with (the current time when None).
     """
-    if not raw_data_dir.is_dir():
-        return []
     now = time.time() if now is None else now
     waiting = []
-    for path in sorted(p for p in raw_data_dir.iterdir() if not p.name.startswith(".")):
+    for path in list_visible_files(raw_data_dir):
         try:
-            if path.is_file() and now - path.stat().st_mtime >= settle_seconds:
+            if now - path.stat().st_mtime >= settle_seconds:
                 waiting.append(path)
         except FileNotFoundError:  # claimed by another run meanwhile
             continue

@@ -12,47 +12,23 @@ import csv
 import hashlib
 import io
 import logging
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from core.reader import UnreadableFileError as ReaderError
+from core.api_client import ApiInputError, ApiRejectedError, ChurnApiClient
+from core.error_types import ErrorType
+from core.files import UnreadableFileError, list_visible_files, write_atomic
 from core.reader import read_customer_file
-from dags.churn_jobs.api_client import PredictionApiClient, PredictionApiRejectedError
-from db.models import PredictedFile
+from core.settings import PredictionJobSettings
+from db.ledger import find_predicted_files, record_predicted_file
 from db.session import session_scope
 from model.contract import FEATURES, IDENTIFIER, record_json_schema
 
 log = logging.getLogger(__name__)
-
-
-class PredictionJobSettings(BaseSettings):
-    """Where the `prediction_job` DAG reads files and which API it sends them to."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    good_data_dir: Path = REPO_ROOT / "good_data"
-    # rows that cannot be predicted are set aside here, with their reasons
-    bad_data_dir: Path = REPO_ROOT / "bad_data"
-    api_url: str = "http://127.0.0.1:8000"
-    # unset: the API is open (local use); set: sent as `Authorization: Bearer <token>`
-    api_token: SecretStr | None = None
-    # rows per POST /predict: well under the API's MAX_RECORDS_PER_REQUEST (10,000)
-    chunk_size: int = Field(default=1_000, ge=1)
-    api_timeout_seconds: float = Field(default=60.0, gt=0)
-
-    @field_validator("api_token", mode="before")
-    @classmethod
-    def _empty_token_means_open(cls, value: object) -> object:
-        return None if value == "" else value
 
 
 @dataclass(frozen=True)
@@ -68,7 +44,7 @@ class GoodDataFile:
 
 
 class FilesNotPredictedError(RuntimeError):
-    """Files that no retry can predict (unreadable, or refused by the API); the others were predicted."""
+    """Files the API refused as a whole (a 4xx naming no row); the others were predicted."""
 
 
 def file_checksum(path: Path) -> str:
@@ -118,13 +94,15 @@ def read_prediction_records(data: bytes, file_name: str) -> FileRecords:
     """
     try:
         table = read_customer_file(data, record_json_schema())
-    except ReaderError as error:
-        raise UnreadableFileError(f"{file_name}: the file {error.detail}") from error
+    except UnreadableFileError as error:
+        raise UnreadableFileError(error.error_type, f"{file_name}: the file {error.detail}") from error
     missing = [f.name for f in FEATURES if f.required and f.name not in table.columns]
     if missing:
-        raise UnreadableFileError(f"{file_name}: missing columns {missing}")
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"{file_name}: missing columns {missing}")
     columns = [name for name in (IDENTIFIER, *(f.name for f in FEATURES)) if name in table.columns]
-    converters = {IDENTIFIER: str, **{f.name: _CONVERTERS[f.dtype] for f in FEATURES}}
+    converters: dict[str, Callable[[str], Any]] = {
+        IDENTIFIER: str, **{f.name: _CONVERTERS[f.dtype] for f in FEATURES},
+    }
     result = FileRecords()
     for row in table.rows:
         reasons = [f"{column or 'row'}: {message}" for column, message in row.problems]
@@ -160,7 +138,7 @@ def _to_float(value: str) -> float:
         raise ValueError(f"{value!r} is not a number") from None
 
 
-_CONVERTERS = {"str": str, "int": _to_int, "float": _to_float}
+_CONVERTERS: dict[str, Callable[[str], Any]] = {"str": str, "int": _to_int, "float": _to_float}
 
 
 def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, Sequence[dict[str, Any]]]]:
@@ -169,7 +147,7 @@ def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, 
 
 
 def predict_file(
-    path: Path, client: PredictionApiClient, chunk_size: int, expected_checksum: str | None = None,
+    path: Path, client: ChurnApiClient, chunk_size: int, expected_checksum: str | None = None,
     *, bad_data_dir: Path,
 ) -> int:
     """Send every row of one file to the API in chunks, then record the file; returns the rows predicted.
@@ -189,9 +167,9 @@ def predict_file(
     never blocks a later run. Files in good_data are only read, never moved or changed.
 
     Raises:
-        PredictionApiRejectedError: the API refused a chunk for a reason that names no row
-            (a wrong token, too many records): nothing of that file is recorded.
-        PredictionApiError: the API is down or failing (the task retries; stored chunks replay).
+        ApiRejectedError: the API refused a chunk for a reason that names no row (a wrong
+            token, too many records): nothing of that file is recorded.
+        ApiUnavailableError: the API is down or failing (the task retries; stored chunks replay).
     """
     data = path.read_bytes()
     file = GoodDataFile(path, hashlib.sha256(data).hexdigest())
@@ -219,32 +197,32 @@ def predict_file(
                     file.name, len(refused), target)
     # only now, with every row stored by the API or set aside, does the file count as predicted
     with session_scope() as session:
-        record_predicted_file(session, file, predicted)
+        record_predicted_file(session=session, file_name=file.name, checksum=file.checksum, rows=predicted)
     log.info("%s: %d rows predicted in chunks of %d", file.name, predicted, chunk_size)
     return predicted
 
 
 def send_chunk(
-    client: PredictionApiClient, records: Sequence[dict[str, Any]], *, file_name: str, batch_key: str,
+    client: ChurnApiClient, records: Sequence[dict[str, Any]], *, file_name: str, batch_key: str,
 ) -> tuple[int, dict[int, list[str]]]:
     """Store one chunk; when the API refuses some of its rows, store the others without them.
 
     Returns the number of rows stored and, per refused position in the chunk, the API's reasons.
     """
     try:
-        client.predict_scheduled(records, file_name=file_name, batch_key=batch_key)
+        client.predict(records, source="scheduled", file_name=file_name, batch_key=batch_key)
         return len(records), {}
-    except PredictionApiRejectedError as error:
+    except ApiInputError as error:
         refused: dict[int, list[str]] = {}
-        for row, field_name, message in error.problems:
-            if row is None or not 0 <= row < len(records):
+        for problem in error.problems:
+            if problem.row is None or not 0 <= problem.row < len(records):
                 raise  # a refusal of the request itself: no row to set aside
-            refused.setdefault(row, []).append(f"{field_name}: {message}")
+            refused.setdefault(problem.row, []).append(f"{problem.field}: {problem.message}")
         if not refused:
             raise
     accepted = [record for position, record in enumerate(records) if position not in refused]
     if accepted:
-        client.predict_scheduled(accepted, file_name=file_name, batch_key=f"{batch_key}:accepted")
+        client.predict(accepted, source="scheduled", file_name=file_name, batch_key=f"{batch_key}:accepted")
     return len(accepted), refused
 
 
@@ -264,13 +242,7 @@ def write_refused_rows(target: Path, refused: Sequence[RefusedRow]) -> None:
         raw = io.StringIO()
         csv.writer(raw, lineterminator="").writerow(row.raw)
         writer.writerow([row.row, "; ".join(row.reasons), raw.getvalue()])
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(out.getvalue(), encoding="utf-8")
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic({target: out.getvalue().encode("utf-8")})
 
 
 def check_for_new_data(settings: PredictionJobSettings | None = None) -> list[dict[str, str]]:
@@ -286,9 +258,9 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
 
     Rows that cannot be predicted (unreadable, refused by the API) are set aside in bad_data by
     `predict_file` and never hold a file back. A file the API refuses as a whole (a 4xx that
-    names no row) does not hold the others back: they are predicted, then FilesNotPredictedError
-    names it. The API
-    down or failing stops at once with PredictionApiError (the next files would fail the same way).
+    names no row, e.g. a wrong token) does not hold the others back: they are predicted, then
+    FilesNotPredictedError names it. The API
+    down or failing stops at once with ApiUnavailableError (the next files would fail the same way).
     """
     settings = settings or PredictionJobSettings()
     client = ChurnApiClient(settings.api_url, settings.token_value(), settings.api_timeout_seconds)
@@ -301,11 +273,9 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
                 continue
             try:
                 rows += predict_file(
-                    path, client, settings.chunk_size, listed.get("checksum"),
+                    path, client, settings.predict_chunk_size, listed.get("checksum"),
                     bad_data_dir=settings.bad_data_dir,
                 )
-            except (UnreadableFileError, PredictionApiRejectedError) as error:
-                not_predicted.append(str(error))
             except ApiRejectedError as error:
                 not_predicted.append(f"{path.name}: {error}")
     finally:

@@ -99,7 +99,7 @@ def format_reasons(reasons: list[Reason]) -> str:
 def _quarantine(claimed: ClaimedFile, bad_data_dir: Path) -> SplitResult:
     data = claimed.path.read_bytes()
     target = bad_data_dir / output_name(claimed.original_name, data)
-    _write_whole(target, data)
+    write_atomic({target: data})
     return SplitResult(good_path=None, bad_path=target, good_rows=0, bad_rows=0, quarantined=True)
 
 

@@ -45,7 +45,9 @@ from typing import Any
 
 import pandas as pd
 
-from core.reader import CustomerFile, UnreadableFileError, read_customer_file
+from core.error_types import ErrorType
+from core.files import UnreadableFileError
+from core.reader import CustomerFile, read_customer_file
 from model.contract import (
     CONSISTENCY_COLUMNS,
     FEATURES,

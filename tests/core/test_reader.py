@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from core.reader import CustomerFile, UnreadableFileError, normalise_column_name, read_customer_file
+from core.error_types import ErrorType
+from core.files import UnreadableFileError
+from core.reader import CustomerFile, normalise_column_name, read_customer_file
 from model.contract import FEATURE_NAMES, IDENTIFIER, TARGET, default_record, record_json_schema
-from model.error_types import ErrorType
 
 SCHEMA = record_json_schema()
 FIELD_CASES = Path(__file__).resolve().parents[1] / "field_cases"

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from dags.churn_jobs.settings import IngestionSettings
+from core.settings import IngestionSettings
 from dags.churn_jobs.splitting import ERRORS_COLUMN, RAW_COLUMN
 from db import session as db_session
 from model.contract import IDENTIFIER
@@ -117,8 +117,8 @@ def test_every_field_case_through_ingestion_and_the_prediction_job(
     for case in FIELD_CASES:
         if case.refused:
             continue
-        [good] = outputs(folders.good_data_dir, case)
-        ids = tuple(row["customer_id"] for row in stored if row["file_name"] == good.name)
+        [good_file] = outputs(folders.good_data_dir, case)
+        ids = tuple(row["customer_id"] for row in stored if row["file_name"] == good_file.name)
         assert ids == case.valid_ids, case.name  # "NA" and "None" stored as the ids they are
     assert list(folders.bad_data_dir.glob("*.refused.csv")) == []  # nothing the API refused
 

@@ -152,14 +152,14 @@ def test_a_file_moved_in_whole_is_claimed_at_once(tmp_path: Path) -> None:
 
 
 def test_the_settle_time_comes_from_the_settings(tmp_path: Path) -> None:
-    from dags.churn_jobs.ingestion import read_data
+    from dags.churn_jobs.ingestion import claim_next_file
 
     settings = IngestionSettings(raw_data_dir=tmp_path / "raw-data", raw_file_settle_seconds=30)
     settings.raw_data_dir.mkdir()
     fresh = settings.raw_data_dir / "fresh.csv"
     fresh.write_text("customer_id\nC1\n")
-    assert read_data("run-1", settings) is None  # written just now: maybe not whole yet
+    assert claim_next_file("run-1", settings) is None  # written just now: maybe not whole yet
     old = time.time() - 31
     os.utime(fresh, (old, old))
-    claim = read_data("run-2", settings)
+    claim = claim_next_file("run-2", settings)
     assert claim is not None and claim["original_name"] == "fresh.csv"

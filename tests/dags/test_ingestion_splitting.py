@@ -7,7 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.reader import UnreadableFileError, read_customer_file
+from core.error_types import ErrorType
+from core.files import UnreadableFileError
+from core.reader import read_customer_file
+from core.settings import DataFolderSettings, IngestionSettings
 from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims, waiting_raw_files
 from dags.churn_jobs.splitting import (
     ERRORS_COLUMN,

@@ -37,7 +37,7 @@ def test_clean_file_is_valid_with_criticality_none(tmp_path: Path) -> None:
 
 
 def test_blank_total_charges_is_allowed_in_the_first_month_only() -> None:
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame.loc[2, ["tenure", "total_charges"]] = ["0", None]
     frame.loc[5, "total_charges"] = None  # tenure 8: a lost value, not a first month
     assert frame.loc[5, "tenure"] != "0"
@@ -46,7 +46,7 @@ def test_blank_total_charges_is_allowed_in_the_first_month_only() -> None:
 
 def test_a_feature_arriving_empty_in_every_row_is_caught_not_silently_dropped() -> None:
     # total_charges is the one nullable feature: empty everywhere would vanish from its drift
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame["total_charges"] = None
     outcome = _validate(frame)
     billed = int((frame["tenure"] != "0").sum())

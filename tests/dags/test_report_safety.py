@@ -19,8 +19,8 @@ from dags.churn_jobs.alerts import (
     send_alert,
 )
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_frame
-from tests.dags.ingestion_samples import clean_frame
 from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
+from tests.factories import dataset_rows
 
 RUN_ID = "manual__2026-11-24T09:00:00+00:00"
 CELL_SCRIPT = "<script>window.__injected = 'cell'</script>"
@@ -31,7 +31,7 @@ SIGNATURE = "Zm9yZ2VkLXNpZ25hdHVyZS0xMjM0NTY3ODkw"
 
 def hostile_outcome() -> ValidationOutcome:
     """A file whose name, one cell and one column name are HTML that runs script."""
-    frame = clean_frame(20)
+    frame = dataset_rows(20)
     frame.loc[3, "contract"] = CELL_SCRIPT
     frame[COLUMN_SCRIPT] = "x"
     return validate_customer_frame(frame, file_name=FILE_NAME_SCRIPT)
@@ -55,7 +55,7 @@ def test_file_values_and_the_file_name_are_escaped_in_the_data_docs_page(tmp_pat
 
 
 def test_the_card_link_page_of_an_unreadable_file_escapes_its_name(tmp_path: Path) -> None:
-    from model.error_types import ErrorType
+    from core.error_types import ErrorType
 
     outcome = ValidationOutcome(
         file_name=FILE_NAME_SCRIPT, rows=0, readable=False,

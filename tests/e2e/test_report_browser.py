@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
-def open_page(browser, url: str) -> tuple[object, list[str]]:  # type: ignore[no-untyped-def]
+def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:
     """The page at `url` once loaded, and the dialogs it tried to open."""
     context = browser.new_context()
     # the CDN scripts and styles of Data Docs cannot load here (no internet): do not wait for them
@@ -48,13 +49,18 @@ def open_page(browser, url: str) -> tuple[object, list[str]]:  # type: ignore[no
                   else route.abort())
     page = context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(url, wait_until="load")
     page.wait_for_timeout(300)
     return page, dialogs
 
 
-def test_a_script_in_a_cell_or_a_file_name_does_not_run_in_the_report(browser, tmp_path: Path) -> None:
+def test_a_script_in_a_cell_or_a_file_name_does_not_run_in_the_report(browser: Any, tmp_path: Path) -> None:
     page_path = build_hostile_report(tmp_path / "reports")
     page, dialogs = open_page(browser, page_path.as_uri())
     assert page.evaluate("typeof window.__injected") == "undefined"
@@ -65,7 +71,7 @@ def test_a_script_in_a_cell_or_a_file_name_does_not_run_in_the_report(browser, t
     page.context.close()
 
 
-def test_reports_served_by_the_api_run_no_script(browser, database_url: str, tmp_path: Path) -> None:
+def test_reports_served_by_the_api_run_no_script(browser: Any, database_url: str, tmp_path: Path) -> None:
     reports_dir = tmp_path / "reports"
     build_hostile_report(reports_dir)
     planted = reports_dir / "ingestion" / "planted.html"  # a page that does hold a script

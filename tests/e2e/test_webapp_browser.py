@@ -22,6 +22,7 @@ from db.predictions import create_predictions
 from model.predictor import Predictor
 from tests.api_server import api_url, free_port, start_server_process  # noqa: F401  (api_url: the real API, uvicorn)
 from tests.conftest import fail_cannot_run
+from tests.factories import dataset_records
 from tests.field_case_outcomes import IBM_SAMPLE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -200,13 +201,6 @@ def test_upload_the_public_ibm_export_as_is_and_see_200_predictions(  # type: ig
     assert len(stored) == 200
     assert stored[0]["customer_id"] == "7590-VHVEG" and stored[0]["female"] == 1
     assert sum(1 for row in stored if row["total_charges"] is None) == 11
-
-
-def dataset_records(count: int, skip: int = 0) -> list[dict]:
-    """Real customers of the dataset as JSON records (the label and unknown columns left out)."""
-    frame = pd.read_csv(DATASET, skiprows=range(1, skip + 1), nrows=count)
-    frame = frame[["customer_id", *FEATURE_NAMES]].astype(object)
-    return [{k: (None if pd.isna(v) else v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 @pytest.fixture
