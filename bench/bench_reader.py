@@ -1,6 +1,6 @@
 """The one reader of customer files (core/reader.py) on a 10,000-row file vs pandas' C parser.
 
-    python bench/bench_reader.py
+    python -m bench.bench_reader
 
 Ours: `read_customer_file` (encoding, delimiter detection, header normalisation and aliases,
 every cell as text, field counts, codings, decimal commas), then the text frame the ingestion
@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import io
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import pandas as pd
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.reader import read_customer_file
 from dags.churn_jobs.validation import text_frame
