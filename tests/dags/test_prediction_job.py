@@ -228,7 +228,7 @@ def test_a_file_the_api_refuses_as_a_whole_fails_the_run_after_the_others(
     monkeypatch.setenv("API_TOKEN", "a-wrong-token")  # 401: no row named, sending again cannot help
     with pytest.raises(FilesNotPredictedError) as raised:
         make_predictions([{"file_name": "fine.csv"}], PredictionJobSettings())
-    assert "401" in str(raised.value)
+    assert "fine.csv: The prediction service wants a valid API token" in str(raised.value)
     assert ledger() == {}
 
 
