@@ -207,7 +207,7 @@ def validate_customer_file(path: Path, *, file_name: str | None = None) -> Valid
     try:
         table = read_customer_table(path)
     except UnreadableFileError as exc:
-        log.warning("%s is not ingestible: %s", file_name, exc.detail)
+        log.warning("%s is not ingestible: the file %s", file_name, exc.detail)
         reason: Reason = (exc.error_type, None)
         return ValidationOutcome(
             file_name=file_name, rows=0, readable=False, file_errors=[reason],
