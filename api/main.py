@@ -13,13 +13,13 @@ from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI
-from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.batching import GroupScorer
 from api.deps import require_token
 from api.errors import register_error_handlers
+from api.reports import ReportFiles
 from api.routers import health, model, predictions
 from api.routers.predictions import request_schema_components
 from core.settings import ApiServerSettings
@@ -115,7 +115,7 @@ def create_app(settings: ApiServerSettings | None = None) -> FastAPI:
     register_error_handlers(app)
     _add_metrics(app)
     # Data Docs reports, linked from alerts and opened in a browser (which sends no token)
-    app.mount("/reports", StaticFiles(directory=settings.reports_dir, html=True, check_dir=False),
+    app.mount("/reports", ReportFiles(directory=settings.reports_dir, html=True, check_dir=False),
               name="reports")
     return app
 

@@ -17,5 +17,6 @@ class ErrorType(StrEnum):
     DUPLICATE_ROW = "duplicate_row"  # the same customer twice in one file
     UNEXPECTED_COLUMN = "unexpected_column"  # a column the contract does not know
     INCONSISTENT_VALUES = "inconsistent_values"  # fields valid alone but not together
+    MALFORMED_ROW = "malformed_row"  # a row with more or fewer fields than the header
     UNREADABLE_FILE = "unreadable_file"  # not a CSV: binary, wrong encoding or delimiter
     EMPTY_FILE = "empty_file"  # no bytes at all, or a header with no rows

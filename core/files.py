@@ -8,22 +8,54 @@ filesystem, so the final rename is atomic) and every listing skips hidden names.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
 import os
+import re
 import uuid
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from core.error_types import ErrorType
 
 TEMPORARY_SUFFIX = ".tmp"
+# control characters that CSV text never holds (tab, LF, CR, form feed are fine)
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0e-\x1f\x7f]")
+_MAX_CONTROL_SHARE = 0.01
+# single-byte code pages of Latin-alphabet languages, as codecs names them
+_LATIN_SINGLE_BYTE = frozenset({
+    "cp1250", "cp1252", "cp1254", "cp1257", "iso8859-1", "iso8859-2", "iso8859-3", "iso8859-4",
+    "iso8859-9", "iso8859-10", "iso8859-13", "iso8859-14", "iso8859-15", "iso8859-16",
+    "mac-roman", "mac-latin2", "mac-iceland", "mac-turkish", "cp437", "cp775", "cp850", "cp852",
+    "cp857", "cp858", "cp860", "cp861", "cp863", "cp865",
+})
+_BOMS: tuple[tuple[bytes, str, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32 with BOM"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32 with BOM"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8 with BOM"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 with BOM"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 with BOM"),
+)
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+     "an old-format Excel workbook (.xls) or another Microsoft Office document, not a CSV file: "
+     "open it in the spreadsheet and save it as 'CSV UTF-8'"),
+    (b"\x1f\x8b", "gzip-compressed, not a CSV file: decompress it first"),
+    (b"%PDF", "a PDF document, not a CSV file"),
+    (b"BZh", "bzip2-compressed, not a CSV file: decompress it first"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive, not a CSV file: extract it first"),
+    (b"PAR1", "a Parquet file, not a CSV file"),
+)
 
 
 class UnreadableFileError(ValueError):
     """A file that cannot be read as customer rows.
 
     `error_type` is ErrorType.EMPTY_FILE or ErrorType.UNREADABLE_FILE; `detail` says why in the
-    user's terms ("not UTF-8 text (byte 12)"), without the file name, which the caller knows.
+    user's terms as a verb phrase whose subject is the file ("is an Excel workbook (.xlsx), not a
+    CSV file: ...", "has no bytes"): callers put the file's name, or "the file", first.
     """
 
     def __init__(self, error_type: ErrorType, detail: str) -> None:
@@ -109,21 +141,132 @@ def remove_orphan_temporaries(folder: Path, *, older_than_seconds: float, now: f
     return sorted(removed)
 
 
-def decode_text(data: bytes) -> str:
-    """Bytes of a text file as str: UTF-8, with or without the BOM spreadsheet exports write.
+def decode_text_and_encoding(data: bytes) -> tuple[str, str]:
+    """A text file's bytes as str, and the name of the encoding they were in.
+
+    The rules (core/reader.py applies them to every customer file): no bytes or only white space
+    is EMPTY_FILE; a spreadsheet, archive, PDF, HTML page or other binary content is named and
+    refused; UTF-8 with or without a BOM, UTF-16/32 with a BOM; otherwise the legacy encoding
+    charset-normalizer detects (Windows-1252 for Latin single-byte text); a NUL anywhere, or
+    more than 1% control characters, is not text.
 
     Raises:
-        UnreadableFileError: no bytes or only white space (EMPTY_FILE); a NUL byte anywhere,
-            which text never holds (UNREADABLE_FILE, "binary content"); bytes that are not UTF-8
-            (UNREADABLE_FILE, naming the first bad byte's offset).
+        UnreadableFileError: empty, not text (named: spreadsheet, archive, HTML...), a NUL, or an
+            encoding that is neither UTF-8/16/32 nor recognised by charset-normalizer.
     """
     if not data.strip():
-        raise UnreadableFileError(ErrorType.EMPTY_FILE, "the file has no bytes")
-    if b"\x00" in data:
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, "binary content (NUL bytes), not a CSV")
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "has no bytes")
+    _refuse_known_binary(data)
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise UnreadableFileError(
+                    ErrorType.UNREADABLE_FILE, f"starts like {name} text but byte {exc.start} is not"
+                ) from exc
+            return _checked_text(text.lstrip("\ufeff")), name
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        looks_utf16 = data[1:200:2].count(0) > 40 or data[0:200:2].count(0) > 40
+        hint = (
+            "UTF-16 text without a byte-order mark: save it as 'CSV UTF-8'" if looks_utf16
+            else "binary content or a damaged file, not CSV text"
+        )
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"holds a NUL byte at byte {nul}: {hint}")
     try:
-        return data.decode("utf-8-sig")
+        return _checked_text(data.decode("utf-8")), "UTF-8"
     except UnicodeDecodeError as exc:
+        first_bad = exc.start
+    text, encoding = _detect_legacy_encoding(data, first_bad)
+    return _checked_text(text), encoding
+
+
+def _refuse_known_binary(data: bytes) -> None:
+    if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, _zip_kind(data))
+    for magic, what in _MAGIC:
+        if data.startswith(magic):
+            raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"is {what}")
+    head = data[:4096].lstrip().lower()
+    if head.startswith(b"<?xml") and b"urn:schemas-microsoft-com:office:spreadsheet" in head:
         raise UnreadableFileError(
-            ErrorType.UNREADABLE_FILE, f"not UTF-8 text (byte {exc.start}): wrong encoding"
-        ) from exc
+            ErrorType.UNREADABLE_FILE,
+            "is an Excel XML spreadsheet, not a CSV file: save it as 'CSV UTF-8'",
+        )
+    if head.startswith((b"<!doctype html", b"<html")) or (
+        head.startswith(b"<") and any(tag in head for tag in (b"<html", b"<body", b"<table", b"<head"))
+    ):
+        raise UnreadableFileError(
+            ErrorType.UNREADABLE_FILE,
+            "is an HTML page, not a CSV file (a web page or report saved under a .csv name?)",
+        )
+
+
+def _zip_kind(data: bytes) -> str:
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        names = []
+    if any(name.startswith("xl/") for name in names):
+        return ("is an Excel workbook (.xlsx), not a CSV file: open it in the spreadsheet and save "
+                "it as 'CSV UTF-8'")
+    if "content.xml" in names:
+        return "is an OpenDocument spreadsheet (.ods), not a CSV file: save it as CSV (UTF-8)"
+    if any(name.startswith("word/") for name in names):
+        return "is a Word document (.docx), not a CSV file"
+    return "is a zip archive, not a CSV file: extract the CSV file from it first"
+
+
+def _detect_legacy_encoding(data: bytes, first_bad: int) -> tuple[str, str]:
+    """Text in a legacy encoding (Windows-1252, Latin-1, ...) as charset-normalizer detects it."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    refusal = (
+        f"is not UTF-8 text (byte {first_bad} cannot be read) and its encoding was not recognised: "
+        "save it as 'CSV UTF-8'"
+    )
+    if best is None:
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, refusal)
+    encoding = best.encoding
+    # On short files the detector is unreliable between single-byte code pages (it named
+    # mac_latin2 for German names and cp1006 for "café" in our tests). Windows-1252, what
+    # spreadsheets on Windows write, wins when the best guess is another Latin code page, or when
+    # reading the bytes as Windows-1252 looks no more garbled (chaos) than the best guess.
+    western = from_bytes(data, cp_isolation=["cp1252"]).best()
+    if western is not None and (
+        codecs.lookup(encoding).name in _LATIN_SINGLE_BYTE or western.chaos <= best.chaos
+    ):
+        try:
+            return data.decode("cp1252"), "Windows-1252 (detected)"
+        except UnicodeDecodeError:
+            pass
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, refusal) from exc
+    return text, f"{codecs.lookup(encoding).name} (detected)"
+
+
+def _checked_text(text: str) -> str:
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise UnreadableFileError(
+            ErrorType.UNREADABLE_FILE,
+            f"holds a NUL character at character {nul}: binary content or a damaged file, not CSV text",
+        )
+    controls = len(_CONTROL.findall(text))
+    if controls > max(1, _MAX_CONTROL_SHARE * len(text)):
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, "is binary content, not CSV text")
+    return text
+
+
+def decode_text(data: bytes) -> str:
+    """A text file's bytes as str, by the rules of `decode_text_and_encoding`.
+
+    Raises:
+        UnreadableFileError: empty (EMPTY_FILE), or not text in an encoding we can name
+            (UNREADABLE_FILE, the reason as a verb phrase: "holds a NUL byte at byte 70000: ...").
+    """
+    return decode_text_and_encoding(data)[0]

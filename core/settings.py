@@ -142,6 +142,9 @@ class IngestionSettings(DataFolderSettings, ReportSettings, AlertSettings):
     # A claim older than this belongs to a crashed run and goes back to raw-data. Longer than
     # any honest run (validate + split of a 10,000-row file takes about a second).
     claim_timeout_seconds: float = 600.0
+    # A raw file is claimed only once it has not changed (size, modification time) for this long:
+    # a file still being copied in is left for a later run. Raise it for slow network copies.
+    raw_file_settle_seconds: float = 10.0
 
     @property
     def claims_dir(self) -> Path:

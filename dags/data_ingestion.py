@@ -3,17 +3,19 @@
 
 Every minute, takes **one** file from **raw-data**, validates it and sorts its rows.
 
-- `read-data`: recovers claims left by crashed runs, then claims one file at random (atomic
-  rename into `raw-data/.claims/`). An empty folder: the run is **skipped**.
-- `validate-data`: file-level checks (unreadable, encoding, delimiter, empty, header only),
-  then the Great Expectations suite generated from the feature contract: each row valid or
-  invalid with its reasons (error type, column), and the file's criticality.
+- `read-data`: removes writers' orphan temporaries, recovers claims left by crashed runs, then
+  claims one file at random among those unchanged for `RAW_FILE_SETTLE_SECONDS` (atomic rename
+  into `raw-data/.claims/`). Nothing to claim: the run is **skipped**.
+- `validate-data`: the file read by the one reader of customer files (`core/reader.py`:
+  encoding, delimiter, aliases, field counts), then the Great Expectations suite generated from
+  the feature contract: each row valid or invalid with its reasons (error type, column), and the
+  file's criticality.
 - `save-statistics`: one `ingested_files` row, one `ingestion_errors` row per (error type,
   column). Never the rows.
 - `send-alerts`: builds the Data Docs report served under `/reports/`; when the file has
   problems, posts an Adaptive Card to Teams (`TEAMS_WEBHOOK_URL`; unset: logged, not sent).
 - `split-and-save-data`: valid rows to **good_data**, invalid rows with an `_errors` column to
-  **bad_data**; an unreadable file goes to bad_data unchanged.
+  **bad_data**, named `<file>.<checksum>.csv`; an unreadable file goes to bad_data unchanged.
 
 The last three run in parallel: a Teams outage fails `send-alerts` only. The logic lives in
 `dags/churn_jobs/` (`claim`, `validation`, `alerts`, `splitting`, `ingestion`).

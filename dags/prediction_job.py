@@ -9,8 +9,9 @@ predicted, through the model service (`POST /predict`, `source=scheduled`).
 - `make_predictions` sends each file's rows in chunks, each with an idempotency key
   (`<file>:<checksum>:<chunk>`), and enters the file in the ledger only once the API stored all
   of them. The API down or failing: the task **fails** and retries; a retry stores no row twice.
-  A file that cannot be predicted as it is (unreadable, rows refused with a 4xx) fails the task
-  at once, naming it, after the other files were predicted.
+  Rows that cannot be predicted (unreadable, or refused by the API naming the row) are set aside
+  with their reasons in **bad_data** (`<file>.<checksum>.refused.csv`) and never block the file;
+  only a refusal naming no row (a wrong token) fails the task at once, after the other files.
 
 Files in good_data are only read. The logic lives in `dags/churn_jobs/prediction.py`.
 """

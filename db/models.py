@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -121,11 +122,18 @@ class IngestedFile(Base):
         # one row per ingestion of a file: save-statistics and send-alerts (in either order,
         # retried or not) upsert on it (db/statistics.py)
         UniqueConstraint("dag_run_id", "file_name", name="uq_ingested_files_run_file"),
+        # one row per file content, whatever run ingests it (a claim recovered after a crash is
+        # ingested again under a new run id): migration 0006
+        Index(
+            "uq_ingested_files_file_checksum", "file_name", "checksum", unique=True,
+            postgresql_where=text("checksum IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     file_name: Mapped[str] = mapped_column(Text)
     dag_run_id: Mapped[str | None] = mapped_column(Text)
+    checksum: Mapped[str | None] = mapped_column(Text)  # SHA-256 hex of the file's bytes
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ingested_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

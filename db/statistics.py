@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from db.models import IngestedFile, IngestionError
 
 UNIQUE_KEY = "uq_ingested_files_run_file"  # (dag_run_id, file_name), migration 0005
+# (file_name, checksum) where checksum is set, migration 0006: one row per file content
+CONTENT_KEY = ("file_name", "checksum")
 # what a later write of the same ingestion replaces (ingested_at stays the first write's time)
 STATISTICS_COLUMNS = (
     "started_at", "rows", "valid_rows", "invalid_rows", "criticality", "outcome", "report_url",
@@ -41,6 +43,7 @@ def record_ingestion_statistics(
     alert_sent: bool | None,
     error_counts: Mapping[tuple[str, str | None], int],
     ingested_at: datetime | None = None,
+    checksum: str | None = None,
 ) -> int:
     """Store the statistics of one ingestion of a file, once; return the row's id.
 
@@ -52,27 +55,34 @@ def record_ingestion_statistics(
     `ingested_at` defaults to the database's now(); the demo-history command sets it.
 
     A second call for the same (dag_run_id, file_name) (a retried task, or the other task of the
-    run) updates that row and replaces its error rows: nothing is counted twice. Without a run id
-    every call stores a new row. Raises sqlalchemy.exc.IntegrityError for a criticality or outcome
+    run) updates that row and replaces its error rows: nothing is counted twice. With `checksum`
+    (SHA-256 hex of the file's bytes) the key is (file_name, checksum) instead, so a file whose
+    claim was recovered after a crash and ingested again by a later run updates its first row
+    (with the later run's id and report link). Without a run id nor a checksum every call stores
+    a new row. Raises sqlalchemy.exc.IntegrityError for a criticality or outcome
     outside the allowed values.
     """
     values = {
         "file_name": file_name, "dag_run_id": dag_run_id, "started_at": started_at, "rows": rows,
         "valid_rows": valid_rows, "invalid_rows": invalid_rows, "criticality": criticality,
-        "outcome": outcome, "report_url": report_url, "alert_sent": alert_sent,
+        "outcome": outcome, "report_url": report_url, "alert_sent": alert_sent, "checksum": checksum,
     }
     if ingested_at is not None:
         values["ingested_at"] = ingested_at
     upsert = pg_insert(IngestedFile).values(**values)
     new = upsert.excluded
-    statement = upsert.on_conflict_do_update(
-        constraint=UNIQUE_KEY,
-        set_={
-            **{column: new[column] for column in STATISTICS_COLUMNS},
-            "alert_sent": case((IngestedFile.alert_sent.is_(True), True), else_=new.alert_sent),
-        },
-    ).returning(IngestedFile.id)
-    ingested_id: int = session.execute(statement).scalar_one()
+    updates = {
+        **{column: new[column] for column in STATISTICS_COLUMNS},
+        "alert_sent": case((IngestedFile.alert_sent.is_(True), True), else_=new.alert_sent),
+    }
+    if checksum is None:
+        statement = upsert.on_conflict_do_update(constraint=UNIQUE_KEY, set_=updates)
+    else:
+        statement = upsert.on_conflict_do_update(
+            index_elements=list(CONTENT_KEY), index_where=IngestedFile.checksum.is_not(None),
+            set_={**updates, "dag_run_id": new.dag_run_id},
+        )
+    ingested_id: int = session.execute(statement.returning(IngestedFile.id)).scalar_one()
     _replace_error_counts(session, ingested_id, error_counts)
     return ingested_id
 

@@ -182,21 +182,35 @@ CATEGORICAL_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.is_c
 NUMERIC_FEATURES: tuple[str, ...] = tuple(f.name for f in FEATURES if f.is_numeric)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(f.name for f in FEATURES if f.required)
 
-# Cross-field rule: what a customer has paid so far cannot be far below what the current plan
-# costs over the tenure. The real data never goes below 0.68 x (see tests/data); a ratio under
-# 0.25 means one of the three values is wrong.
+# Cross-field rules. (1) What a customer has paid so far cannot be far below what the current
+# plan costs over the tenure. The real data never goes below 0.68 x (see tests/data); a ratio
+# under 0.25 means one of the three values is wrong. (2) Total charges may be empty only in the
+# first month (tenure 0, nothing billed yet): the 11 blank totals of the IBM data all have
+# tenure 0, and every tenure-0 customer there has a blank total. An empty total with a longer
+# tenure is a lost value, which would also drop the customer from the drift of total_charges.
 MIN_TOTAL_TO_EXPECTED_RATIO = 0.25
+FIRST_MONTH_TENURE = 0
 CONSISTENCY_COLUMNS: tuple[str, ...] = ("tenure", "monthly_charges", "total_charges")
 """The columns `check_consistency` reads: a row is checked only when each of them is valid."""
 
 
 def check_consistency(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Cross-field checks on a record whose single values are valid: (column, reason) pairs."""
+    """Cross-field checks on a record whose single values are valid: (column, reason) pairs.
+
+    Used by the API (422), the ingestion validation (INCONSISTENT_VALUES) and, through the API,
+    the webapp and the prediction job. See the comment above for the two rules and their source.
+    """
     problems: list[tuple[str, str]] = []
     total, monthly, tenure = (
         record.get("total_charges"), record.get("monthly_charges"), record.get("tenure"),
     )
-    if total is not None and monthly and tenure and not _is_nan(total):
+    if (total is None or _is_nan(total)) and tenure is not None and tenure > FIRST_MONTH_TENURE:
+        problems.append((
+            "total_charges",
+            f"total charges empty for a customer with a tenure of {tenure:g} months "
+            f"(only a first-month customer, tenure {FIRST_MONTH_TENURE}, may have none)",
+        ))
+    elif total is not None and monthly and tenure and not _is_nan(total):
         expected = monthly * tenure
         if total < MIN_TOTAL_TO_EXPECTED_RATIO * expected:
             problems.append((
@@ -204,6 +218,56 @@ def check_consistency(record: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"total charges {total:g} far below monthly charges x tenure ({expected:g})",
             ))
     return problems
+
+
+@dataclass(frozen=True)
+class FileShape:
+    """A known export of customer files: its column names and value codings, as aliases.
+
+    `columns` maps the export's header names (as it spells them; compared after the reader's
+    normalisation, see `core.reader.normalise_column_name`) to the contract's names; `values`
+    maps a contract column to {the export's text: the contract's text}. A file is read in this
+    shape when its header holds a name only this export uses (`customerID`, `gender`, ...).
+    """
+
+    name: str
+    columns: Mapping[str, str]
+    values: Mapping[str, Mapping[str, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "columns": dict(self.columns),
+            "values": {column: dict(coding) for column, coding in self.values.items()},
+        }
+
+
+_YES_NO_FLAG = {"Yes": "1", "No": "0"}
+IBM_TELCO_EXPORT = FileShape(
+    # the public IBM sample "Telco customer churn" (WA_Fn-UseC_-Telco-Customer-Churn.csv) as
+    # downloaded: the dataset behind data/telco_churn.csv, with its own names and codings
+    name="the public IBM Telco churn export",
+    columns={
+        "customerID": IDENTIFIER, "gender": "female", "SeniorCitizen": "senior_citizen",
+        "Partner": "partner", "Dependents": "dependents", "tenure": "tenure",
+        "PhoneService": "phone_service", "MultipleLines": "multiple_lines",
+        "InternetService": "internet_service", "OnlineSecurity": "online_security",
+        "OnlineBackup": "online_backup", "DeviceProtection": "device_protection",
+        "TechSupport": "tech_support", "StreamingTV": "streaming_tv",
+        "StreamingMovies": "streaming_movies", "Contract": "contract",
+        "PaperlessBilling": "paperless_billing", "PaymentMethod": "payment_method",
+        "MonthlyCharges": "monthly_charges", "TotalCharges": "total_charges", "Churn": TARGET,
+    },
+    # SeniorCitizen is 0/1 there too; the categories (MultipleLines "No phone service",
+    # InternetService "Fiber optic", "No internet service", "Bank transfer (automatic)", ...)
+    # are spelled as in the contract. TotalCharges holds a single space for first-month
+    # customers: the reader reads white space as empty.
+    values={
+        "female": {"Female": "1", "Male": "0"},
+        "partner": _YES_NO_FLAG, "dependents": _YES_NO_FLAG,
+        "phone_service": _YES_NO_FLAG, "paperless_billing": _YES_NO_FLAG,
+    },
+)
+FILE_SHAPES: tuple[FileShape, ...] = (IBM_TELCO_EXPORT,)
 
 
 def check_record(record: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -263,6 +327,10 @@ def record_json_schema() -> dict[str, Any]:
         "properties": properties,
         "required": list(REQUIRED_COLUMNS),
         "additionalProperties": False,
+        # for readers of customer files (core/reader.py): columns a file may carry besides the
+        # record's, and the known exports whose names and codings are aliases of the contract's
+        "x-extra-columns": [TARGET],
+        "x-file-shapes": [shape.to_json() for shape in FILE_SHAPES],
     }
 
 

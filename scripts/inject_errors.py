@@ -11,7 +11,8 @@ Module use: `INJECTORS` maps every `core.error_types.ErrorType` to its function.
 functions take a DataFrame (typed, or text cells as read from a raw file), a numpy Generator and
 the row positions to touch, and return a new frame plus an `Injection` saying exactly which rows,
 columns and cells changed; the input frame is never modified. The file-level faults
-(UNREADABLE_FILE, EMPTY_FILE) take and return the file's bytes instead (`FILE_LEVEL`).
+(UNREADABLE_FILE, EMPTY_FILE) take and return the file's bytes instead (`FILE_LEVEL`), and so
+does MALFORMED_ROW, on chosen rows (a frame cannot hold a row with a field too many).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import html
 import io
 import math
 import sys
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,19 +215,57 @@ def inconsistent_values(
 def unreadable_file(
     content: bytes, rng: np.random.Generator, rows: Sequence[int],
 ) -> tuple[bytes, Injection]:
-    """Not a CSV we can read: a European-locale export with ';' as delimiter, a gzip archive
-    saved under a .csv name, or a UTF-16 "Unicode text" export from a spreadsheet."""
-    variant = _pick(rng, ["semicolon delimiter", "gzip-compressed bytes", "UTF-16 encoding"])
-    if variant == "semicolon delimiter":
-        table = list(csv.reader(io.StringIO(content.decode("utf-8"))))
-        out = io.StringIO()
-        csv.writer(out, delimiter=";", lineterminator="\n").writerows(table)
-        spoiled = out.getvalue().encode("utf-8")
-    elif variant == "gzip-compressed bytes":
-        spoiled = gzip.compress(content, mtime=0)  # mtime=0: the same input gives the same bytes
-    else:
-        spoiled = content.decode("utf-8").encode("utf-16")
-    return spoiled, _whole_file(ErrorType.UNREADABLE_FILE, content, variant)
+    """Not CSV text at all: a gzip archive saved under a .csv name, an Excel workbook (.xlsx, a
+    zip) renamed to .csv, a web page saved as .csv, or UTF-16 text without a byte-order mark.
+
+    (A `;` delimiter or UTF-16 with a BOM are read by core/reader.py, so they are not faults.)
+    """
+    variant = _pick(rng, list(_UNREADABLE_VARIANTS))
+    return _UNREADABLE_VARIANTS[variant](content), _whole_file(ErrorType.UNREADABLE_FILE, content, variant)
+
+
+def _as_workbook(content: bytes) -> bytes:
+    """The content inside a zip laid out like an .xlsx (fixed timestamps: the same bytes each time)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in (("[Content_Types].xml", b"<Types/>"), ("xl/workbook.xml", b"<workbook/>"),
+                           ("xl/worksheets/sheet1.csv", content)):
+            archive.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data)
+    return buffer.getvalue()
+
+
+def _as_html_page(content: bytes) -> bytes:
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>\n"
+        for row in csv.reader(io.StringIO(content.decode("utf-8")))
+    )
+    return f"<!DOCTYPE html>\n<html><body><table>\n{rows}</table></body></html>\n".encode()
+
+
+_UNREADABLE_VARIANTS: dict[str, Callable[[bytes], bytes]] = {
+    # mtime=0: the same input gives the same bytes
+    "gzip-compressed bytes": lambda content: gzip.compress(content, mtime=0),
+    "an Excel workbook": _as_workbook,
+    "an HTML page": _as_html_page,
+    "UTF-16 without a byte-order mark": lambda content: content.decode("utf-8").encode("utf-16-le"),
+}
+
+
+def malformed_row(
+    content: bytes, rng: np.random.Generator, rows: Sequence[int],
+) -> tuple[bytes, Injection]:
+    """Rows whose field count differs from the header's: a value with an unquoted delimiter
+    inside (one field too many) or a line cut short by a truncated export (one field too few)."""
+    lines = content.decode("utf-8").split("\n")
+    for row in rows:
+        position = row + 1  # the header is line 0
+        if rng.random() < 0.5:
+            lines[position] += ",extra"
+        else:
+            lines[position] = lines[position].rsplit(",", 1)[0]
+    return "\n".join(lines).encode("utf-8"), Injection(
+        ErrorType.MALFORMED_ROW, tuple(rows), (), "one field added to or cut from the row",
+    )
 
 
 def empty_file(
@@ -251,8 +292,11 @@ FRAME_INJECTORS: dict[ErrorType, FrameInjector] = {
 FILE_INJECTORS: dict[ErrorType, FileInjector] = {
     ErrorType.UNREADABLE_FILE: unreadable_file,
     ErrorType.EMPTY_FILE: empty_file,
+    ErrorType.MALFORMED_ROW: malformed_row,
 }
-FILE_LEVEL = frozenset(FILE_INJECTORS)
+# file injectors that spoil chosen rows (the others spoil the whole file)
+ROW_FILE_INJECTORS = frozenset({ErrorType.MALFORMED_ROW})
+FILE_LEVEL = frozenset(FILE_INJECTORS) - ROW_FILE_INJECTORS
 INJECTORS: dict[ErrorType, FrameInjector | FileInjector] = {**FRAME_INJECTORS, **FILE_INJECTORS}
 assert set(INJECTORS) == set(ErrorType), "every error type needs an injector"
 
@@ -363,9 +407,10 @@ def inject_into_content(
     content: bytes, error_type: ErrorType, rng: np.random.Generator, row_share: float,
 ) -> tuple[bytes, Injection]:
     """One error type applied to one file's bytes (row-level types on a share of its rows)."""
-    if error_type in FILE_INJECTORS:
-        return FILE_INJECTORS[error_type](content, rng, [])
     frame = read_raw_frame(content)
+    if error_type in FILE_INJECTORS:
+        rows = choose_rows(len(frame), row_share, rng) if error_type in ROW_FILE_INJECTORS else []
+        return FILE_INJECTORS[error_type](content, rng, rows)
     changed, injection = FRAME_INJECTORS[error_type](frame, rng, choose_rows(len(frame), row_share, rng))
     return frame_to_bytes(changed), injection
 

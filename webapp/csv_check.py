@@ -1,28 +1,34 @@
 """Check an uploaded CSV against the record JSON schema from GET /model, before anything is sent.
 
-Pure functions. The result keeps the valid rows as typed JSON records (what POST /predict
-takes), names missing and extra columns, and lists every invalid row by its row number in the
-file, counted as a spreadsheet shows it: the header is row 1, the first customer is row 2.
+Pure functions. The file is read by the one reader of customer files (core/reader.py), the
+same rules as the ingestion and prediction jobs. The result keeps the valid rows as typed JSON
+records (what POST /predict takes), names missing and extra columns, and lists every invalid row
+by its row number in the file, counted as a spreadsheet shows it (the header is usually row 1,
+the first customer row 2).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.error_types import ErrorType
-from core.files import UnreadableFileError, decode_text
+from core.files import UnreadableFileError
+from core.reader import FileRow, read_customer_file
 from webapp.forms import json_types
 
 # The dataset's label. The API does not publish it (it is not an input), but files exported from
 # the training data carry it; it is dropped so such a file can be scored as is.
 LABEL_COLUMN = "churn"
+# the optional customer id the API stores with a prediction (the record schema's only text field
+# that is not a feature)
+IDENTIFIER = "customer_id"
 HEADER_ROW = 1
-ROW_NUMBER_NOTE = "Row numbers count as in a spreadsheet: the header is row 1, the first customer row 2."
+ROW_NUMBER_NOTE = (
+    "Row numbers count as in a spreadsheet: the file's first line is row 1 (usually the header), "
+    "blank lines included."
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class CsvCheck:
     dropped_label: bool = False
     total_rows: int = 0
     file_error: str | None = None
+    reading_notes: list[str] = field(default_factory=list)
 
     @property
     def invalid_rows(self) -> list[int]:
@@ -59,7 +66,7 @@ class CsvCheck:
 
     def notes(self) -> list[str]:
         """Informational notes for the page (problems that block sending are not notes)."""
-        notes = []
+        notes = [f"{note[:1].upper()}{note[1:]}." for note in self.reading_notes]
         if self.dropped_label:
             notes.append(f"The `{LABEL_COLUMN}` column holds known outcomes: dropped before predicting.")
         if self.extra_columns:
@@ -69,31 +76,27 @@ class CsvCheck:
 
 
 def check_csv(content: bytes, schema: Mapping[str, Any], *, file_name: str = "upload.csv") -> CsvCheck:
-    """Read the file, check its header and every row; keep the valid rows as JSON records."""
+    """Read the file with the one reader of customer files, check its header and every row.
+
+    The reader (core/reader.py) applies the same rules as the ingestion job and the prediction
+    job (encoding, delimiter, header names and aliases, text cells, field counts); its notes
+    ("uses `;` as the delimiter") are shown to the user. The valid rows are kept as JSON records.
+    """
     result = CsvCheck(file_name=file_name)
     try:
-        rows = list(csv.reader(io.StringIO(decode_text(content))))
+        table = read_customer_file(content, schema)
     except UnreadableFileError as exc:
-        state = "is empty" if exc.error_type == ErrorType.EMPTY_FILE else "cannot be read"
-        result.file_error = f"The file {state}: {exc.detail}."
+        result.file_error = f"The file {exc.detail}."
         return result
-    except csv.Error as exc:
-        result.file_error = str(exc)
-        return result
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        result.file_error = "The file is empty: it has no header row."
-        return result
-    header = [name.strip() for name in rows[0]]
     properties: Mapping[str, Any] = schema.get("properties", {})
-    check_header(result, header, properties, schema.get("required", ()))
+    result.reading_notes = list(table.notes)
+    check_header(result, list(table.columns), properties, schema.get("required", ()))
+    result.total_rows = len(table.rows)
     if result.missing_columns:
-        result.total_rows = sum(1 for row in rows[1:] if row)
         return result
-    for index, row in enumerate(rows[1:]):
-        if row:  # blank lines are not customers
-            check_row(result, HEADER_ROW + 1 + index, header, row, properties)
-    if result.total_rows == 0:
-        result.file_error = "The file has a header but no customer rows."
+    first_row_of: dict[str, int] = {}
+    for row in table.rows:
+        check_row(result, row, properties, first_row_of)
     return result
 
 
@@ -108,30 +111,40 @@ def check_header(
 
 
 def check_row(
-    result: CsvCheck, row_number: int, header: list[str], row: list[str], properties: Mapping[str, Any],
+    result: CsvCheck, row: FileRow, properties: Mapping[str, Any], first_row_of: dict[str, int],
 ) -> None:
-    """Add the row to the valid records or its problems to the row errors."""
-    result.total_rows += 1
-    if len(row) != len(header):
-        result.row_errors.append(RowError(
-            row_number, "", f"has {len(row)} values but the header has {len(header)} columns",
-        ))
+    """Add the row to the valid records or its problems to the row errors.
+
+    `first_row_of` maps each customer id seen so far to its row: the same id again is a
+    duplicate (the first stays valid), the ingestion job's rule too.
+    """
+    problems = [RowError(row.number, column or "", reason) for column, reason in row.problems]
+    if row.malformed:  # its fields were not matched to columns: nothing else to say
+        result.row_errors.extend(problems)
         return
+    customer_id = row.cells.get(IDENTIFIER)
+    if customer_id is not None:
+        if customer_id in first_row_of:
+            problems.append(RowError(
+                row.number, IDENTIFIER, f"the same customer as row {first_row_of[customer_id]}",
+            ))
+        else:
+            first_row_of[customer_id] = row.number
+    refused = {problem.column for problem in problems}
     record: dict[str, Any] = {}
-    problems: list[RowError] = []
-    for column, text in zip(header, row, strict=True):
-        if column not in properties:
+    for column, text in row.cells.items():
+        if column not in properties or column in refused:
             continue
-        value, reason = parse_value(text, properties[column])
+        value, reason = parse_value(text or "", properties[column])
         if reason:
-            problems.append(RowError(row_number, column, reason))
+            problems.append(RowError(row.number, column, reason))
         else:
             record[column] = value
     if problems:
         result.row_errors.extend(problems)
         return
     result.records.append(_drop_empty_optional(record, properties))
-    result.record_rows.append(row_number)
+    result.record_rows.append(row.number)
 
 
 def _drop_empty_optional(record: dict[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:

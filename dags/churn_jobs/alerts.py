@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import parse_qsl, quote, unquote, urlparse
 
 import requests
 
@@ -41,6 +41,23 @@ CARD_COLORS = {
     Criticality.LOW: "Accent", Criticality.NONE: "Good",
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class _RedactRequestTargets(logging.Filter):
+    """urllib3 logs each request line at DEBUG (`"POST /workflows/...?sig=... HTTP/1.1" 202`):
+    a Teams webhook's path and query are its secret, so the request target becomes `/...`."""
+
+    _REQUEST_LINE = re.compile(r'"([A-Z]+) (\S+) (HTTP/[0-9.]+)"')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._REQUEST_LINE.sub(r'"\1 /... \3"', message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactRequestTargets())
 
 
 class AlertNotDeliveredError(RuntimeError):
@@ -89,7 +106,10 @@ def build_data_docs_page(
         ValidationResultIdentifier,
     )
 
-    result = expectationSuiteValidationResultSchema.load(dict(ge_result))
+    # Great Expectations renders cell values, column names and the run name into the page raw:
+    # a cell or a file name holding `<script>` would run in the browser of whoever opens the
+    # alert link. Every string of the result is HTML-escaped before it reaches the renderer.
+    result = expectationSuiteValidationResultSchema.load(escape_for_html(dict(ge_result)))
     context = gx.get_context(mode="ephemeral")
     context.add_data_docs_site(DOCS_SITE_NAME, {
         "class_name": "SiteBuilder",
@@ -106,13 +126,46 @@ def build_data_docs_page(
         _UNSAFE.sub("-", file_name),
     )
     # the page's "Run Name" says which file of which DAG run it is about
-    result.meta["run_id"] = RunIdentifier(run_name=f"{file_name} ({run_id})", run_time=run_time)
+    result.meta["run_id"] = RunIdentifier(
+        run_name=html.escape(f"{file_name} ({run_id})"), run_time=run_time,
+    )
     context.validation_results_store.set(key, result)
     # no index: an ephemeral context knows only this result, and rebuilding the index would
     # drop the links to (and clean away) every earlier report
     context.build_data_docs(site_names=[DOCS_SITE_NAME], resource_identifiers=[key], build_index=False)
     [site] = context.get_docs_sites_urls(resource_identifier=key, site_name=DOCS_SITE_NAME)
     return Path(unquote(urlparse(site["site_url"]).path))
+
+
+def escape_for_html(value: Any) -> Any:
+    """`value` with every string in it (keys included) HTML-escaped: `<` -> `&lt;`, quotes too."""
+    if isinstance(value, str):
+        return html.escape(value)
+    if isinstance(value, Mapping):
+        return {escape_for_html(k): escape_for_html(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escape_for_html(item) for item in value]
+    return value
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for a log line: scheme and host only (a webhook's path and query are its secret).
+
+    `https://x.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=SECRET` ->
+    `https://x.logic.azure.com:443/...`
+    """
+    parts = urlparse(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/..." if parts.netloc else "(a URL)"
+
+
+def _without_secret(text: str, url: str) -> str:
+    """`text` (an exception's message) with the URL and each of its secret parts replaced."""
+    parts = urlparse(url)
+    secrets = [url, parts.path, parts.query, unquote(parts.path), unquote(parts.query)]
+    secrets += [value for _, value in parse_qsl(parts.query)]
+    for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
+        text = text.replace(secret, "...")
+    return text.replace(url, redact_url(url))
 
 
 def build_alert_card(
@@ -174,12 +227,15 @@ def send_alert(
         try:
             response = requests.post(webhook_url, json=message, timeout=timeout_seconds)
         except requests.RequestException as exc:
-            problem = f"{type(exc).__name__}: {exc}"
+            # requests puts the whole URL (the webhook's signature included) in its messages
+            problem = f"{type(exc).__name__} posting to {redact_url(webhook_url)}: " + _without_secret(
+                str(exc), webhook_url,
+            )
         else:
             if response.status_code in ACCEPTED_STATUSES:
                 log.info("alert accepted by Teams (HTTP %d)", response.status_code)
                 return True
-            problem = f"HTTP {response.status_code}: {response.text[:200]}"
+            problem = f"HTTP {response.status_code}: " + _without_secret(response.text[:200], webhook_url)
             if response.status_code != 429 and response.status_code < 500:
                 break  # the request itself is wrong: retrying cannot help
         log.warning("alert attempt %d/%d failed: %s", attempt, attempts, problem)

@@ -1,11 +1,13 @@
 """Claiming one raw file per run, so that no two runs ingest the same file.
 
-A claim is an atomic rename of `raw-data/<name>` into `raw-data/.claims/<ms>__<run>__<name>`: of
-two runs that race for a file, exactly one rename succeeds. The claim time is in the name
+Only a file left alone for RAW_FILE_SETTLE_SECONDS (its size and modification time unchanged) is
+claimed, so a file still being copied in is never read half-written. A claim is an atomic rename
+of `raw-data/<name>` into `raw-data/.claims/<ms>__<run>__<name>`: of two runs that race for a
+file, exactly one rename succeeds. The claim time is in the name
 (a rename keeps the file's old modification time). A run that crashes leaves its claim behind;
 any later run moves claims older than the timeout back to raw-data, where they are picked again.
-Outputs are named after the original file and replaced whole, so a file ingested again after
-a crash overwrites its own outputs instead of duplicating them.
+Outputs are named after the original file and its checksum and replaced whole, so a file
+ingested again after a crash overwrites its own outputs instead of duplicating them.
 """
 
 from __future__ import annotations
@@ -43,17 +45,35 @@ class ClaimedFile:
         return cls(path=Path(data["path"]), original_name=data["original_name"])
 
 
-def waiting_raw_files(raw_data_dir: Path) -> list[Path]:
-    """Files waiting in raw-data; hidden names are temporaries of writers (and the claims folder)."""
-    return list_visible_files(raw_data_dir)
+def waiting_raw_files(
+    raw_data_dir: Path, *, settle_seconds: float = 0.0, now: float | None = None,
+) -> list[Path]:
+    """Files waiting in raw-data and complete enough to claim; hidden names are writers' temporaries.
+
+    A file counts only once it has been left alone for `settle_seconds`: its modification time
+    (which every write, hence every change of size, moves) is at least that old. A file still
+    being copied in keeps a fresh modification time and waits for a later run; a file written
+    elsewhere and then moved or renamed in whole keeps its modification time and is claimed at
+    once. `now` is the epoch time to compare with (the current time when None).
+    """
+    now = time.time() if now is None else now
+    waiting = []
+    for path in list_visible_files(raw_data_dir):
+        try:
+            if now - path.stat().st_mtime >= settle_seconds:
+                waiting.append(path)
+        except FileNotFoundError:  # claimed by another run meanwhile
+            continue
+    return waiting
 
 
 def claim_raw_file(
     raw_data_dir: Path, claims_dir: Path, run_id: str, *, rng: random.Random | None = None,
+    settle_seconds: float = 0.0,
 ) -> ClaimedFile | None:
-    """Claim one waiting file at random; None when raw-data holds nothing to ingest."""
+    """Claim one settled waiting file at random (see waiting_raw_files); None when there is none."""
     rng = rng or random.Random()
-    candidates = waiting_raw_files(raw_data_dir)
+    candidates = waiting_raw_files(raw_data_dir, settle_seconds=settle_seconds)
     claims_dir.mkdir(parents=True, exist_ok=True)
     rng.shuffle(candidates)
     for candidate in candidates:

@@ -6,18 +6,26 @@ from `IngestionSettings`, so tests call the steps without Airflow.
 save-statistics and send-alerts run in parallel, yet both concern one `ingested_files` row: the
 statistics task stores it (alert_sent False when an alert is due, None when none is), and the
 alert task stores it with alert_sent True once Teams accepted the card. Each is one upsert on the
-row's key (run id, file name) in db/statistics.py, which keeps a delivered alert recorded: the
-row ends right in either order, and a retried task stores nothing twice.
+row's key (file name, SHA-256 of its bytes) in db/statistics.py, which keeps a delivered alert
+recorded: the row ends right in either order, a retried task stores nothing twice, and neither
+does a later run that ingests the file again after a crash left its claim behind.
+
+Each run first deletes the temporaries a killed writer left in the data folders
+(`remove_orphan_files`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.files import remove_orphan_temporaries
 from core.settings import IngestionSettings
 from dags.churn_jobs.alerts import report_and_alert, report_url
 from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims
@@ -34,15 +42,38 @@ def claim_next_file(run_id: str, settings: IngestionSettings | None = None) -> d
     Returns the claim as a dict for XCom, None when raw-data holds nothing to ingest.
     """
     settings = settings or IngestionSettings()
+    remove_orphan_files(settings)
     recover_stale_claims(settings.raw_data_dir, settings.claims_dir, settings.claim_timeout_seconds)
-    claimed = claim_raw_file(settings.raw_data_dir, settings.claims_dir, run_id)
+    claimed = claim_raw_file(
+        settings.raw_data_dir, settings.claims_dir, run_id, settle_seconds=settings.raw_file_settle_seconds,
+    )
     if claimed is None:
         return None
     return {**claimed.to_dict(), "started_at": datetime.now(UTC).isoformat()}
 
 
+def remove_orphan_files(settings: IngestionSettings) -> list[Path]:
+    """Delete the temporaries a killed writer left in raw-data, good_data and bad_data.
+
+    A write in progress is younger than CLAIM_TIMEOUT_SECONDS (longer than any honest run), so
+    only hidden `*.tmp` files older than that go (core.files.remove_orphan_temporaries).
+    """
+    now, age = time.time(), settings.claim_timeout_seconds
+    removed = [
+        path
+        for folder in (settings.raw_data_dir, settings.good_data_dir, settings.bad_data_dir)
+        for path in remove_orphan_temporaries(folder, older_than_seconds=age, now=now)
+    ]
+    for path in removed:
+        log.warning("removed %s, left half-written by a killed writer", path)
+    return removed
+
+
 def validate_claimed_file(claim: dict[str, Any]) -> dict[str, Any]:
+    """The `validate-data` step; the claim goes on with the SHA-256 of the file's bytes, which
+    identifies the file in the statistics whatever run ingests it (a recovered claim included)."""
     claimed = ClaimedFile.from_dict(claim)
+    claim = {**claim, "checksum": hashlib.sha256(claimed.path.read_bytes()).hexdigest()}
     outcome = validate_customer_file(claimed.path, file_name=claimed.original_name)
     log.info(
         "%s: %d rows, %d valid, %d invalid, criticality %s, errors %s", outcome.file_name,
@@ -116,4 +147,5 @@ def _store_statistics(
             report_url=report_url(settings.reports_base_url, run_id, outcome.file_name),
             alert_sent=alert_sent,
             error_counts={(str(t), c): n for (t, c), n in outcome.error_counts.items()},
+            checksum=validated["claim"].get("checksum"),
         )

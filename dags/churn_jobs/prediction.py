@@ -8,25 +8,25 @@ retried stores no row twice. Files in good_data are only read, never moved or ch
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import logging
-import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sqlalchemy.orm import Session
 
-from core.api_client import ApiRejectedError, ChurnApiClient
+from core.api_client import ApiInputError, ApiRejectedError, ChurnApiClient
 from core.error_types import ErrorType
-from core.files import UnreadableFileError, list_visible_files
+from core.files import UnreadableFileError, list_visible_files, write_atomic
+from core.reader import read_customer_file
 from core.settings import PredictionJobSettings
 from db.ledger import find_predicted_files, record_predicted_file
 from db.session import session_scope
-from model.contract import FEATURES, IDENTIFIER
+from model.contract import FEATURES, IDENTIFIER, record_json_schema
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class GoodDataFile:
 
 
 class FilesNotPredictedError(RuntimeError):
-    """Files that no retry can predict (unreadable, or refused by the API); the others were predicted."""
+    """Files the API refused as a whole (a 4xx naming no row); the others were predicted."""
 
 
 def file_checksum(path: Path) -> str:
@@ -60,37 +60,68 @@ def find_unpredicted_files(good_dir: Path, session: Session) -> list[GoodDataFil
     return [f for f in files if (f.name, f.checksum) not in predicted]
 
 
-def read_prediction_records(data: bytes, file_name: str) -> list[dict[str, Any]]:
-    """The rows of a good_data CSV as API records: customer_id kept, the label dropped, blanks None.
+@dataclass(frozen=True)
+class RefusedRow:
+    """A row of a good_data file that is not predicted: its file row, why, and its fields as written."""
 
+    row: int
+    reasons: tuple[str, ...]
+    raw: tuple[str, ...]
+
+
+@dataclass
+class FileRecords:
+    """A good_data file as API records (`rows`: each record's file row), plus the rows set aside."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    raw: list[tuple[str, ...]] = field(default_factory=list)
+    refused: list[RefusedRow] = field(default_factory=list)
+
+
+def read_prediction_records(data: bytes, file_name: str) -> FileRecords:
+    """The rows of a good_data file as API records: customer_id kept, the label dropped, blanks None.
+
+    Read by the one reader of customer files (core/reader.py), so a file dropped here by hand in
+    any shape ingestion accepts (the IBM export, `;` and decimal commas...) is read the same way.
     Values are converted by the contract's types because the API's numbers are strict (12, not
-    "12" nor 12.0 for an integer feature).
+    "12" nor 12.0 for an integer feature). A row that cannot become a record (a field count
+    unlike the header's, text in a number column) is set aside in `refused`, never sent.
+
+    Raises:
+        UnreadableFileError: the file as a whole is not customer rows (the reader's reasons, or
+            a required column missing).
     """
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=True)
-    except ValueError as error:  # pandas' EmptyDataError and ParserError are ValueErrors
-        raise UnreadableFileError(
-            ErrorType.UNREADABLE_FILE, f"{file_name}: not a readable CSV ({error})"
-        ) from error
-    missing = [f.name for f in FEATURES if f.required and f.name not in frame.columns]
+        table = read_customer_file(data, record_json_schema())
+    except UnreadableFileError as error:
+        raise UnreadableFileError(error.error_type, f"{file_name}: the file {error.detail}") from error
+    missing = [f.name for f in FEATURES if f.required and f.name not in table.columns]
     if missing:
         raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"{file_name}: missing columns {missing}")
-    columns = [name for name in (IDENTIFIER, *(f.name for f in FEATURES)) if name in frame.columns]
+    columns = [name for name in (IDENTIFIER, *(f.name for f in FEATURES)) if name in table.columns]
     converters: dict[str, Callable[[str], Any]] = {
         IDENTIFIER: str, **{f.name: _CONVERTERS[f.dtype] for f in FEATURES},
     }
-    records = []
-    for row_number, row in enumerate(frame[columns].itertuples(index=False, name=None), start=1):
-        try:
-            records.append({
-                name: None if _is_blank(value) else converters[name](value)
-                for name, value in zip(columns, row, strict=True)
-            })
-        except ValueError as error:
-            raise UnreadableFileError(
-                ErrorType.UNREADABLE_FILE, f"{file_name}, data row {row_number}: {error}"
-            ) from error
-    return records
+    result = FileRecords()
+    for row in table.rows:
+        reasons = [f"{column or 'row'}: {message}" for column, message in row.problems]
+        record: dict[str, Any] = {}
+        for name in columns if not row.malformed else ():
+            text = row.cells.get(name)
+            try:
+                record[name] = None if text is None else converters[name](text)
+            except ValueError as error:
+                reasons.append(f"{name}: {error}")
+        if reasons:
+            result.refused.append(RefusedRow(row.number, tuple(reasons), row.raw))
+        else:
+            if record.get(IDENTIFIER) is None:
+                record.pop(IDENTIFIER, None)
+            result.records.append(record)
+            result.rows.append(row.number)
+            result.raw.append(row.raw)
+    return result
 
 
 def _to_int(value: str) -> int:
@@ -100,11 +131,14 @@ def _to_int(value: str) -> int:
     return int(number)
 
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {"str": str, "int": _to_int, "float": float}
+def _to_float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number") from None
 
 
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+_CONVERTERS: dict[str, Callable[[str], Any]] = {"str": str, "int": _to_int, "float": _to_float}
 
 
 def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, Sequence[dict[str, Any]]]]:
@@ -114,27 +148,101 @@ def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, 
 
 def predict_file(
     path: Path, client: ChurnApiClient, chunk_size: int, expected_checksum: str | None = None,
+    *, bad_data_dir: Path,
 ) -> int:
-    """Send every row of one file to the API in chunks, then record the file; returns its row count.
+    """Send every row of one file to the API in chunks, then record the file; returns the rows predicted.
 
     The bytes are read once: the checksum and the rows come from the same read, so the ledger
     never names a version of the file other than the one scored. A file that changed since
     `check_for_new_data` is scored under its new checksum (a new version of it).
+
+    Rows that cannot be predicted never block the file: rows the reader cannot turn into records,
+    and rows the API refuses (422 naming the row: a cross-field rule), are set aside in
+    `bad_data_dir/<name>.refused.csv` with their reasons (written before the ledger entry, under
+    a name fixed by the file's checksum, so a rerun rewrites the same file); the other rows of
+    the chunk are sent again without them under the key `<file>:<checksum>:<chunk>:accepted`.
+
+    A file that cannot be read as a whole (or lacks a required column) is set aside the same
+    way, as one line with row 0 and the reason: it is entered in the ledger with 0 rows and
+    never blocks a later run. Files in good_data are only read, never moved or changed.
+
+    Raises:
+        ApiRejectedError: the API refused a chunk for a reason that names no row (a wrong
+            token, too many records): nothing of that file is recorded.
+        ApiUnavailableError: the API is down or failing (the task retries; stored chunks replay).
     """
     data = path.read_bytes()
     file = GoodDataFile(path, hashlib.sha256(data).hexdigest())
     if expected_checksum and expected_checksum != file.checksum:
         log.warning("%s changed since it was listed; scoring its current content", file.name)
-    records = read_prediction_records(data, file.name)
-    for index, chunk in chunks(records, chunk_size):
-        client.predict(
-            chunk, source="scheduled", file_name=file.name, batch_key=f"{file.name}:{file.checksum}:{index}",
+    try:
+        read = read_prediction_records(data, file.name)
+    except UnreadableFileError as error:  # no row to send: the whole file is set aside, row 0
+        read = FileRecords(refused=[RefusedRow(0, (str(error),), ())])
+    refused = list(read.refused)
+    predicted = 0
+    for index, start in enumerate(range(0, len(read.records), chunk_size)):
+        stop = start + chunk_size
+        key = f"{file.name}:{file.checksum}:{index}"
+        sent, set_aside = send_chunk(client, read.records[start:stop], file_name=file.name, batch_key=key)
+        predicted += sent
+        refused.extend(
+            RefusedRow(read.rows[start + position], tuple(reasons), read.raw[start + position])
+            for position, reasons in set_aside.items()
         )
-    # only now, with every row stored by the API, does the file count as predicted
+    if refused:
+        target = bad_data_dir / refused_rows_name(file)
+        write_refused_rows(target, refused)
+        log.warning("%s: %d rows not predicted, set aside with their reasons in %s",
+                    file.name, len(refused), target)
+    # only now, with every row stored by the API or set aside, does the file count as predicted
     with session_scope() as session:
-        record_predicted_file(session=session, file_name=file.name, checksum=file.checksum, rows=len(records))
-    log.info("%s: %d rows predicted in chunks of %d", file.name, len(records), chunk_size)
-    return len(records)
+        record_predicted_file(session=session, file_name=file.name, checksum=file.checksum, rows=predicted)
+    log.info("%s: %d rows predicted in chunks of %d", file.name, predicted, chunk_size)
+    return predicted
+
+
+def send_chunk(
+    client: ChurnApiClient, records: Sequence[dict[str, Any]], *, file_name: str, batch_key: str,
+) -> tuple[int, dict[int, list[str]]]:
+    """Store one chunk; when the API refuses some of its rows, store the others without them.
+
+    Returns the number of rows stored and, per refused position in the chunk, the API's reasons.
+    """
+    try:
+        client.predict(records, source="scheduled", file_name=file_name, batch_key=batch_key)
+        return len(records), {}
+    except ApiInputError as error:
+        refused: dict[int, list[str]] = {}
+        for problem in error.problems:
+            if problem.row is None or not 0 <= problem.row < len(records):
+                raise  # a refusal of the request itself: no row to set aside
+            refused.setdefault(problem.row, []).append(f"{problem.field}: {problem.message}")
+        if not refused:
+            raise
+    accepted = [record for position, record in enumerate(records) if position not in refused]
+    if accepted:
+        client.predict(accepted, source="scheduled", file_name=file_name, batch_key=f"{batch_key}:accepted")
+    return len(accepted), refused
+
+
+def refused_rows_name(file: GoodDataFile) -> str:
+    """`customers.3f9a1c2b7d4e.csv` -> `customers.3f9a1c2b7d4e.<checksum 12>.refused.csv`."""
+    stem, dot, suffix = file.name.rpartition(".")
+    base = stem if dot else file.name
+    return f"{base}.{file.checksum[:12]}.refused.{suffix if dot else 'csv'}"
+
+
+def write_refused_rows(target: Path, refused: Sequence[RefusedRow]) -> None:
+    """The refused rows as CSV (`_row`, `_errors`, `_raw`: the fields as written), written atomically."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["_row", "_errors", "_raw"])
+    for row in sorted(refused, key=lambda r: r.row):
+        raw = io.StringIO()
+        csv.writer(raw, lineterminator="").writerow(row.raw)
+        writer.writerow([row.row, "; ".join(row.reasons), raw.getvalue()])
+    write_atomic({target: out.getvalue().encode("utf-8")})
 
 
 def check_for_new_data(settings: PredictionJobSettings | None = None) -> list[dict[str, str]]:
@@ -148,8 +256,10 @@ def check_for_new_data(settings: PredictionJobSettings | None = None) -> list[di
 def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSettings | None = None) -> int:
     """Predict every listed file; returns the rows predicted.
 
-    A file that cannot be predicted as it is (unreadable, or its rows refused by the API) does
-    not hold the others back: they are predicted, then FilesNotPredictedError names it. The API
+    Rows that cannot be predicted (unreadable, refused by the API) are set aside in bad_data by
+    `predict_file` and never hold a file back. A file the API refuses as a whole (a 4xx that
+    names no row, e.g. a wrong token) does not hold the others back: they are predicted, then
+    FilesNotPredictedError names it. The API
     down or failing stops at once with ApiUnavailableError (the next files would fail the same way).
     """
     settings = settings or PredictionJobSettings()
@@ -162,9 +272,10 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
                 log.warning("%s is gone from %s; not predicted", path.name, settings.good_data_dir)
                 continue
             try:
-                rows += predict_file(path, client, settings.predict_chunk_size, listed.get("checksum"))
-            except UnreadableFileError as error:
-                not_predicted.append(str(error))
+                rows += predict_file(
+                    path, client, settings.predict_chunk_size, listed.get("checksum"),
+                    bad_data_dir=settings.bad_data_dir,
+                )
             except ApiRejectedError as error:
                 not_predicted.append(f"{path.name}: {error}")
     finally:

@@ -1,18 +1,25 @@
 """Splitting a validated file: valid rows to good_data, invalid rows (with their reasons) to bad_data.
 
 - all rows valid: one file in good_data; all invalid: one file in bad_data; mixed: one of each,
-  both named after the raw file. Bad rows keep every original column plus `_errors`
-  ("out_of_range:tenure; unknown_category:contract"). Good rows keep the contract's columns (and
-  the customer id and label), so the prediction job can send them as they are.
+  both named after the raw file and its checksum (`output_name`: `customers.3f9a1c2b7d4e.csv`),
+  so two different files sent under one name never replace each other's outputs. The rows are
+  read again by the same reader as the validation (core/reader.py), columns under the contract's
+  names. Bad rows keep every column plus `_errors` ("out_of_range:tenure;
+  unknown_category:contract"), and a malformed row (field count unlike the header's) its fields as
+  written in `_raw`. Good rows keep the contract's columns (and the customer id and label), so
+  the prediction job can send them as they are.
 - An unreadable or empty file goes to bad_data byte for byte (quarantined), to be looked at.
 - Rows are conserved exactly: good + bad = the rows validated, or the split raises and nothing moves.
 - Each output is written under a hidden temporary name and renamed into place, and only when all
   outputs are whole is the claimed file removed: a crash at any point loses nothing, and a rerun
-  replaces the same outputs instead of adding new ones.
+  of the same bytes replaces the same outputs instead of adding new ones.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +32,17 @@ from dags.churn_jobs.validation import (
     KNOWN_EXTRA_COLUMNS,
     Reason,
     ValidationOutcome,
-    read_customer_file,
+    read_customer_table,
+    text_frame,
 )
 from model.contract import FEATURES_BY_NAME
 
 log = logging.getLogger(__name__)
 
 ERRORS_COLUMN = "_errors"
+# a malformed row's fields, exactly as written, joined by the file's delimiter
+RAW_COLUMN = "_raw"
+OUTPUT_DIGEST_LENGTH = 12
 
 
 class RowsNotConservedError(RuntimeError):
@@ -86,15 +97,18 @@ def format_reasons(reasons: list[Reason]) -> str:
 
 
 def _quarantine(claimed: ClaimedFile, bad_data_dir: Path) -> SplitResult:
-    target = bad_data_dir / claimed.original_name
-    write_atomic({target: claimed.path.read_bytes()})
+    data = claimed.path.read_bytes()
+    target = bad_data_dir / output_name(claimed.original_name, data)
+    write_atomic({target: data})
     return SplitResult(good_path=None, bad_path=target, good_rows=0, bad_rows=0, quarantined=True)
 
 
 def _split_rows(
     claimed: ClaimedFile, outcome: ValidationOutcome, good_data_dir: Path, bad_data_dir: Path,
 ) -> SplitResult:
-    frame = read_customer_file(claimed.path)
+    data = claimed.path.read_bytes()
+    table = read_customer_table(claimed.path)
+    frame = text_frame(table)
     if len(frame) != outcome.rows:
         raise RowsNotConservedError(
             f"{claimed.path.name} has {len(frame)} rows but {outcome.rows} were validated"
@@ -103,10 +117,16 @@ def _split_rows(
     good = frame.loc[valid, [c for c in frame.columns if _is_known(c)]]
     bad = frame.loc[~valid].copy()
     bad[ERRORS_COLUMN] = [format_reasons(outcome.row_errors[p]) for p in bad.index]
+    malformed = [p for p in bad.index if table.rows[p].malformed]
+    if malformed:  # the fields of a row that did not match the header, exactly as written
+        bad[RAW_COLUMN] = [
+            _raw_line(table.rows[p].raw, table.delimiter) if p in malformed else None for p in bad.index
+        ]
     if len(good) + len(bad) != len(frame):
         raise RowsNotConservedError(f"{len(good)} good + {len(bad)} bad != {len(frame)} rows")
-    good_path = good_data_dir / claimed.original_name if len(good) else None
-    bad_path = bad_data_dir / claimed.original_name if len(bad) else None
+    name = output_name(claimed.original_name, data)
+    good_path = good_data_dir / name if len(good) else None
+    bad_path = bad_data_dir / name if len(bad) else None
     # both outputs whole before the claim goes: write both, then the caller releases the claim
     outputs = {}
     if good_path:
@@ -115,6 +135,24 @@ def _split_rows(
         outputs[bad_path] = bad.to_csv(index=False).encode()
     write_atomic(outputs)
     return SplitResult(good_path=good_path, bad_path=bad_path, good_rows=len(good), bad_rows=len(bad))
+
+
+def output_name(original_name: str, data: bytes) -> str:
+    """The name of a raw file's outputs: its own name plus the start of its bytes' SHA-256.
+
+    `customers.csv` -> `customers.3f9a1c2b7d4e.csv`. Two different files arriving under one name
+    get different outputs (neither replaces the other's rows), while the same file ingested again
+    after a crash gets the same names and replaces its own outputs (no row twice).
+    """
+    original = Path(original_name)
+    digest = hashlib.sha256(data).hexdigest()[:OUTPUT_DIGEST_LENGTH]
+    return f"{original.stem}.{digest}{original.suffix}"
+
+
+def _raw_line(fields: tuple[str, ...], delimiter: str) -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
+    return out.getvalue()
 
 
 def _is_known(column: str) -> bool:

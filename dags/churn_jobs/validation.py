@@ -1,9 +1,13 @@
 """Validation of one raw customer file: file-level checks, then a Great Expectations suite per row.
 
 Order of the checks, and why:
-1. File level (`read_customer_file`): no bytes, binary content, not UTF-8, a header that names no
-   contract column (wrong delimiter or not a customer file), a parse error, or a header with no
-   rows. The whole file is bad, criticality high; the rows are never looked at.
+1. File level (`read_customer_table`, through the one reader of customer files, core/reader.py):
+   no bytes, not CSV text (a spreadsheet, an archive, HTML, binary, a NUL), an unknown encoding,
+   a column named twice, a header that names no contract column, or a header with no rows. The
+   whole file is bad, criticality high; the rows are never looked at. What the reader did that
+   the user may not expect (a detected encoding, a `;` delimiter, the IBM export's aliases) is the
+   outcome's `detail`, shown on the alert card.
+   A row whose field count differs from the header's is MALFORMED_ROW, that row only.
 2. Columns: a required column missing makes every row invalid (MISSING_COLUMN, the column); a
    column the contract does not know is reported (UNEXPECTED_COLUMN) but spoils no row: the good
    rows are written without it.
@@ -31,7 +35,6 @@ Criticality rule (`criticality_of`), by the share of invalid rows:
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +46,8 @@ from typing import Any
 import pandas as pd
 
 from core.error_types import ErrorType
-from core.files import UnreadableFileError, decode_text
+from core.files import UnreadableFileError
+from core.reader import CustomerFile, read_customer_file
 from model.contract import (
     CONSISTENCY_COLUMNS,
     FEATURES,
@@ -54,6 +58,7 @@ from model.contract import (
     TARGET,
     Feature,
     check_consistency,
+    record_json_schema,
 )
 
 log = logging.getLogger(__name__)
@@ -163,23 +168,34 @@ class ValidationOutcome:
         )
 
 
-def read_customer_file(path: Path) -> pd.DataFrame:
-    """The file's rows as text (missing cells NaN), or UnreadableFileError saying why not."""
-    text = decode_text(path.read_bytes())
-    try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str)
-    except pd.errors.EmptyDataError as exc:
-        raise UnreadableFileError(ErrorType.EMPTY_FILE, "no header and no rows") from exc
-    except pd.errors.ParserError as exc:
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"not a valid CSV: {exc}") from exc
-    if not set(frame.columns) & set(FEATURES_BY_NAME):
+def read_customer_table(path: Path) -> CustomerFile:
+    """The file read by the one reader of customer files (core/reader.py), or UnreadableFileError.
+
+    On top of the reader's rules: a header that names no column of the contract (not a customer
+    file, or a delimiter outside `,` `;` tab `|`) makes the whole file unreadable.
+    """
+    table = read_customer_file(path.read_bytes(), _record_schema())
+    if not set(table.columns) & set(FEATURES_BY_NAME):
+        names = ", ".join(f"`{name}`" for name in table.source_columns[:5])
         raise UnreadableFileError(
             ErrorType.UNREADABLE_FILE,
-            "the header names no contract column: wrong delimiter or not a customer file",
+            f"has a header ({names}{', ...' if len(table.columns) > 5 else ''}) that names no column "
+            "of the customer contract: not a customer file",
         )
-    if frame.empty:
-        raise UnreadableFileError(ErrorType.EMPTY_FILE, "a header with no rows")
-    return frame.reset_index(drop=True)
+    return table
+
+
+def text_frame(table: CustomerFile) -> pd.DataFrame:
+    """The table's cells as a frame of text (None where empty or where the row is malformed)."""
+    empty = (None,) * len(table.columns)
+    # a row's cells are in column order (core/reader.py), a malformed row has none
+    records = [tuple(row.cells.values()) if row.cells else empty for row in table.rows]
+    return pd.DataFrame.from_records(records, columns=list(table.columns), nrows=len(records)).astype(object)
+
+
+@lru_cache(maxsize=1)
+def _record_schema() -> dict[str, Any]:
+    return record_json_schema()
 
 
 def validate_customer_file(path: Path, *, file_name: str | None = None) -> ValidationOutcome:
@@ -189,21 +205,34 @@ def validate_customer_file(path: Path, *, file_name: str | None = None) -> Valid
     """
     file_name = file_name or path.name
     try:
-        frame = read_customer_file(path)
+        table = read_customer_table(path)
     except UnreadableFileError as exc:
-        log.warning("%s is not ingestible: %s", file_name, exc.detail)
+        log.warning("%s is not ingestible: the file %s", file_name, exc.detail)
         reason: Reason = (exc.error_type, None)
         return ValidationOutcome(
             file_name=file_name, rows=0, readable=False, file_errors=[reason],
-            error_counts={reason: 1}, criticality=Criticality.HIGH, detail=exc.detail,
+            error_counts={reason: 1}, criticality=Criticality.HIGH, detail=f"the file {exc.detail}",
         )
-    return validate_customer_frame(frame, file_name=file_name)
+    outcome = validate_customer_frame(
+        text_frame(table), file_name=file_name, row_problems=[row.problems for row in table.rows],
+    )
+    outcome.detail = "; ".join(table.notes)  # what the reader did that the user may not expect
+    return outcome
 
 
-def validate_customer_frame(frame: pd.DataFrame, *, file_name: str) -> ValidationOutcome:
-    """Row-level validation of a frame of text cells as read from a raw file."""
+def validate_customer_frame(
+    frame: pd.DataFrame, *, file_name: str,
+    row_problems: list[tuple[tuple[str | None, str], ...]] | None = None,
+) -> ValidationOutcome:
+    """Row-level validation of a frame of text cells as read from a raw file.
+
+    `row_problems` are the reader's, one tuple per row: a row whose fields did not match the
+    header (column None) is MALFORMED_ROW and nothing else (its cells were never assigned); a
+    cell the reader refused (a comma inside a number) is WRONG_TYPE.
+    """
     frame = frame.reset_index(drop=True)
     found = _RowReasons(len(frame))
+    malformed = _collect_reading_problems(row_problems or [], found)
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     unexpected = [c for c in frame.columns if c not in FEATURES_BY_NAME and c not in KNOWN_EXTRA_COLUMNS]
     for column in missing:
@@ -215,6 +244,7 @@ def validate_customer_frame(frame: pd.DataFrame, *, file_name: str) -> Validatio
     _collect_long_identifiers(frame, found)
     _collect_duplicates(frame, found)
     _collect_inconsistencies(typed, found)
+    found.replace(malformed, [(ErrorType.MALFORMED_ROW, None)])
     file_errors: list[Reason] = [(ErrorType.UNEXPECTED_COLUMN, c) for c in unexpected]
     counts = found.counts()
     counts.update({reason: len(frame) for reason in file_errors})
@@ -254,6 +284,11 @@ class _RowReasons:
     def add_all(self, error_type: ErrorType, column: str | None) -> None:
         self.add(range(self.rows), error_type, column)
 
+    def replace(self, positions: Iterable[int], reasons: list[Reason]) -> None:
+        """Set the reasons of these rows to exactly `reasons`, dropping what other checks found."""
+        for position in positions:
+            self._by_row[int(position)] = {column: error_type for error_type, column in reasons}
+
     def has(self, position: int, column: str) -> bool:
         return column in self._by_row.get(position, {})
 
@@ -269,6 +304,20 @@ class _RowReasons:
             for column, error_type in reasons.items():
                 counts[(error_type, column)] = counts.get((error_type, column), 0) + 1
         return counts
+
+
+def _collect_reading_problems(
+    row_problems: list[tuple[tuple[str | None, str], ...]], found: _RowReasons,
+) -> list[int]:
+    """The reader's problems as reasons; returns the positions of the malformed rows."""
+    malformed = []
+    for position, problems in enumerate(row_problems):
+        for column, _message in problems:
+            if column is None:
+                malformed.append(position)
+            else:
+                found.add([position], ErrorType.WRONG_TYPE, column)
+    return malformed
 
 
 def _coerce_numbers(frame: pd.DataFrame, found: _RowReasons) -> pd.DataFrame:

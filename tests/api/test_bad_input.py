@@ -34,6 +34,8 @@ BAD_RECORDS: list[tuple[str, dict[str, Any], str]] = [
     ("NUL in the customer id", customer_record(customer_id="C\x0042"), "customer_id"),
     ("inconsistent charges", customer_record(tenure=60, monthly_charges=100.0, total_charges=10.0),
      "total_charges"),
+    # only a first-month customer (tenure 0) has no total charges yet
+    ("empty total charges after months", customer_record(tenure=34, total_charges=None), "total_charges"),
 ]
 
 

@@ -104,7 +104,7 @@ def test_pages_cover_every_row_once_newest_first(api_url: str, clean_db: str) ->
 
 
 def test_items_carry_the_stored_features_and_result(api_url: str, clean_db: str) -> None:
-    sent = customer_record(tenure=3, monthly_charges=45.25, total_charges=None, customer_id="C00042")
+    sent = customer_record(tenure=0, monthly_charges=45.25, total_charges=None, customer_id="C00042")
     predicted = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [sent]}).json()
     today = datetime.now(UTC).date().isoformat()
 

@@ -42,7 +42,7 @@ def test_single_prediction_is_stored_with_source_and_model_version(
 
 def test_batch_is_stored_in_request_order_with_exact_features(api_url: str, clean_db: str) -> None:
     records = [
-        customer_record(tenure=1, monthly_charges=29.85, total_charges=None, customer_id="C00001"),
+        customer_record(tenure=0, monthly_charges=29.85, total_charges=None, customer_id="C00001"),
         customer_record(tenure=72, contract="Two year", monthly_charges=104.35, total_charges=7533.1),
         customer_record(tenure=0, internet_service="No", online_security="No internet service",
                monthly_charges=19.999999999999, total_charges=0.0, customer_id="C-ünï"),

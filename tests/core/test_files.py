@@ -93,9 +93,13 @@ def test_orphan_temporaries_of_a_killed_writer_are_removed_once_old(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("data", "text"),
-    [(b"a,b\n1,2\n", "a,b\n1,2\n"), (b"\xef\xbb\xbfa,b\n", "a,b\n"), ("é,x\n".encode(), "é,x\n")],
+    [
+        (b"a,b\n1,2\n", "a,b\n1,2\n"), (b"\xef\xbb\xbfa,b\n", "a,b\n"), ("é,x\n".encode(), "é,x\n"),
+        (b"caf\xe9,x\n", "café,x\n"),  # Windows-1252, detected
+        (b"\xff\xfea\x00,\x00b\x00", "a,b"),  # UTF-16 with its byte-order mark
+    ],
 )
-def test_the_decoder_reads_utf8_with_or_without_bom(data: bytes, text: str) -> None:
+def test_the_decoder_reads_utf8_with_or_without_bom_utf16_and_legacy_text(data: bytes, text: str) -> None:
     assert decode_text(data) == text
 
 
@@ -105,7 +109,8 @@ def test_the_decoder_reads_utf8_with_or_without_bom(data: bytes, text: str) -> N
         (b"", ErrorType.EMPTY_FILE, "no bytes"),
         (b"  \n\n", ErrorType.EMPTY_FILE, "no bytes"),
         (b"a,b\n" + b"1,2\n" * 40_000 + b"3,\x00\n", ErrorType.UNREADABLE_FILE, "NUL"),
-        (b"caf\xe9,x\n", ErrorType.UNREADABLE_FILE, "byte 3"),
+        (bytes(range(128, 256)) * 3, ErrorType.UNREADABLE_FILE, "its encoding was not recognised"),
+        (b"PK\x03\x04" + b"\x00" * 30, ErrorType.UNREADABLE_FILE, "is a zip archive"),
     ],
 )
 def test_the_decoder_refuses_what_is_not_text(data: bytes, error_type: ErrorType, detail: str) -> None:

@@ -32,6 +32,7 @@ def settings(
     """Empty folders of its own and the fake webhook; the tasks read them from the environment."""
     env = {
         "RAW_DATA_DIR": tmp_path / "raw-data", "GOOD_DATA_DIR": tmp_path / "good_data",
+        "RAW_FILE_SETTLE_SECONDS": "0",  # the tests write whole files before each run
         "BAD_DATA_DIR": tmp_path / "bad_data", "REPORTS_DIR": tmp_path / "reports",
         "REPORTS_BASE_URL": "http://reports.example/reports", "TEAMS_WEBHOOK_URL": teams_webhook.url,
         "TEAMS_BACKOFF_SECONDS": "0.01",
@@ -52,6 +53,13 @@ def _statistics() -> list[dict[str, Any]]:
                          if e["ingested_file_id"] == f["id"]}}
         for f in files
     ]
+
+
+def output(folder: Path, raw_name: str) -> Path:
+    """The one output of `raw_name` in `folder`: named `<stem>.<checksum>.<suffix>` by the split."""
+    stem, suffix = raw_name.rsplit(".", 1)
+    [path] = folder.glob(f"{stem}.*.{suffix}")
+    return path
 
 
 def _succeeded(result: DagRunResult) -> None:
@@ -92,8 +100,8 @@ def test_a_clean_file_goes_to_good_data_with_statistics_and_no_alert(
     write_csv(frame, settings.raw_data_dir, "clean.csv")
     result = run_dag(DAG_ID)
     _succeeded(result)
-    pd.testing.assert_frame_equal(pd.read_csv(settings.good_data_dir / "clean.csv", dtype=str), frame)
-    assert not (settings.bad_data_dir / "clean.csv").exists()
+    pd.testing.assert_frame_equal(pd.read_csv(output(settings.good_data_dir, "clean.csv"), dtype=str), frame)
+    assert not settings.bad_data_dir.exists() or list(settings.bad_data_dir.iterdir()) == []
     [row] = _statistics()
     assert (row["file_name"], row["dag_run_id"], row["rows"], row["valid_rows"]) == (
         "clean.csv", result.run_id, 30, 30,
@@ -114,8 +122,8 @@ def test_a_mixed_file_is_split_counted_and_alerted_with_a_report_link(
     write_csv(frame, settings.raw_data_dir, "mixed.csv")
     result = run_dag(DAG_ID)
     _succeeded(result)
-    good = pd.read_csv(settings.good_data_dir / "mixed.csv", dtype=str)
-    bad = pd.read_csv(settings.bad_data_dir / "mixed.csv", dtype=str)
+    good = pd.read_csv(output(settings.good_data_dir, "mixed.csv"), dtype=str)
+    bad = pd.read_csv(output(settings.bad_data_dir, "mixed.csv"), dtype=str)
     assert (len(good), len(bad)) == (35, 5)
     assert sorted([*good[IDENTIFIER], *bad[IDENTIFIER]]) == sorted(frame[IDENTIFIER])
     [row] = _statistics()
@@ -136,8 +144,8 @@ def test_an_all_bad_file_goes_to_bad_data_with_high_criticality(
 ) -> None:
     write_csv(dataset_rows(12).drop(columns=["contract"]), settings.raw_data_dir, "no_contract.csv")
     _succeeded(run_dag(DAG_ID))
-    assert not (settings.good_data_dir / "no_contract.csv").exists()
-    assert len(pd.read_csv(settings.bad_data_dir / "no_contract.csv")) == 12
+    assert not settings.good_data_dir.exists() or list(settings.good_data_dir.iterdir()) == []
+    assert len(pd.read_csv(output(settings.bad_data_dir, "no_contract.csv"))) == 12
     [row] = _statistics()
     assert (row["criticality"], row["outcome"], row["invalid_rows"]) == ("high", "bad", 12)
     assert row["errors"] == {("missing_column", "contract"): 12}
@@ -147,10 +155,10 @@ def test_an_all_bad_file_goes_to_bad_data_with_high_criticality(
 def test_an_unreadable_file_is_quarantined_counted_and_alerted(
     run_dag: Any, settings: IngestionSettings, teams_webhook: FakeTeamsWebhook,  # noqa: F811
 ) -> None:
-    content = "customer_id;tenure\nC1;3\n".encode("utf-16")
+    content = "customer_id;tenure\nC1;3\n".encode("utf-16-le")  # UTF-16 without its BOM
     (settings.raw_data_dir / "utf16.csv").write_bytes(content)
     _succeeded(run_dag(DAG_ID))
-    assert (settings.bad_data_dir / "utf16.csv").read_bytes() == content
+    assert output(settings.bad_data_dir, "utf16.csv").read_bytes() == content
     [row] = _statistics()
     assert (row["rows"], row["criticality"], row["outcome"]) == (0, "high", "unreadable")
     assert row["errors"] == {("unreadable_file", None): 1}
@@ -173,4 +181,4 @@ def test_a_failing_webhook_fails_send_alerts_only(
     assert len(teams_webhook.received) == IngestionSettings().teams_attempts  # retried, then gave up
     [row] = _statistics()
     assert row["alert_sent"] is False
-    assert len(pd.read_csv(settings.good_data_dir / "alert_fails.csv")) == 19
+    assert len(pd.read_csv(output(settings.good_data_dir, "alert_fails.csv"))) == 19

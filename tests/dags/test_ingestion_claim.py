@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -114,3 +115,51 @@ def test_a_recovered_claim_of_an_airflow_run_keeps_its_original_name(tmp_path: P
     assert stale is not None
     recovered = recover_stale_claims(settings.raw_data_dir, settings.claims_dir, 0)
     assert recovered == [settings.raw_data_dir / "customers__001.csv"]
+
+
+def test_a_file_still_being_written_is_claimed_only_whole(tmp_path: Path) -> None:
+    """A writer appends a row every 0.1 s; runs poll meanwhile: none claims it before it is whole."""
+    settings = _folders(tmp_path)
+    target = settings.raw_data_dir / "arriving.csv"
+    lines = [f"C{i:04d},{i}\n" for i in range(15)]
+
+    def write_slowly() -> None:
+        with target.open("w") as handle:
+            handle.write("customer_id,tenure\n")
+            for line in lines:
+                handle.flush()
+                time.sleep(0.1)
+                handle.write(line)
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    claimed = None
+    while claimed is None:
+        claimed = claim_raw_file(settings.raw_data_dir, settings.claims_dir, "poll", settle_seconds=0.5)
+        time.sleep(0.05)
+    writer.join()
+    assert claimed.path.read_text() == "customer_id,tenure\n" + "".join(lines)
+
+
+def test_a_file_moved_in_whole_is_claimed_at_once(tmp_path: Path) -> None:
+    settings = _folders(tmp_path)
+    elsewhere = tmp_path / "export.csv"
+    elsewhere.write_text("customer_id\nC1\n")
+    written = time.time() - 60
+    os.utime(elsewhere, (written, written))  # finished a minute ago, then moved in now
+    elsewhere.rename(settings.raw_data_dir / "export.csv")
+    assert claim_raw_file(settings.raw_data_dir, settings.claims_dir, "run", settle_seconds=10) is not None
+
+
+def test_the_settle_time_comes_from_the_settings(tmp_path: Path) -> None:
+    from dags.churn_jobs.ingestion import claim_next_file
+
+    settings = IngestionSettings(raw_data_dir=tmp_path / "raw-data", raw_file_settle_seconds=30)
+    settings.raw_data_dir.mkdir()
+    fresh = settings.raw_data_dir / "fresh.csv"
+    fresh.write_text("customer_id\nC1\n")
+    assert claim_next_file("run-1", settings) is None  # written just now: maybe not whole yet
+    old = time.time() - 31
+    os.utime(fresh, (old, old))
+    claim = claim_next_file("run-2", settings)
+    assert claim is not None and claim["original_name"] == "fresh.csv"

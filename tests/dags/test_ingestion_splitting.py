@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from core.error_types import ErrorType
+from core.files import UnreadableFileError
+from core.reader import read_customer_file
 from core.settings import DataFolderSettings, IngestionSettings
 from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims, waiting_raw_files
 from dags.churn_jobs.splitting import (
     ERRORS_COLUMN,
+    RAW_COLUMN,
     ClaimLostError,
     RowsNotConservedError,
     SplitResult,
+    output_name,
     split_good_bad_rows,
 )
 from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
-from model.contract import FEATURE_NAMES, IDENTIFIER
+from model.contract import FEATURE_NAMES, IDENTIFIER, record_json_schema
 from model.data import DATASET_PATH
 from scripts.inject_errors import inject_errors
 from scripts.split_dataset import split_dataset
@@ -54,11 +57,16 @@ def _read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str)
 
 
+def claimed_bytes(frame: pd.DataFrame) -> bytes:
+    """The bytes write_csv gives the frame: what the outputs' names are derived from."""
+    return frame.to_csv(index=False).encode()
+
+
 def test_a_clean_file_goes_whole_to_good_data(settings: IngestionSettings) -> None:
     frame = dataset_rows(30)
     write_csv(frame, settings.raw_data_dir, "clean.csv")
     _, result, claimed = _ingest(settings)
-    assert result.good_path == settings.good_data_dir / "clean.csv"
+    assert result.good_path == settings.good_data_dir / output_name("clean.csv", claimed_bytes(frame))
     assert result.bad_path is None
     pd.testing.assert_frame_equal(_read(result.good_path), frame)
     assert not claimed.path.exists()
@@ -100,7 +108,7 @@ def test_an_unreadable_file_is_quarantined_byte_for_byte(settings: IngestionSett
     outcome, result, claimed = _ingest(settings)
     assert outcome.outcome == "unreadable"
     assert result.quarantined
-    assert (settings.bad_data_dir / "junk.csv").read_bytes() == content
+    assert (settings.bad_data_dir / output_name("junk.csv", content)).read_bytes() == content
     assert not claimed.path.exists()
 
 
@@ -157,7 +165,9 @@ def test_a_failed_write_keeps_the_claim_and_a_rerun_replaces_the_outputs(setting
     result = split_good_bad_rows(
         claimed, outcome, good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
     )
-    assert [p.name for p in settings.good_data_dir.iterdir()] == ["mixed.csv"]  # replaced, no temporaries
+    # replaced, no temporaries
+    assert [p.name for p in settings.good_data_dir.iterdir()] == [result.good_path.name]
+    assert result.good_path.name.startswith("mixed.") and result.good_path.suffix == ".csv"
     assert (result.good_rows, result.bad_rows) == (18, 2)
     assert not claimed.path.exists()
 
@@ -180,21 +190,31 @@ def test_rows_are_conserved_over_many_randomly_injected_files(settings: Ingestio
         assert (result.good_rows, result.bad_rows) == (outcome.valid_rows, outcome.invalid_rows)
         if not outcome.readable:
             assert result.bad_path.read_bytes() == before[outcome.file_name]
-    readable = {name: _rows_of(content) for name, content in before.items()}
-    expected_ids = sorted(i for frame in readable.values() if frame is not None for i in frame[IDENTIFIER])
+    expected_ids = sorted(i for content in before.values() for i in _ids_of(content))
     outputs = [*settings.good_data_dir.glob("*.csv"), *settings.bad_data_dir.glob("*.csv")]
-    written_ids = sorted(
-        i for path in outputs if readable.get(path.name) is not None for i in _read(path)[IDENTIFIER]
-    )
+    written_ids = sorted(i for path in outputs for i in _written_ids(path))
     assert read_rows == len(expected_ids) == good_rows + bad_rows
     assert written_ids == expected_ids
     assert good_rows > 0 and bad_rows > 0
     assert list(settings.claims_dir.iterdir()) == []
 
 
-def _rows_of(content: bytes) -> pd.DataFrame | None:
+def _ids_of(content: bytes) -> list[str]:
+    """The customer ids of a raw file as the one reader reads it ([] when it is unreadable)."""
     try:
-        frame = pd.read_csv(io.BytesIO(content), dtype=str)
+        table = read_customer_file(content, record_json_schema())
+    except UnreadableFileError:
+        return []
+    return [row.cells.get(IDENTIFIER) or row.raw[0] for row in table.rows]
+
+
+def _written_ids(path: Path) -> list[str]:
+    """The ids in an output: the column, or the first raw field of a malformed row."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        return None
-    return frame if IDENTIFIER in frame.columns and len(frame) else None
+        return []  # a quarantined unreadable file
+    if IDENTIFIER not in frame.columns:
+        return []
+    raw = frame[RAW_COLUMN] if RAW_COLUMN in frame.columns else pd.Series([""] * len(frame))
+    return [i or r.split(",")[0] for i, r in zip(frame[IDENTIFIER], raw, strict=True)]

@@ -25,7 +25,7 @@ def settings(tmp_path: Path, teams_webhook: FakeTeamsWebhook) -> IngestionSettin
         raw_data_dir=tmp_path / "raw-data", good_data_dir=tmp_path / "good_data",
         bad_data_dir=tmp_path / "bad_data", reports_dir=tmp_path / "reports",
         reports_base_url="http://reports.example/reports", teams_webhook_url=teams_webhook.url,
-        teams_backoff_seconds=0.01,
+        teams_backoff_seconds=0.01, raw_file_settle_seconds=0,  # the tests write whole files
     )
 
 

@@ -36,10 +36,22 @@ def test_clean_file_is_valid_with_criticality_none(tmp_path: Path) -> None:
     assert outcome.outcome == "good"
 
 
-def test_blank_total_charges_is_allowed_because_the_contract_makes_it_nullable() -> None:
+def test_blank_total_charges_is_allowed_in_the_first_month_only() -> None:
     frame = dataset_rows(20)
-    frame.loc[2, "total_charges"] = None
-    assert _validate(frame).invalid_rows == 0
+    frame.loc[2, ["tenure", "total_charges"]] = ["0", None]
+    frame.loc[5, "total_charges"] = None  # tenure 8: a lost value, not a first month
+    assert frame.loc[5, "tenure"] != "0"
+    assert _validate(frame).row_errors == {5: [(ErrorType.INCONSISTENT_VALUES, "total_charges")]}
+
+
+def test_a_feature_arriving_empty_in_every_row_is_caught_not_silently_dropped() -> None:
+    # total_charges is the one nullable feature: empty everywhere would vanish from its drift
+    frame = dataset_rows(20)
+    frame["total_charges"] = None
+    outcome = _validate(frame)
+    billed = int((frame["tenure"] != "0").sum())
+    assert outcome.error_counts == {(ErrorType.INCONSISTENT_VALUES, "total_charges"): billed}
+    assert outcome.criticality == Criticality.HIGH
 
 
 @pytest.mark.parametrize(
@@ -134,11 +146,15 @@ def test_criticality_follows_the_share_of_invalid_rows(invalid: int, expected: C
         (b"\n\n", ErrorType.EMPTY_FILE),
         (",".join(f.name for f in FEATURES).encode() + b"\n", ErrorType.EMPTY_FILE),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ErrorType.UNREADABLE_FILE),
-        ("customer_id,contract\nC1,Deux ans é\n".encode("latin-1"), ErrorType.UNREADABLE_FILE),
-        ("customer_id,tenure\nC1,3\n".encode("utf-16"), ErrorType.UNREADABLE_FILE),
-        (b'customer_id,tenure\nC1,3\nC2,"4\n', ErrorType.UNREADABLE_FILE),
+        ("customer_id,tenure\nC1,3\n".encode("utf-16-le"), ErrorType.UNREADABLE_FILE),
+        (b"customer_id,tenure\nC1,3\n" + b"C2,4\n" * 20_000 + b"C3,\x005\n", ErrorType.UNREADABLE_FILE),
+        (b"customer_id,tenure,tenure\nC1,3,4\n", ErrorType.UNREADABLE_FILE),
+        (b"<html><body><table><tr><td>customer_id</td></tr></table></body></html>",
+         ErrorType.UNREADABLE_FILE),
+        (b"loyalty,points\nC1,3\n", ErrorType.UNREADABLE_FILE),
     ],
-    ids=["no-bytes", "blank-lines", "header-only", "binary", "latin-1", "utf-16", "broken-quote"],
+    ids=["no-bytes", "blank-lines", "header-only", "binary", "utf-16-without-bom", "nul-after-64k",
+         "duplicate-column", "html", "no-contract-column"],
 )
 def test_file_level_problems_make_the_whole_file_bad_and_high(
     tmp_path: Path, content: bytes, error_type: ErrorType,
@@ -154,12 +170,12 @@ def test_file_level_problems_make_the_whole_file_bad_and_high(
     assert outcome.detail
 
 
-def test_a_semicolon_separated_file_is_unreadable(tmp_path: Path) -> None:
+def test_a_semicolon_separated_file_is_read_and_its_delimiter_named(tmp_path: Path) -> None:
     path = tmp_path / "semicolons.csv"
     dataset_rows(10).to_csv(path, index=False, sep=";")
     outcome = validate_customer_file(path)
-    assert outcome.file_errors == [(ErrorType.UNREADABLE_FILE, None)]
-    assert "delimiter" in outcome.detail
+    assert outcome.readable and outcome.invalid_rows == 0
+    assert outcome.detail == "the file uses `;` as the delimiter"
 
 
 def test_the_suite_is_generated_from_the_contract_with_not_null_beside_every_value_check() -> None:
@@ -213,6 +229,8 @@ def test_every_injector_error_is_found_with_its_type_column_and_rows(
         [column] = injection.columns
         assert outcome.file_errors == [(error_type, column)]
         assert found == {}
+    elif error_type == ErrorType.MALFORMED_ROW:
+        assert found == {(row, None): error_type for row in injection.rows}, injection.describe()
     elif error_type == ErrorType.DUPLICATE_ROW:
         assert found == {(row, IDENTIFIER): error_type for row in injection.rows}
     else:

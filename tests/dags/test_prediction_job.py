@@ -54,7 +54,8 @@ def good_dir(tmp_path: Path, clean_db: str, api: str, monkeypatch: pytest.Monkey
     folder = tmp_path / "good_data"
     folder.mkdir()
     for name, value in {"GOOD_DATA_DIR": str(folder), "API_URL": api, "API_TOKEN": TOKEN,
-                        "PREDICT_CHUNK_SIZE": str(CHUNK_SIZE)}.items():
+                        "PREDICT_CHUNK_SIZE": str(CHUNK_SIZE),
+                        "BAD_DATA_DIR": str(tmp_path / "bad_data")}.items():
         monkeypatch.setenv(name, value)
     return folder
 
@@ -143,7 +144,7 @@ def test_api_down_fails_the_run_and_a_later_run_predicts_each_row_once(
     base_url, stop = start_api_server(database_url, env={"API_TOKEN": TOKEN})
     monkeypatch.setenv("API_URL", base_url)
     # an earlier attempt stored the first chunk and then the API went away mid-file
-    records = read_prediction_records((good_dir / "while_down.csv").read_bytes(), "while_down.csv")
+    records = read_prediction_records((good_dir / "while_down.csv").read_bytes(), "while_down.csv").records
     checksum = hashlib.sha256((good_dir / "while_down.csv").read_bytes()).hexdigest()
     ChurnApiClient(base_url, TOKEN).predict(
         records[:CHUNK_SIZE], source="scheduled", file_name="while_down.csv",
@@ -177,7 +178,7 @@ def test_records_keep_the_customer_id_drop_the_label_and_send_blanks_as_none() -
         "streaming_movies,contract,paperless_billing,payment_method,monthly_charges,total_charges,churn\n"
         "C09999,1,0,1,0,0,1,No,DSL,No,Yes,No,No,No,No,Two year,1,Mailed check,52.55,,No\n"
     )
-    [record] = read_prediction_records(csv.encode(), "sample.csv")
+    [record] = read_prediction_records(csv.encode(), "sample.csv").records
 
     assert TARGET not in record
     assert record[IDENTIFIER] == "C09999"
@@ -187,29 +188,48 @@ def test_records_keep_the_customer_id_drop_the_label_and_send_blanks_as_none() -
     assert record["contract"] == "Two year"
 
 
-def test_files_that_cannot_be_predicted_fail_the_run_at_once_after_the_others(
-    run_dag: Any, good_dir: Path,
-) -> None:
+def test_rows_the_api_refuses_are_set_aside_and_never_block_the_file(run_dag: Any, good_dir: Path) -> None:
     write_good_file(good_dir, "fine.csv", 300, 10)
     write_good_file(good_dir, "broken.csv", 310, 10).drop(columns=["tenure"]).to_csv(
         good_dir / "broken.csv", index=False)
     refused = write_good_file(good_dir, "refused.csv", 320, 10)
     refused.iloc[2, refused.columns.get_loc("contract")] = "Ten years"  # valid text, not a contract
+    refused.iloc[8, refused.columns.get_loc("total_charges")] = None  # a long tenure: cross-field rule
+    assert int(refused.iloc[8]["tenure"]) > 0
     refused.to_csv(good_dir / "refused.csv", index=False)
+    bad_dir = good_dir.parent / "bad_data"
 
     result = run_prediction_job(run_dag, good_dir)
 
-    # failed on the first try although retries are configured: sending a bad file again cannot help
-    assert (result.state, result.task_states, result.try_numbers) == (
-        "failed", {"check_for_new_data": "success", "make_predictions": "failed"},
-        {"check_for_new_data": 1, "make_predictions": 1},
-    )
-    assert dict(query("SELECT file_name, count(*) FROM predictions GROUP BY 1")) == {"fine.csv": 10}
-    assert set(ledger()) == {"fine.csv"}
+    assert (result.state, result.task_states) == ("success", SUCCESSFUL_RUN)
+    stored = dict(query("SELECT file_name, count(*) FROM predictions GROUP BY 1"))
+    assert stored == {"fine.csv": 10, "refused.csv": 8}
+    assert {name: rows for name, (_, rows) in ledger().items()} == {
+        "fine.csv": 10, "refused.csv": 8, "broken.csv": 0,
+    }
+    expected_ids = set(refused[IDENTIFIER]) - {refused.iloc[2][IDENTIFIER], refused.iloc[8][IDENTIFIER]}
+    assert {cid for cid in rows_per_customer() if cid in set(refused[IDENTIFIER])} == expected_ids
+    [aside] = bad_dir.glob("refused.*.refused.csv")
+    lines = pd.read_csv(aside, dtype=str, keep_default_na=False)
+    assert list(lines["_row"]) == ["4", "10"]  # file rows as a spreadsheet numbers them
+    assert lines.loc[0, "_errors"].startswith("contract: ")
+    assert lines.loc[1, "_errors"].startswith("total_charges: total charges empty for a customer")
+    assert lines.loc[0, "_raw"].startswith(refused.iloc[2][IDENTIFIER] + ",")
+    [whole] = bad_dir.glob("broken.*.refused.csv")
+    assert "broken.csv: missing columns ['tenure']" in whole.read_text()
+    # set aside and recorded: the next run has nothing to do
+    assert run_prediction_job(run_dag, good_dir).task_states == SKIPPED_RUN
+
+
+def test_a_file_the_api_refuses_as_a_whole_fails_the_run_after_the_others(
+    run_dag: Any, good_dir: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_good_file(good_dir, "fine.csv", 300, 10)
+    monkeypatch.setenv("API_TOKEN", "a-wrong-token")  # 401: no row named, sending again cannot help
     with pytest.raises(FilesNotPredictedError) as raised:
-        make_predictions([{"file_name": "broken.csv"}, {"file_name": "refused.csv"}], PredictionJobSettings())
-    assert "broken.csv: missing columns ['tenure']" in str(raised.value)
-    assert "refused" in str(raised.value) and "422" in str(raised.value) and "contract" in str(raised.value)
+        make_predictions([{"file_name": "fine.csv"}], PredictionJobSettings())
+    assert "fine.csv: The prediction service wants a valid API token" in str(raised.value)
+    assert ledger() == {}
 
 
 def test_a_file_whose_content_changed_is_listed_again(good_dir: Path) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -113,6 +114,7 @@ def stack(clean_db: str, tmp_path: Path, teams_receiver: TeamsReceiver) -> Itera
         "RAW_DATA_DIR": str(folders["raw-data"]), "GOOD_DATA_DIR": str(folders["good_data"]),
         "BAD_DATA_DIR": str(folders["bad_data"]), "REPORTS_DIR": str(folders["reports"]),
         "REPORTS_BASE_URL": f"{api_url}/reports", "TEAMS_WEBHOOK_URL": teams_receiver.url,
+        "RAW_FILE_SETTLE_SECONDS": "0",  # the files are written whole (renamed in) before the runs
         "AIRFLOW_API_HOST": HOST, "AIRFLOW_API_PORT": str(airflow_port),
         "PYTHONUNBUFFERED": "1",
         # two cores: a handful of task processes at a time is plenty for four files
@@ -192,7 +194,7 @@ ERRORS_SQL = (
     "JOIN ingested_files f ON f.id = e.ingested_file_id WHERE f.file_name = ANY(%s)"
 )
 REPORT_SQL = "SELECT report_url FROM ingested_files WHERE file_name = %s"
-LEDGER_SQL = "SELECT file_name FROM predicted_files WHERE file_name = ANY(%s)"
+LEDGER_SQL = "SELECT file_name FROM predicted_files"
 
 
 def query(database_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
@@ -207,12 +209,21 @@ def ingested(database_url: str, names: list[str]) -> dict[str, tuple[str, int, i
     return {name: (outcome, valid, invalid) for name, outcome, valid, invalid in rows}
 
 
+def raw_name(output_name: str) -> str:
+    """The raw file a good_data output came from: `x.3f9a1c2b7d4e.csv` -> `x.csv` (see output_name)."""
+    return re.sub(r"\.[0-9a-f]{12}(\.[^.]+)$", r"\1", output_name)
+
+
 def predicted(database_url: str, names: list[str]) -> dict[str, tuple[int, int, datetime]]:
-    """file -> (scheduled predictions, distinct customers, when the last was stored)."""
+    """raw file -> (scheduled predictions, distinct customers, when the last was stored)."""
     rows = query(database_url, "SELECT file_name, count(*), count(DISTINCT customer_id), max(created_at) "
-                               "FROM predictions WHERE source = 'scheduled' AND file_name = ANY(%s) "
-                               "GROUP BY file_name", names)
-    return {name: (count, distinct, last) for name, count, distinct, last in rows}
+                               "FROM predictions WHERE source = 'scheduled' GROUP BY file_name")
+    return {raw_name(name): (count, distinct, last) for name, count, distinct, last in rows
+            if raw_name(name) in names}
+
+
+def ledger(database_url: str, names: list[str]) -> list[str]:
+    return [raw_name(name) for (name,) in query(database_url, LEDGER_SQL) if raw_name(name) in names]
 
 
 # --- the test -------------------------------------------------------------------------------------
@@ -257,7 +268,7 @@ def test_files_flow_from_raw_data_to_scheduled_predictions_exactly_once(
     airflow.trigger("prediction_job")  # the schedule (every 2 minutes) would also get there
     wait_until(lambda: set(predicted(stack.database_url, list(good))) == set(good), FLOW_SECONDS,
                lambda: f"predictions so far: {predicted(stack.database_url, list(good))}")
-    wait_until(lambda: len(query(stack.database_url, LEDGER_SQL, list(good))) == len(good), 60,
+    wait_until(lambda: len(ledger(stack.database_url, list(good))) == len(good), 60,
                "the ledger never recorded the files")
     stored = predicted(stack.database_url, list(good))
     for name, rows in good.items():

@@ -23,6 +23,7 @@ from model.predictor import Predictor
 from tests.api_server import api_url, free_port, start_server_process  # noqa: F401  (api_url: the real API, uvicorn)
 from tests.conftest import fail_cannot_run
 from tests.factories import dataset_records
+from tests.field_case_outcomes import IBM_SAMPLE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -183,6 +184,23 @@ def test_upload_50_rows_with_3_broken_and_see_47_predictions(  # type: ignore[no
     assert len(stored_predictions("source = 'webapp' AND file_name = 'fifty_customers.csv'")) == 47
     screenshot(page, "predict_upload")
     assert len(stored_predictions()) == 47  # resizing and redrawing the page posted nothing again
+
+
+def test_upload_the_public_ibm_export_as_is_and_see_200_predictions(  # type: ignore[no-untyped-def]
+    page, webapp_url: str,
+) -> None:
+    """tests/field_cases/ibm_telco_export_sample.csv as downloaded: its names and codings are aliases."""
+    page.goto(webapp_url)
+    page.get_by_role("tab", name="Many customers (CSV file)").click()
+    page.locator("input[type='file']").set_input_files(str(IBM_SAMPLE))
+
+    page.get_by_text(f"{IBM_SAMPLE.name}: 200 rows, 200 customers predicted.").wait_for()
+    page.get_by_text("The file was read as the public IBM Telco churn export").wait_for()
+    assert metric(page, "Customers predicted") == "200"
+    stored = stored_predictions(f"source = 'webapp' AND file_name = '{IBM_SAMPLE.name}'")
+    assert len(stored) == 200
+    assert stored[0]["customer_id"] == "7590-VHVEG" and stored[0]["female"] == 1
+    assert sum(1 for row in stored if row["total_charges"] is None) == 11
 
 
 @pytest.fixture

@@ -55,9 +55,34 @@ def test_missing_and_unknown_fields() -> None:
 
 
 def test_total_charges_nullable_but_not_inconsistent() -> None:
-    assert check_record(default_record() | {"total_charges": None}) == []
     low = default_record() | {"tenure": 24, "monthly_charges": 100.0, "total_charges": 10.0}
     assert [c for c, _ in check_record(low)] == ["total_charges"]
+
+
+def test_empty_total_charges_only_in_the_first_month() -> None:
+    # the IBM data: every blank TotalCharges has tenure 0 (tests/data checks the dataset too)
+    assert check_record(default_record() | {"tenure": 0, "total_charges": None}) == []
+    assert check_record(default_record() | {"tenure": 1, "total_charges": None}) == [(
+        "total_charges",
+        "total charges empty for a customer with a tenure of 1 months "
+        "(only a first-month customer, tenure 0, may have none)",
+    )]
+    assert [c for c, _ in check_record(default_record() | {"tenure": 60, "total_charges": None})] == [
+        "total_charges"
+    ]
+
+
+def test_the_ibm_export_names_and_codings_are_aliases() -> None:
+    shape = contract.IBM_TELCO_EXPORT
+    assert set(shape.columns.values()) == {*contract.FEATURE_NAMES, contract.IDENTIFIER, contract.TARGET}
+    assert shape.columns["customerID"] == contract.IDENTIFIER
+    assert shape.columns["gender"] == "female" and shape.values["female"] == {"Female": "1", "Male": "0"}
+    # every coded value lands in the feature's allowed set
+    for column, coding in shape.values.items():
+        assert {int(v) for v in coding.values()} <= set(FEATURES_BY_NAME[column].allowed)
+    schema = contract.record_json_schema()
+    assert schema["x-file-shapes"] == [shape.to_json()]
+    assert schema["x-extra-columns"] == [contract.TARGET]
 
 
 def test_json_schema_follows_contract() -> None:

@@ -7,6 +7,7 @@ import io
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -152,23 +153,48 @@ def test_duplicate_row_appends_exact_copies(raw_frame: pd.DataFrame) -> None:
 
 
 def test_unreadable_file_hides_the_same_content(raw_content: bytes) -> None:
-    """Every variant is unreadable as a plain CSV, yet undoing it gives back the exact file."""
+    """Every variant is refused by the one reader, naming it, yet undoing it gives back the file."""
+    from core.reader import UnreadableFileError, read_customer_file
+    from model.contract import record_json_schema
+
+    def unzip(data: bytes) -> bytes:
+        return zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.csv")
+
+    def from_html(data: bytes) -> bytes:
+        frame = pd.read_html(io.StringIO(data.decode()), header=0, keep_default_na=False)[0]
+        return inject.frame_to_bytes(frame.astype(str))
+
     undo = {
-        "semicolon delimiter": lambda b: inject.frame_to_bytes(
-            pd.read_csv(io.BytesIO(b), sep=";", dtype=str, keep_default_na=False)),
-        "gzip-compressed bytes": gzip.decompress,
-        "UTF-16 encoding": lambda b: b.decode("utf-16").encode("utf-8"),
+        "gzip-compressed bytes": (gzip.decompress, "is gzip-compressed"),
+        "an Excel workbook": (unzip, "is an Excel workbook (.xlsx)"),
+        "an HTML page": (from_html, "is an HTML page"),
+        "UTF-16 without a byte-order mark": (
+            lambda b: b.decode("utf-16-le").encode("utf-8"), "holds a NUL byte at byte 1: UTF-16 text"),
     }
     seen = set()
-    for seed in range(12):
+    for seed in range(16):
         spoiled, injection = inject.unreadable_file(raw_content, np.random.default_rng(seed), [])
         seen.add(injection.detail)
-        assert undo[injection.detail](spoiled) == raw_content
+        restore, named = undo[injection.detail]
+        if injection.detail != "an HTML page":
+            assert restore(spoiled) == raw_content
         assert injection.rows == tuple(range(200))
-        with pytest.raises((UnicodeDecodeError, pd.errors.ParserError, ValueError, AssertionError)):
-            frame = pd.read_csv(io.BytesIO(spoiled), encoding="utf-8")
-            assert list(frame.columns) == list(inject.read_raw_frame(raw_content).columns)
+        with pytest.raises(UnreadableFileError) as refused:
+            read_customer_file(spoiled, record_json_schema())
+        assert refused.value.detail.startswith(named)
     assert seen == set(undo)
+
+
+def test_malformed_rows_change_their_field_count_and_nothing_else(raw_content: bytes) -> None:
+    spoiled, injection = inject.malformed_row(raw_content, np.random.default_rng(3), ROWS)
+    assert injection.error_type == ErrorType.MALFORMED_ROW and injection.rows == tuple(ROWS)
+    before = raw_content.decode().split("\n")
+    after = spoiled.decode().split("\n")
+    width = len(before[0].split(","))
+    changed = [i - 1 for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new]
+    assert changed == ROWS
+    assert {len(after[row + 1].split(",")) for row in ROWS} <= {width - 1, width + 1}
+    assert all(after[row + 1].startswith(before[row + 1].rsplit(",", 1)[0]) for row in ROWS)
 
 
 def test_empty_file_is_nothing_or_the_header(raw_content: bytes) -> None:

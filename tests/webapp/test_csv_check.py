@@ -8,7 +8,7 @@ import io
 import pytest
 
 from model.contract import FEATURE_NAMES, default_record, record_json_schema
-from webapp.csv_check import LABEL_COLUMN, check_csv, parse_value
+from webapp.csv_check import LABEL_COLUMN, RowError, check_csv, parse_value
 
 SCHEMA = record_json_schema()
 
@@ -24,11 +24,18 @@ def csv_bytes(rows: list[dict], columns: list[str] | None = None) -> bytes:
 
 def test_valid_rows_become_typed_records() -> None:
     row = {**default_record(), "customer_id": "C1"}
-    check = check_csv(csv_bytes([row, row]), SCHEMA)
+    check = check_csv(csv_bytes([row, row | {"customer_id": "C2"}]), SCHEMA)
     assert check.can_send and not check.row_errors
     assert check.records[0] == row  # "12" -> 12, "70.0" -> 70.0, "1" -> 1: the types the API wants
     assert isinstance(check.records[0]["tenure"], int)
     assert check.record_rows == [2, 3]  # the header is row 1
+
+
+def test_the_same_customer_twice_is_a_duplicate_and_the_first_stays_valid() -> None:
+    row = {**default_record(), "customer_id": "C1"}
+    check = check_csv(csv_bytes([row, row]), SCHEMA)
+    assert check.record_rows == [2]
+    assert check.row_errors == [RowError(3, "customer_id", "the same customer as row 2")]
 
 
 def test_invalid_rows_are_named_by_file_row_and_the_rest_goes_on() -> None:
@@ -80,21 +87,27 @@ def test_an_empty_customer_id_is_left_out() -> None:
 def test_a_row_with_the_wrong_number_of_values_is_named() -> None:
     content = csv_bytes([default_record()]) + b"1,2,3\n"
     check = check_csv(content, SCHEMA)
-    assert check.row_errors[0].row == 3 and "has 3 values" in check.row_errors[0].reason
+    assert check.row_errors == [RowError(3, "", "row 3 has 3 fields, the header 19")]
+    assert check.record_rows == [2]
 
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "empty"), (b"\xff\xfe\x00\x01binary", "binary"), (b"caf\xe9,x\n", "not UTF-8")],
+    [
+        (b"", "The file has no bytes."),
+        (b"\x00\x01\x02binary", "The file holds a NUL byte at byte 0: binary content"),
+        (b"PK\x03\x04" + b"\x00" * 30, "The file is a zip archive, not a CSV file"),
+        (b"<!DOCTYPE html><html><body>customers</body></html>", "The file is an HTML page"),
+    ],
 )
 def test_unreadable_files_get_a_file_error(content: bytes, reason: str) -> None:
     check = check_csv(content, SCHEMA)
-    assert check.file_error and reason in check.file_error and not check.can_send
+    assert check.file_error and check.file_error.startswith(reason) and not check.can_send
 
 
 def test_header_only_file_says_there_are_no_rows() -> None:
     check = check_csv(",".join(FEATURE_NAMES).encode() + b"\n", SCHEMA)
-    assert check.file_error == "The file has a header but no customer rows."
+    assert check.file_error == "The file has a header but no rows."
 
 
 def test_a_spreadsheet_bom_is_ignored() -> None:
