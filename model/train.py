@@ -2,9 +2,10 @@
 
     python -m model.train [--data data/telco_churn.csv] [--out model/artifacts]
 
-Writes `model.joblib`, `metadata.json` (version, date, features, holdout metrics, decision
-threshold, training churn rate, drift baseline) and `confusion_matrix.png`, then prints the
-holdout metrics.
+Writes `model.joblib`, `model.onnx` (the same pipeline for ONNX Runtime, written only once it
+scores the holdout like scikit-learn: `model/onnx_export.py`), `metadata.json` (version, date,
+features, holdout metrics, decision threshold, training churn rate, drift baseline, ONNX parity)
+and `confusion_matrix.png`, then prints the holdout metrics.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from model.contract import (
     record_json_schema,
 )
 from model.data import DATASET_PATH, load_dataset
+from model.onnx_export import ONNX_FILE, export_onnx
 
 ARTIFACTS_DIR = REPO_ROOT / "model" / "artifacts"
 MODEL_FILE = "model.joblib"
@@ -141,6 +143,8 @@ def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict
     pipeline.fit(X_train, y_train)
     scores = pipeline.predict_proba(X_test)[:, 1]
     metrics = holdout_metrics(y_test, scores, threshold)
+    # parity with scikit-learn on the holdout is checked before anything is written
+    parity = export_onnx(pipeline, X_test, threshold, out_dir / ONNX_FILE)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {
@@ -153,6 +157,7 @@ def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict
         "holdout_rows": len(X_test),
         "training_churn_rate": round(float(y_train.mean()), 4),
         "baseline": compute_baseline(X_train),
+        "onnx": parity.as_metadata(),
     }
     joblib.dump(pipeline, out_dir / MODEL_FILE)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
