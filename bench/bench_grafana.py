@@ -14,7 +14,9 @@ Each query runs with Grafana's macros expanded (tests/grafana/macros.py), altern
 databases so that the load of a shared machine hits both alike; median of 15 after a warm-up.
 The bare baseline is `SELECT count(*)` of the predictions of the last hour, measured in the same
 run. Prints one line per panel and a summary line; exits 1 when a goal is missed (each panel
-under 250 ms at 1M, and at most 2x its 100k figure).
+under 250 ms at 1M, and at most 2x its 100k figure). The ratio is judged only when the 1M timing
+is above RATIO_FLOOR_MS: between two sub-millisecond timings (0.1 ms vs 0.2 ms) it measures
+scheduling noise, not a query that reads all history, and such a panel is far inside the limit.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from db import embedded
 from db.admin import create_database, drop_database
 from db.manage import DEFAULT_METADATA, migrate
 from db.model_versions import record_model_version
+from db.models import REASON_CONTRIBUTION_COLUMNS, REASON_FEATURE_COLUMNS
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER
 from model.data import load_dataset
 from model.predictor import Predictor
@@ -49,6 +52,7 @@ SIZES = ((100_000, 10_000), (1_000_000, 100_000))  # (predictions, ingested file
 REPEATS = 15  # sub-millisecond queries: enough runs for a stable median
 LIMIT_MS = 250.0
 LIMIT_RATIO = 2.0
+RATIO_FLOOR_MS = 5.0  # below this at 1M, the 1M/100k ratio is noise and is printed, not judged
 SQL_TYPES = {"str": "text", "int": "integer", "float": "double precision"}
 
 
@@ -83,21 +87,32 @@ def load_customers(conn: psycopg.Connection) -> int:
     ]
     scored = Predictor().predict(records)
     columns = ", ".join(f"{f.name} {SQL_TYPES[f.dtype]}" for f in FEATURES)
+    reasons = ", ".join(f"{name} {kind}" for name, kind in _reason_column_types())
     conn.execute(f"CREATE TABLE bench_customers (n integer, customer_id text, {columns}, "
-                 "label smallint, probability double precision)")
+                 f"label smallint, probability double precision, {reasons})")
+    reason_names = ", ".join(name for name, _ in _reason_column_types())
     with conn.cursor().copy(f"COPY bench_customers (n, customer_id, {', '.join(FEATURE_NAMES)}, "
-                            "label, probability) FROM STDIN") as copy:
+                            f"label, probability, {reason_names}) FROM STDIN") as copy:
         for n, (record, result) in enumerate(zip(records, scored, strict=True)):
+            top = [value for r in result.reasons for value in (r.feature, r.contribution)]
             copy.write_row((n, record[IDENTIFIER], *[record[f] for f in FEATURE_NAMES],
-                            result.label, result.probability))
+                            result.label, result.probability, *top, result.rest_contribution))
     return len(records)
+
+
+def _reason_column_types() -> list[tuple[str, str]]:
+    slots = zip(REASON_FEATURE_COLUMNS, REASON_CONTRIBUTION_COLUMNS, strict=True)
+    pairs = [pair for feature, contribution in slots
+             for pair in ((feature, "text"), (contribution, "double precision"))]
+    return [*pairs, ("rest_contribution", "double precision")]
+
 
 
 def add_history(
     conn: psycopg.Connection, end: datetime, predictions: range, files: range, customers: int,
 ) -> None:
     """Predictions number i at end - i * 1.5 s, files number i at end - i minutes (older = bigger i)."""
-    features = ", ".join(FEATURE_NAMES)
+    features = ", ".join([*FEATURE_NAMES, *(name for name, _ in _reason_column_types())])
     step = 60.0 / PREDICTIONS_PER_MINUTE
     conn.execute(f"""
         INSERT INTO predictions (created_at, source, file_name, model_version, predicted_label,
@@ -106,7 +121,7 @@ def add_history(
                CASE WHEN mod(g, 10) = 0 THEN 'webapp' ELSE 'scheduled' END,
                CASE WHEN mod(g, 10) = 0 THEN NULL ELSE 'file_' || (g / 40) || '.csv' END,
                (SELECT model_version FROM model_versions LIMIT 1),
-               c.label, c.probability, c.customer_id, {", ".join("c." + f for f in FEATURE_NAMES)}
+               c.label, c.probability, c.customer_id, {", ".join("c." + f for f in features.split(", "))}
         FROM generate_series(%(first)s::integer, %(last)s::integer) AS g
         JOIN bench_customers c ON c.n = mod(g, %(customers)s)
         ORDER BY g DESC  -- stored in time order, as appends in production are
@@ -190,15 +205,18 @@ def main() -> int:
     print(f"{'panel':<75} {'100k ms':>8} {'1M ms':>8} {'1M/100k':>8} {'x bare':>7}")
     for name, (small, big) in timings.items():
         ratio = big / small
-        ok = big < LIMIT_MS and ratio <= LIMIT_RATIO
+        judged = big > RATIO_FLOOR_MS
+        ok = big < LIMIT_MS and (ratio <= LIMIT_RATIO or not judged)
         failures += not ok
-        print(f"{name[:75]:<75} {small:8.1f} {big:8.1f} {ratio:8.2f} {big / bare:7.1f}"
-              f"{'' if ok else '  <-- missed'}")
+        print(f"{name[:75]:<75} {small:8.1f} {big:8.1f} {ratio:8.2f}{'' if judged else '*'} "
+              f"{big / bare:7.1f}{'' if ok else '  <-- missed'}")
     slowest = max(big for _, big in timings.values())
-    worst_ratio = max(big / small for small, big in timings.values())
+    judged_ratios = [big / small for small, big in timings.values() if big > RATIO_FLOOR_MS]
+    worst_ratio = f"{max(judged_ratios):.2f}" if judged_ratios else "none judged"
     print(f"grafana panels: slowest {slowest:.1f} ms at 1M predictions ({slowest / bare:.1f}x the bare count "
           f"of the last hour, {bare:.1f} ms; goal < {LIMIT_MS:.0f} ms), worst 1M/100k ratio "
-          f"{worst_ratio:.2f} (goal <= {LIMIT_RATIO:.0f}); {len(timings)} panels, {failures} missed")
+          f"{worst_ratio} among the {len(judged_ratios)} panels above {RATIO_FLOOR_MS:.0f} ms at 1M "
+          f"(goal <= {LIMIT_RATIO:.0f}; * = below, not judged); {len(timings)} panels, {failures} missed")
     return 1 if failures else 0
 
 

@@ -57,6 +57,7 @@ class ChurnScore:
     label: int  # 1 = the customer is predicted to churn
     probability: float  # of churn, 0..1
     reasons: tuple[Reason, ...] = ()  # the top contributions, largest |contribution| first
+    rest_contribution: float = 0.0  # the other features' contributions summed (logit units)
 
 
 @dataclass(frozen=True)
@@ -125,11 +126,13 @@ class Predictor:
     def predict(self, records: Sequence[Mapping[str, Any]]) -> list[ChurnScore]:
         """One ChurnScore (label, probability, top reasons with the record's values) per record."""
         scores = self.score(records)
+        reasons = scores.reasons
+        assert reasons is not None
         return [
-            ChurnScore(label, probability, self.reasons_of(record, features, values))
-            for record, label, probability, features, values in zip(
+            ChurnScore(label, probability, self.reasons_of(record, features, values), rest)
+            for record, label, probability, features, values, rest in zip(
                 records, scores.labels.tolist(), scores.probabilities.tolist(),
-                scores.reasons.features.tolist(), scores.reasons.contributions.tolist(),  # type: ignore[union-attr]
+                reasons.features.tolist(), reasons.contributions.tolist(), reasons.rest.tolist(),
                 strict=True,
             )
         ]
