@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import _common
-
 from model.onnx_export import PROBABILITIES_OUTPUT, records_to_feeds
 from model.predictor import Predictor
 
