@@ -20,6 +20,7 @@ took ~27 ms on this loaded 2-core machine, against 0.8 ms on one thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -111,3 +112,17 @@ def top_reasons(contribution: np.ndarray, top: int = TOP_REASONS) -> Reasons:
     order = np.argsort(-np.abs(contribution), axis=1)[:, :top]
     chosen = np.take_along_axis(contribution, order, axis=1)
     return Reasons(order, chosen, contribution.sum(axis=1) - chosen.sum(axis=1))
+
+
+def stored_values(reasons: Reasons, features: tuple[str, ...] = FEATURE_NAMES) -> list[list[Any]]:
+    """Per row, what the predictions table stores (migration 0007), as plain Python values:
+    [feature_1, contribution_1, ..., feature_TOP, contribution_TOP, rest] (names, floats).
+
+    Built for the whole batch at once (one object array, one tolist), not row by row.
+    """
+    top = reasons.features.shape[1]
+    table = np.empty((len(reasons.rest), 2 * top + 1), dtype=object)
+    table[:, 0:2 * top:2] = np.asarray(features, dtype=object)[reasons.features]
+    table[:, 1:2 * top:2] = reasons.contributions
+    table[:, -1] = reasons.rest
+    return table.tolist()

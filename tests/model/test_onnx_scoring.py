@@ -25,7 +25,7 @@ from model.onnx_export import (
     onnx_model_bytes,
 )
 from model.predictor import Predictor
-from model.reasons import TOP_REASONS, contributions, reason_weights, top_reasons
+from model.reasons import TOP_REASONS, contributions, reason_weights, stored_values, top_reasons
 from model.train import ARTIFACTS_DIR, METADATA_FILE, build_pipeline
 
 
@@ -145,6 +145,10 @@ def test_top_reasons_are_the_largest_by_absolute_value() -> None:
     assert found.features.tolist() == [[1, 3, 2], [0, 4, 1]]
     assert found.contributions.tolist() == [[-2.0, 1.5, 0.5], [3.0, -0.3, 0.2]]
     np.testing.assert_allclose(found.rest, [0.1, -0.1])
+    stored = stored_values(found, ("a", "b", "c", "d", "e"))
+    assert stored[0][:6] == ["b", -2.0, "d", 1.5, "c", 0.5]
+    assert stored[1][:6] == ["a", 3.0, "e", -0.3, "b", 0.2]
+    assert all(type(value) in (str, float) for row in stored for value in row)  # what psycopg adapts
 
 
 def test_predictions_carry_named_reasons_with_the_record_values(predictor: Predictor) -> None:
