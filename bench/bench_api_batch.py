@@ -24,15 +24,13 @@ import numpy as np
 import psycopg
 
 from bench import _common
-from db.models import REASON_CONTRIBUTION_COLUMNS, REASON_FEATURE_COLUMNS
+from db.models import REASON_COLUMNS
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.predictor import Predictor
 
 ROWS = 10_000
 REPEATS = 9
 COLUMNS = ["source", "model_version", "predicted_label", "churn_probability", IDENTIFIER, *FEATURE_NAMES]
-REASON_COLUMNS = [*(c for pair in zip(REASON_FEATURE_COLUMNS, REASON_CONTRIBUTION_COLUMNS, strict=True)
-                    for c in pair), "rest_contribution"]
 
 
 def copy_rows(conn: psycopg.Connection, columns: list[str], rows: Any) -> None:

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from bench import _common
-from db.models import REASON_CONTRIBUTION_COLUMNS, REASON_FEATURE_COLUMNS
+from db.models import REASON_COLUMNS
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.predictor import Predictor
 
@@ -41,8 +41,6 @@ LONE_REQUESTS = 200
 REASON_REPEATS = 300
 TRIVIAL_PATH = "/bench-trivial-endpoint"  # no such route: the router answers 404 at once
 BASE_COLUMNS = ["source", "model_version", "predicted_label", "churn_probability", IDENTIFIER, *FEATURE_NAMES]
-REASON_COLUMNS = [*(c for pair in zip(REASON_FEATURE_COLUMNS, REASON_CONTRIBUTION_COLUMNS, strict=True)
-                    for c in pair), "rest_contribution"]
 
 
 def insert_statement(columns: list[str]) -> str:

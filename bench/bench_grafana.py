@@ -40,7 +40,7 @@ from db import embedded
 from db.admin import create_database, drop_database
 from db.manage import DEFAULT_METADATA, migrate
 from db.model_versions import record_model_version
-from db.models import REASON_CONTRIBUTION_COLUMNS, REASON_FEATURE_COLUMNS
+from db.models import REASON_COLUMNS
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER
 from model.data import load_dataset
 from model.predictor import Predictor
@@ -101,10 +101,7 @@ def load_customers(conn: psycopg.Connection) -> int:
 
 
 def _reason_column_types() -> list[tuple[str, str]]:
-    slots = zip(REASON_FEATURE_COLUMNS, REASON_CONTRIBUTION_COLUMNS, strict=True)
-    pairs = [pair for feature, contribution in slots
-             for pair in ((feature, "text"), (contribution, "double precision"))]
-    return [*pairs, ("rest_contribution", "double precision")]
+    return [(name, "text" if name.endswith("_feature") else "double precision") for name in REASON_COLUMNS]
 
 
 

@@ -36,6 +36,12 @@ SQL_TYPES = {"str": Text, "int": Integer, "float": Double}
 REASON_SLOTS = 3  # model.reasons.TOP_REASONS; migration 0007
 REASON_FEATURE_COLUMNS = tuple(f"reason_{slot}_feature" for slot in range(1, REASON_SLOTS + 1))
 REASON_CONTRIBUTION_COLUMNS = tuple(f"reason_{slot}_contribution" for slot in range(1, REASON_SLOTS + 1))
+# stored order of the reason codes: each slot's feature and contribution, then the rest's sum
+REASON_COLUMNS = (
+    *(name for pair in zip(REASON_FEATURE_COLUMNS, REASON_CONTRIBUTION_COLUMNS, strict=True)
+      for name in pair),
+    "rest_contribution",
+)
 
 
 class Base(DeclarativeBase):
