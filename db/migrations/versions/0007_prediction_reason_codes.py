@@ -8,7 +8,7 @@ intercept add up to the logit of `churn_probability`. Rows stored before this mi
 NULLs (they were scored without reasons).
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
