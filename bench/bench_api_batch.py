@@ -25,6 +25,7 @@ import httpx
 import psycopg
 import pydantic_core
 
+from api.routers.predictions import REASON_PAIRS
 from bench import _common
 from db.models import REASON_COLUMNS
 from db.predictions import binary_copy_types
@@ -79,8 +80,8 @@ def encode_reasons(records: list[dict], stored: list[list[Any]]) -> bytes:
     """The part of the answer reason codes add: each prediction's reasons, encoded like the API's
     (three {feature, value, contribution} objects and the rest)."""
     return pydantic_core.to_json([
-        {"reasons": [{"feature": name, "value": record.get(name), "contribution": contribution}
-                     for name, contribution in zip(values[0:-1:2], values[1:-1:2], strict=True)],
+        {"reasons": [{"feature": values[name], "value": record.get(values[name]),
+                      "contribution": values[value]} for name, value in REASON_PAIRS],
          "rest_contribution": values[-1]}
         for record, values in zip(records, stored, strict=True)
     ])
