@@ -26,8 +26,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pandas as pd
-from skl2onnx import convert_sklearn
-from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
 from sklearn.pipeline import Pipeline
 
 from model.contract import FEATURE_NAMES, FEATURES, Feature
@@ -65,6 +63,8 @@ class ParityReport:
 
 
 def _input_type(feature: Feature) -> Any:
+    from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
+
     if feature.dtype == "str":
         return StringTensorType([None, 1])
     if feature.is_categorical:  # 0/1 flags, one-hot encoded as integers
@@ -82,8 +82,12 @@ def to_onnx(pipeline: Pipeline) -> onnx.ModelProto:
     """Convert the fitted preprocessing + logistic-regression pipeline (skl2onnx).
 
     The classifier's input is exposed as a second output, `transformed_features`, so that one
-    run gives both the probabilities and what the reason codes need.
+    run gives both the probabilities and what the reason codes need. skl2onnx is imported here,
+    not at module level: serving (model/predictor.py) needs ONNX Runtime only, and importing the
+    converter cost the API a second of startup.
     """
+    from skl2onnx import convert_sklearn
+
     classifier = pipeline.steps[-1][1]
     model = convert_sklearn(
         pipeline,
