@@ -90,7 +90,7 @@ def encode_reasons(records: list[dict], stored: list[list[Any]]) -> bytes:
 def sklearn_score_and_copy(predictor: Predictor, records: list[dict], conn: psycopg.Connection) -> None:
     """The old path: scikit-learn scoring (no reason codes), then the same COPY."""
     probabilities = predictor.sklearn_predict_proba(records)
-    labels = predictor.decide(probabilities).tolist()
+    labels = predictor.decide(probabilities)
     copy_rows(conn, COLUMNS, base_rows(predictor, records, labels, probabilities.tolist()))
 
 

@@ -93,12 +93,16 @@ class Predictor:
         self.reason_weights = reason_weights(self.pipeline)
         self.intercept: float = self.reason_weights.intercept
 
-    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+    def decide(self, probabilities: np.ndarray) -> list[int]:
         """The decision rule: label 1 (churn) where the probability reaches the threshold, else 0.
 
         The threshold is the one that maximised F1 on out-of-fold training scores
-        (model/train.py::best_f1_threshold), stored in the model's metadata. Returns int64 (rows,).
+        (model/train.py::best_f1_threshold), stored in the model's metadata.
         """
+        return self._labels(probabilities).tolist()
+
+    def _labels(self, probabilities: np.ndarray) -> np.ndarray:
+        """`decide` as an int64 array (rows,), for a batch kept in numpy."""
         return (probabilities >= self.threshold).astype(np.int64)
 
     def score(self, records: Sequence[Mapping[str, Any]], reasons: bool = True) -> Scores:
@@ -111,7 +115,7 @@ class Predictor:
         results = self.session.run(outputs, records_to_feeds(records))
         probabilities = results[0][:, 1].astype(np.float64)
         found = top_reasons(contributions(results[1], self.reason_weights)) if reasons else None
-        return Scores(probabilities, self.decide(probabilities), found)
+        return Scores(probabilities, self._labels(probabilities), found)
 
     def predict_proba(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Churn probability of each record, in order (ONNX Runtime)."""

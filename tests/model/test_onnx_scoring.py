@@ -101,7 +101,7 @@ def test_decision_rule_follows_the_model_threshold(predictor: Predictor, custome
     scores = predictor.score(customers[:500])
     np.testing.assert_array_equal(scores.labels, (scores.probabilities >= predictor.threshold).astype(int))
     at = np.array([predictor.threshold - 1e-9, predictor.threshold, predictor.threshold + 1e-9])
-    assert predictor.decide(at).tolist() == [0, 1, 1]
+    assert predictor.decide(at) == [0, 1, 1]
     assert {0, 1} == set(scores.labels.tolist())
 
 
