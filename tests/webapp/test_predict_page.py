@@ -56,7 +56,7 @@ def test_form_submit_shows_the_prediction_and_a_rerun_never_posts_again(webapp_e
     assert table.loc[0, "prediction"] == label
     assert 0.0 <= table.loc[0, "churn_probability"] <= 1.0
     assert stored_predictions() == 1
-    why = at.dataframe[1].value  # the reason codes: feature, its value, contribution, effect
+    why = at.table[0].value  # the reason codes: feature, its value, contribution, effect
     assert len(why) == 3 and set(why["feature"]) <= set(table.columns)
     assert why["contribution"].abs().is_monotonic_decreasing
     assert table.loc[0, "why"].startswith(f"{why.loc[0, 'feature']} = ")  # the same, in one cell

@@ -124,8 +124,8 @@ def show_single_result(submission: Submission) -> None:
     if prediction.get("reasons"):
         st.markdown("**Why**: the three features that moved this score most (contribution to the "
                     "log-odds of churn; positive raises the risk)")
-        st.dataframe(reasons_frame(prediction["reasons"]), hide_index=True,
-                     column_config={"contribution": st.column_config.NumberColumn(format="%+.2f")})
+        # a static table (3 rows, nothing to sort or scroll), not one more dataframe grid
+        st.table(reasons_frame(prediction["reasons"]).style.format({"contribution": "{:+.2f}"}).hide())
 
 
 # --- many customers -----------------------------------------------------------------------------
