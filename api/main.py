@@ -16,7 +16,6 @@ from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from api.batching import GroupScorer
 from api.deps import require_token
 from api.errors import register_error_handlers
 from api.reports import ReportFiles
@@ -35,15 +34,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiServerSettings = app.state.settings
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     try:
+        # one ONNX Runtime session for the process, shared by every request thread
         app.state.predictor = Predictor(settings.model_artifacts_dir)
-        app.state.scorer = GroupScorer(
-            app.state.predictor, on_model_call=app.state.model_call_records.observe,
-        )
         log.info("model %s loaded", app.state.predictor.version)
     except ModelNotTrainedError as error:
         # keep serving /health (which reports the model down) rather than refusing to start
         log.error("%s", error)
-        app.state.predictor = app.state.scorer = None
+        app.state.predictor = None
     _tune_garbage_collector()
     yield
     get_engine().dispose()
@@ -73,7 +70,7 @@ def _add_metrics(app: FastAPI) -> None:
         ["source", "label"], registry=registry,
     )
     app.state.model_call_records = Histogram(
-        "churn_model_call_records", "Records scored per model call (concurrent requests share calls)",
+        "churn_model_call_records", "Records scored per model call (one call per /predict request)",
         buckets=(1, 2, 4, 8, 16, 32, 64, 256, 1024, 10_000), registry=registry,
     )
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(

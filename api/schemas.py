@@ -85,11 +85,28 @@ def prediction_request_model(max_records: int) -> type[BaseModel]:
     return PredictionRequest
 
 
+class ReasonOut(BaseModel):
+    """One reason code: a feature's exact contribution to the logit of the churn probability."""
+
+    feature: str
+    value: str | int | float | None = Field(description="The feature's value in this record")
+    contribution: float = Field(description="Signed, in logit units: positive pushes towards churn")
+
+
+REASONS_DESCRIPTION = (
+    "The three largest contributions to the logit, largest first (empty for predictions stored "
+    "before reason codes existed); contributions + rest_contribution + the model's intercept "
+    "(GET /model) = logit(churn_probability)"
+)
+
+
 class PredictionOut(BaseModel):
     id: int
     label: Literal[0, 1] = Field(description="1 = the customer is predicted to churn")
     churn_probability: float
     customer_id: str | None
+    reasons: list[ReasonOut] = Field(description=REASONS_DESCRIPTION)
+    rest_contribution: float | None = Field(description="The other features' contributions, summed")
     features: FeatureValues  # type: ignore[valid-type]
 
 
@@ -108,6 +125,8 @@ class StoredPrediction(BaseModel):
     label: Literal[0, 1]
     churn_probability: float
     customer_id: str | None
+    reasons: list[ReasonOut] = Field(description=REASONS_DESCRIPTION)
+    rest_contribution: float | None = Field(description="The other features' contributions, summed")
     features: FeatureValues  # type: ignore[valid-type]
 
 
@@ -123,6 +142,8 @@ class ModelInfo(BaseModel):
     trained_at: datetime
     metrics: dict[str, float]
     threshold: float
+    intercept: float = Field(description="The logistic model's intercept (logit units), the base of every "
+                             "reason-code decomposition")
     training_churn_rate: float
     record_schema: dict[str, Any]
 

@@ -41,6 +41,7 @@ from db import embedded
 from db.admin import create_database, drop_database
 from db.manage import DEFAULT_METADATA, migrate
 from db.model_versions import record_model_version
+from db.models import REASON_COLUMNS
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER
 from model.data import load_dataset
 from model.predictor import Predictor
@@ -87,21 +88,29 @@ def load_customers(conn: psycopg.Connection) -> int:
     ]
     scored = Predictor().predict(records)
     columns = ", ".join(f"{f.name} {SQL_TYPES[f.dtype]}" for f in FEATURES)
+    reasons = ", ".join(f"{name} {kind}" for name, kind in _reason_column_types())
     conn.execute(f"CREATE TABLE bench_customers (n integer, customer_id text, {columns}, "
-                 "label smallint, probability double precision)")
+                 f"label smallint, probability double precision, {reasons})")
+    reason_names = ", ".join(name for name, _ in _reason_column_types())
     with conn.cursor().copy(f"COPY bench_customers (n, customer_id, {', '.join(FEATURE_NAMES)}, "
-                            "label, probability) FROM STDIN") as copy:
+                            f"label, probability, {reason_names}) FROM STDIN") as copy:
         for n, (record, result) in enumerate(zip(records, scored, strict=True)):
+            top = [value for r in result.reasons for value in (r.feature, r.contribution)]
             copy.write_row((n, record[IDENTIFIER], *[record[f] for f in FEATURE_NAMES],
-                            result.label, result.probability))
+                            result.label, result.probability, *top, result.rest_contribution))
     return len(records)
+
+
+def _reason_column_types() -> list[tuple[str, str]]:
+    return [(name, "text" if name.endswith("_feature") else "double precision") for name in REASON_COLUMNS]
+
 
 
 def add_history(
     conn: psycopg.Connection, end: datetime, predictions: range, files: range, customers: int,
 ) -> None:
     """Predictions number i at end - i * 1.5 s, files number i at end - i minutes (older = bigger i)."""
-    features = ", ".join(FEATURE_NAMES)
+    features = ", ".join([*FEATURE_NAMES, *(name for name, _ in _reason_column_types())])
     step = 60.0 / PREDICTIONS_PER_MINUTE
     conn.execute(f"""
         INSERT INTO predictions (created_at, source, file_name, model_version, predicted_label,
@@ -110,7 +119,7 @@ def add_history(
                CASE WHEN mod(g, 10) = 0 THEN 'webapp' ELSE 'scheduled' END,
                CASE WHEN mod(g, 10) = 0 THEN NULL ELSE 'file_' || (g / 40) || '.csv' END,
                (SELECT model_version FROM model_versions LIMIT 1),
-               c.label, c.probability, c.customer_id, {", ".join("c." + f for f in FEATURE_NAMES)}
+               c.label, c.probability, c.customer_id, {", ".join("c." + f for f in features.split(", "))}
         FROM generate_series(%(first)s::integer, %(last)s::integer) AS g
         JOIN bench_customers c ON c.n = mod(g, %(customers)s)
         ORDER BY g DESC  -- stored in time order, as appends in production are

@@ -34,6 +34,15 @@ SOURCES = PREDICTION_SOURCES
 CRITICALITIES = ("none", "low", "medium", "high")
 OUTCOMES = ("good", "bad", "mixed", "unreadable")
 SQL_TYPES = {"str": Text, "int": Integer, "float": Double}
+REASON_SLOTS = 3  # model.reasons.TOP_REASONS; migration 0007
+REASON_FEATURE_COLUMNS = tuple(f"reason_{slot}_feature" for slot in range(1, REASON_SLOTS + 1))
+REASON_CONTRIBUTION_COLUMNS = tuple(f"reason_{slot}_contribution" for slot in range(1, REASON_SLOTS + 1))
+# stored order of the reason codes: each slot's feature and contribution, then the rest's sum
+REASON_COLUMNS = (
+    *(name for pair in zip(REASON_FEATURE_COLUMNS, REASON_CONTRIBUTION_COLUMNS, strict=True)
+      for name in pair),
+    "rest_contribution",
+)
 
 
 class Base(DeclarativeBase):
@@ -45,6 +54,18 @@ def _feature_columns() -> dict[str, Any]:
         f.name: Column(f.name, SQL_TYPES[f.dtype](), nullable=f.nullable or not f.required)
         for f in FEATURES
     }
+
+
+def _reason_columns() -> dict[str, Any]:
+    """Top reasons (feature name, signed contribution to the logit), largest first; NULL on rows
+    stored before reason codes existed."""
+    columns: dict[str, Any] = {}
+    for feature, contribution in zip(REASON_FEATURE_COLUMNS, REASON_CONTRIBUTION_COLUMNS, strict=True):
+        columns[feature] = Column(feature, Text, nullable=True)
+        columns[contribution] = Column(contribution, Double, nullable=True)
+    # the other features' contributions summed: top three + rest + intercept = logit(probability)
+    columns["rest_contribution"] = Column("rest_contribution", Double, nullable=True)
+    return columns
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -78,6 +99,7 @@ class Prediction(Base):
     churn_probability: Mapped[float] = mapped_column(Double)
     locals()[IDENTIFIER] = Column(IDENTIFIER, Text, nullable=True)
     locals().update(_feature_columns())
+    locals().update(_reason_columns())
 
 
 class PredictionBatch(Base):

@@ -36,6 +36,11 @@ def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
+def new_session() -> Session:
+    """A session of the process's one engine; the caller closes it (no connection until first use)."""
+    return _session_factory()()
+
+
 def get_session() -> Iterator[Session]:
     """A session per unit of work (FastAPI dependency style)."""
     with _session_factory()() as session:

@@ -2,9 +2,10 @@
 
     python -m model.train [--data data/telco_churn.csv] [--out model/artifacts]
 
-Writes `model.joblib`, `metadata.json` (version, date, features, holdout metrics, decision
-threshold, training churn rate, drift baseline) and `confusion_matrix.png`, then prints the
-holdout metrics.
+Writes `model.joblib`, `model.onnx` (the same pipeline for ONNX Runtime, written only once it
+scores the holdout like scikit-learn: `model/onnx_export.py`), `metadata.json` (version, date,
+features, holdout metrics, decision threshold, training churn rate, drift baseline, ONNX parity)
+and `confusion_matrix.png`, then prints the holdout metrics.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from model.contract import (
 )
 from model.data import DATASET_PATH, load_dataset
 from model.monitoring import monitoring_reference
+from model.onnx_export import ONNX_FILE, export_onnx
 
 ARTIFACTS_DIR = REPO_ROOT / "model" / "artifacts"
 MODEL_FILE = "model.joblib"
@@ -142,8 +144,11 @@ def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict
     pipeline.fit(X_train, y_train)
     scores = pipeline.predict_proba(X_test)[:, 1]
     metrics = holdout_metrics(y_test, scores, threshold)
+    # parity with scikit-learn on the holdout is checked before anything is written
+    parity = export_onnx(pipeline, X_test, threshold, out_dir / ONNX_FILE)
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    baseline = compute_baseline(X_train)
     metadata = {
         "model_version": model_version(data_path),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -153,12 +158,11 @@ def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict
         "training_rows": len(X_train),
         "holdout_rows": len(X_test),
         "training_churn_rate": round(float(y_train.mean()), 4),
-        "baseline": compute_baseline(X_train),
+        "baseline": baseline,
+        "onnx": parity.as_metadata(),
+        # drift references per segment, logit weights and the CBPE calibration (model/monitoring.py)
+        "monitoring": monitoring_reference(X_train, y_train, oof, pipeline, baseline),
     }
-    # drift references per segment, logit weights and the CBPE calibration (model/monitoring.py)
-    baseline = compute_baseline(X_train)
-    metadata["baseline"] = baseline
-    metadata["monitoring"] = monitoring_reference(X_train, y_train, oof, pipeline, baseline)
     joblib.dump(pipeline, out_dir / MODEL_FILE)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     save_confusion_matrix(

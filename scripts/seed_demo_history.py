@@ -42,6 +42,7 @@ from db.statistics import delete_ingestion_statistics, record_ingestion_statisti
 from model.contract import FEATURES, FEATURES_BY_NAME, IDENTIFIER, NUMERIC_FEATURES, REQUIRED_COLUMNS
 from model.data import load_dataset
 from model.predictor import Predictor
+from model.reasons import stored_values
 
 DEMO_RUN_ID = "demo-history"
 DEMO_BATCH_PREFIX = "demo-history:"
@@ -175,17 +176,22 @@ class DemoWriter:
         self.batches.append(PendingBatch(list(records), source, moment, file_name, key))
 
     def write_predictions(self) -> None:
-        """Score every batch in one model call (hundreds of small calls cost seconds), then store each."""
-        scored = iter(self.predictor.predict([r for batch in self.batches for r in batch.records]))
+        """Score every batch in one model call, then store each with its reason codes, as the API does."""
+        scores = self.predictor.score([r for batch in self.batches for r in batch.records])
+        assert scores.reasons is not None
+        labels, probabilities = scores.labels.tolist(), scores.probabilities.tolist()
+        reasons = stored_values(scores.reasons)
+        start = 0
         for batch in self.batches:
-            results = [next(scored) for _ in batch.records]
+            end = start + len(batch.records)
             create_predictions(
                 session=self.session, source=batch.source, records=batch.records,
-                labels=[p.label for p in results], probabilities=[p.probability for p in results],
-                model_version=self.predictor.version, file_name=batch.file_name,
-                batch_key=batch.batch_key, created_at=batch.created_at,
+                labels=labels[start:end], probabilities=probabilities[start:end],
+                reasons=reasons[start:end], model_version=self.predictor.version,
+                file_name=batch.file_name, batch_key=batch.batch_key, created_at=batch.created_at,
             )
             self.counts["predictions"] += len(batch.records)
+            start = end
         self.batches.clear()
 
 

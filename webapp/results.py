@@ -13,6 +13,8 @@ PROBABILITY_BIN_WIDTH = 0.1
 # Up to two days the history chart counts per hour; beyond, per day.
 HOURLY_UP_TO_DAYS = 2
 PROBABILITY_COLUMN = "churn_probability"
+WHY_COLUMN = "why"
+TOWARDS, AWAY = "raises the churn risk", "lowers the churn risk"
 
 
 def label_word(label: Any) -> str:
@@ -31,9 +33,40 @@ def prediction_frame(
         line["customer_id"] = prediction.get("customer_id")
         line["prediction"] = label_word(prediction.get("label"))
         line["churn_probability"] = prediction.get("churn_probability")
+        if "reasons" in prediction:
+            line[WHY_COLUMN] = reasons_text(prediction["reasons"])
         line.update(prediction.get("features", {}))
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def reasons_text(reasons: Sequence[Mapping[str, Any]]) -> str:
+    """The reason codes in one cell: "tenure = 1 (+1.58) · contract = Month-to-month (+0.91) · ...".
+
+    Contributions are in logit units, signed (+ towards churn). Empty for a prediction stored
+    before reason codes existed.
+    """
+    return " · ".join(
+        f"{reason['feature']} = {_shown(reason.get('value'))} ({reason['contribution']:+.2f})"
+        for reason in reasons
+    )
+
+
+def reasons_frame(reasons: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The "why" table of one prediction: feature, its value, contribution to the logit, effect."""
+    return pd.DataFrame(
+        [
+            {"feature": reason["feature"], "value": _shown(reason.get("value")),
+             "contribution": reason["contribution"],
+             "effect": TOWARDS if reason["contribution"] > 0 else AWAY}
+            for reason in reasons
+        ],
+        columns=["feature", "value", "contribution", "effect"],
+    )
+
+
+def _shown(value: Any) -> str:
+    return "empty" if value is None else str(value)
 
 
 def churn_share(predictions: Sequence[Mapping[str, Any]]) -> float | None:
@@ -64,6 +97,7 @@ def history_frame(items: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "source": item.get("source"),
             "prediction": label_word(item.get("label")),
             "churn_probability": item.get("churn_probability"),
+            WHY_COLUMN: reasons_text(item.get("reasons") or []),
             "customer_id": item.get("customer_id"),
             "file_name": item.get("file_name"),
             "model_version": item.get("model_version"),

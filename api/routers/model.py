@@ -22,6 +22,7 @@ def describe_model(predictor: PredictorDep) -> dict[str, Any]:
         "trained_at": metadata["trained_at"],
         "metrics": metadata["metrics"],
         "threshold": predictor.threshold,
+        "intercept": predictor.intercept,
         "training_churn_rate": metadata["training_churn_rate"],
         "record_schema": record_json_schema(),
     }

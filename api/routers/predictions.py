@@ -20,7 +20,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from api.batching import GroupScorer
 from api.deps import PredictorDep, SessionDep, get_settings
 from api.errors import InputProblemsError
 from api.schemas import (
@@ -31,9 +30,11 @@ from api.schemas import (
     SourceFilter,
     prediction_request_model,
 )
+from db.models import REASON_COLUMNS, REASON_SLOTS
 from db.predictions import count_predictions, create_predictions, find_batch, list_predictions
 from model.contract import FEATURE_NAMES, IDENTIFIER, check_consistency
 from model.predictor import Predictor
+from model.reasons import stored_values
 
 router = APIRouter(tags=["predictions"])
 
@@ -45,6 +46,7 @@ REQUEST_SCHEMA_NAME = "PredictionRequest"
 # A record is ~500 bytes of JSON; 4 KiB each leaves room for long ids and generous whitespace
 # while a runaway upload is cut off before it fills the memory.
 MAX_BYTES_PER_RECORD = 4096
+REASON_PAIRS = tuple((2 * slot, 2 * slot + 1) for slot in range(REASON_SLOTS))  # in REASON_COLUMNS
 FIRST_QUERYABLE_DAY, LAST_QUERYABLE_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
 
@@ -83,7 +85,8 @@ def predict(
         stored = find_batch(session=session, batch_key=body.batch_key)
         if stored is not None:
             return _json(_replay(stored))
-    response = _score_and_store(session, predictor, request.app.state.scorer, body)
+    request.app.state.model_call_records.observe(len(body.records))
+    response = _score_and_store(session, predictor, body)
     _count_predictions(request, body.source, response)
     return _json(response)
 
@@ -133,16 +136,16 @@ def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
         raise InputProblemsError(problems)
 
 
-def _score_and_store(
-    session: Session, predictor: Predictor, scorer: GroupScorer, body: Any,
-) -> dict[str, Any]:
+def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[str, Any]:
     """Score the records, store them and commit once; a concurrent twin's batch is replayed."""
     records: list[dict[str, Any]] = body.records
-    scores = scorer.predict_proba(records)
-    labels, probabilities = predictor.decide(scores), scores.tolist()
+    scores = predictor.score(records)
+    labels, probabilities = scores.labels.tolist(), scores.probabilities.tolist()
+    assert scores.reasons is not None
+    reasons = stored_values(scores.reasons)
     stored = create_predictions(
         session=session, source=body.source, records=records, labels=labels,
-        probabilities=probabilities, model_version=predictor.version,
+        probabilities=probabilities, reasons=reasons, model_version=predictor.version,
         file_name=body.file_name, batch_key=body.batch_key,
     )
     # a concurrent twin with the same key committed first: answer with what it stored
@@ -153,14 +156,33 @@ def _score_and_store(
     # the validated records hold exactly the features plus the optional id: reused, not copied
     predictions = [
         {"id": id_, "label": label, "churn_probability": probability,
-         "customer_id": record.pop(IDENTIFIER, None), "features": record}
-        for id_, record, label, probability in zip(stored.ids, records, labels, probabilities, strict=True)
+         "customer_id": record.pop(IDENTIFIER, None), "reasons": _reasons(reason, record),
+         "rest_contribution": reason[-1], "features": record}
+        for id_, record, label, probability, reason in zip(
+            stored.ids, records, labels, probabilities, reasons, strict=True)
     ]
     return {"model_version": predictor.version, "replayed": False, "predictions": predictions}
 
 
 def _features_of(record: Mapping[str, Any]) -> dict[str, Any]:
     return {name: record.get(name) for name in FEATURE_NAMES}
+
+
+def _reasons(stored: Sequence[Any], features: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Reason codes from their stored values (feature, contribution pairs, then the rest), each
+    with the feature's value; none for a prediction stored before reason codes existed.
+
+    Indexed pairs rather than zip over slices: 30 % less time on a 10,000-record answer."""
+    return [
+        {"feature": stored[name], "value": features.get(stored[name]), "contribution": stored[value]}
+        for name, value in REASON_PAIRS
+        if stored[name] is not None
+    ]
+
+
+def _stored_reasons(row: Mapping[str, Any]) -> dict[str, Any]:
+    values = [row[name] for name in REASON_COLUMNS]
+    return {"reasons": _reasons(values, row), "rest_contribution": row["rest_contribution"]}
 
 
 def _replay(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -171,7 +193,7 @@ def _replay(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "predictions": [
             {"id": row["id"], "label": row["predicted_label"],
              "churn_probability": row["churn_probability"], "customer_id": row[IDENTIFIER],
-             "features": _features_of(row)}
+             **_stored_reasons(row), "features": _features_of(row)}
             for row in rows
         ],
     }
@@ -230,5 +252,6 @@ def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
         "label": row["predicted_label"],
         "churn_probability": row["churn_probability"],
         "customer_id": row[IDENTIFIER],
+        **_stored_reasons(row),
         "features": _features_of(row),
     }

@@ -146,6 +146,10 @@ def test_fill_the_form_and_see_the_prediction(page, webapp_url: str) -> None:  #
     assert (row["tenure"], row["monthly_charges"], row["customer_id"]) == (2, 95.0, "C-BROWSER-1")
     assert abs(stored[0]["churn_probability"] - probability) < 0.001
     assert grid_column(page, "prediction") == [label]
+    why = page.locator("[data-testid='stTable']").first  # the reason codes, as stored
+    assert why.locator("tbody tr").count() == 3
+    assert [why.locator("tbody tr").nth(i).locator("td").first.inner_text().strip() for i in range(3)] == [
+        row[f"reason_{slot}_feature"] for slot in (1, 2, 3)]
     screenshot(page, "predict_form")
 
 

@@ -55,6 +55,8 @@ def test_default_is_the_last_seven_days_of_all_sources_with_the_total(history: d
     assert {"time (UTC)", "source", "prediction", "churn_probability", "tenure", "contract"} <= set(
         at.dataframe[0].value.columns,
     )
+    # the 32 predictions went through the API: each shows its three reasons in the "why" column
+    assert all(why.count(" · ") == 2 for why in at.dataframe[0].value["why"])
 
 
 def test_filter_by_source_shows_only_that_source(history: datetime) -> None:

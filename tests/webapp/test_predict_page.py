@@ -56,6 +56,14 @@ def test_form_submit_shows_the_prediction_and_a_rerun_never_posts_again(webapp_e
     assert table.loc[0, "prediction"] == label
     assert 0.0 <= table.loc[0, "churn_probability"] <= 1.0
     assert stored_predictions() == 1
+    why = at.table[0].value  # the reason codes: feature, its value, contribution, effect
+    assert len(why) == 3 and set(why["feature"]) <= set(table.columns)
+    assert why["contribution"].abs().is_monotonic_decreasing
+    assert table.loc[0, "why"].startswith(f"{why.loc[0, 'feature']} = ")  # the same, in one cell
+    for _, reason in why.iterrows():
+        assert reason["value"] == str(table.loc[0, reason["feature"]])
+        assert reason["effect"] == ("raises the churn risk" if reason["contribution"] > 0
+                                    else "lowers the churn risk")
 
     at.run()  # a rerun (any interaction) shows the result again without posting it
     at.run()
@@ -106,6 +114,7 @@ def test_upload_predicts_valid_rows_names_invalid_ones_and_never_posts_twice(web
     assert results["row"].tolist() == [2, 4, 5, 7]
     assert results["customer_id"].tolist() == ["C0", "C2", "C3", "C5"]
     assert set(results["prediction"]) <= {"Churn", "Stays"}
+    assert all(why.count(" · ") == 2 for why in results["why"])  # three reasons per customer
     assert at.get("download_button")[0].label == "Download predictions (CSV)"
     assert stored_predictions() == 4
 

@@ -10,6 +10,7 @@ from webapp.results import (
     prediction_frame,
     predictions_over_time,
     probability_histogram,
+    reasons_frame,
     with_bucket_labels,
 )
 
@@ -68,3 +69,34 @@ def test_bucket_labels_are_sortable_text() -> None:
     hourly = predictions_over_time([], date(2026, 11, 20), date(2026, 11, 20), ["webapp"])
     assert with_bucket_labels(daily).index.tolist() == ["2026-11-19", "2026-11-20", "2026-11-21"]
     assert with_bucket_labels(hourly).index[9] == "2026-11-20 09:00"
+
+
+REASONS = [
+    {"feature": "tenure", "value": 1, "contribution": 1.58},
+    {"feature": "total_charges", "value": None, "contribution": 0.4},
+    {"feature": "contract", "value": "Two year", "contribution": -0.95},
+]
+
+
+def test_prediction_frame_shows_why_after_the_probability() -> None:
+    frame = prediction_frame([{"label": 1, "churn_probability": 0.8, "customer_id": None,
+                               "reasons": REASONS, "features": {"tenure": 1}}])
+    assert frame.columns.tolist()[:5] == ["customer_id", "prediction", "churn_probability", "why", "tenure"]
+    assert frame.iloc[0]["why"] == (
+        "tenure = 1 (+1.58) · total_charges = empty (+0.40) · contract = Two year (-0.95)")
+
+
+def test_reasons_frame_names_feature_value_contribution_and_effect() -> None:
+    up, down = "raises the churn risk", "lowers the churn risk"
+    assert reasons_frame(REASONS).to_dict("records") == [
+        {"feature": "tenure", "value": "1", "contribution": 1.58, "effect": up},
+        {"feature": "total_charges", "value": "empty", "contribution": 0.4, "effect": up},
+        {"feature": "contract", "value": "Two year", "contribution": -0.95, "effect": down},
+    ]
+
+
+def test_history_frame_shows_why_and_nothing_for_rows_before_reason_codes() -> None:
+    item = {"created_at": "2026-11-20T12:00:00+00:00", "source": "webapp", "label": 1,
+            "churn_probability": 0.7, "features": {}}
+    frame = history_frame([item | {"reasons": REASONS[:1]}, item | {"reasons": []}])
+    assert frame["why"].tolist() == ["tenure = 1 (+1.58)", ""]

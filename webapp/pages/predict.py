@@ -15,7 +15,7 @@ from core.api_client import ApiError
 from webapp import api_cache
 from webapp.csv_check import ROW_NUMBER_NOTE, CsvCheck, RowError, check_csv
 from webapp.forms import FormField, build_form_fields, group_fields, record_from_form
-from webapp.results import churn_share, prediction_frame, probability_histogram
+from webapp.results import churn_share, prediction_frame, probability_histogram, reasons_frame
 from webapp.submissions import Submission, current_submission, send_pending_chunks, submit
 from webapp.widgets import prediction_columns
 
@@ -121,6 +121,11 @@ def show_single_result(submission: Submission) -> None:
     left.metric("Prediction", "Churn" if churn else "Stays")
     right.metric("Churn probability", f"{prediction.get('churn_probability', 0):.1%}")
     st.dataframe(prediction_frame([prediction]), hide_index=True, column_config=prediction_columns())
+    if prediction.get("reasons"):
+        st.markdown("**Why**: the three features that moved this score most (contribution to the "
+                    "log-odds of churn; positive raises the risk)")
+        # a static table (3 rows, nothing to sort or scroll), not one more dataframe grid
+        st.table(reasons_frame(prediction["reasons"]).style.format({"contribution": "{:+.2f}"}).hide())
 
 
 # --- many customers -----------------------------------------------------------------------------

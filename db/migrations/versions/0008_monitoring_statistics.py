@@ -1,7 +1,7 @@
 """monitoring you can trust: drift tests with a known false-alarm rate, empty values, segments, CBPE
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-01 10:00:00
 
 Tables: the monitoring reference per model version and segment, the logit weights, the CBPE
@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
