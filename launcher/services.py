@@ -23,6 +23,21 @@ from pathlib import Path
 from core.settings import REPO_ROOT, AirflowSettings, ApiServerSettings, GrafanaSettings, WebappSettings
 
 
+class MlflowServerSettings(BaseSettings):
+    """The MLflow tracking server: its address, its database on the project's PostgreSQL, its artifacts."""
+
+    model_config = _ENV
+
+    mlflow_host: str = "127.0.0.1"
+    mlflow_port: int = 5000
+    # the backend store: this database on the application's server (DATABASE_URL's), created by
+    # `python -m db.manage setup`
+    mlflow_database: str = "mlflow"
+    mlflow_artifacts_dir: Path = REPO_ROOT / ".local" / "mlflow-artifacts"
+    # Host headers the server accepts besides localhost and private addresses (compose: mlflow:*)
+    mlflow_allowed_hosts: str | None = None
+
+
 @dataclass(frozen=True)
 class Service:
     """A runnable service: its argv, and what a person needs to reach it."""
@@ -114,6 +129,30 @@ def seed_raw_data() -> Service:
     return Service("seed-raw-data", _python("-m", "scripts.seed_raw_data", "--if-empty"), long_running=False)
 
 
+def mlflow() -> Service:
+    """The tracking server and registry UI; artifacts proxied by the server into a local folder."""
+    from db.mlflow_store import mlflow_backend_url
+    from db.session import database_url
+
+    s = MlflowServerSettings()
+    argv = [
+        str(Path(sys.executable).with_name("mlflow")), "server",
+        "--backend-store-uri", mlflow_backend_url(database_url(), s.mlflow_database),
+        "--artifacts-destination", str(s.mlflow_artifacts_dir),
+        "--host", s.mlflow_host, "--port", str(s.mlflow_port), "--workers", "1",
+    ]
+    if s.mlflow_allowed_hosts:
+        argv += ["--allowed-hosts", s.mlflow_allowed_hosts]
+    url = f"http://{_browser_host(s.mlflow_host)}:{s.mlflow_port}"
+    return Service("mlflow", argv, url=url, login="none", health_url=f"{url}/health")
+
+
+def register_model() -> Service:
+    # the first champion: the artifacts trained at setup, registered once (later runs keep theirs)
+    return Service("register-model", _python("-m", "model.registry", "register", "--if-no-champion"),
+                   long_running=False)
+
+
 def grafana() -> Service:
     s = GrafanaSettings()
     argv = ["grafana", "server"]
@@ -156,6 +195,8 @@ SERVICES: dict[str, Callable[[], Service]] = {
     "airflow-dag-processor": airflow_dag_processor,
     "airflow-triggerer": airflow_triggerer,
     "grafana": grafana,
+    "mlflow": mlflow,
+    "register-model": register_model,
 }
 
 
