@@ -94,3 +94,17 @@ def gate_rows(*, champion: str, challenger: str, since: datetime) -> list[dict[s
     with get_engine().connect() as connection:
         return [dict(r) for r in connection.execute(
             GATE_ROWS, {"champion": champion, "challenger": challenger, "since": since}).mappings()]
+
+
+def latest_realized_f1(
+    *, model_version: str,
+) -> tuple[float, float | None, float | None, float | None] | None:
+    """(F1, interval low, high, training F1) of the version's latest window with labels, or None."""
+    with session_scope() as session:
+        row = session.execute(
+            select(RealizedPerformanceWindow.f1, RealizedPerformanceWindow.f1_low,
+                   RealizedPerformanceWindow.f1_high, RealizedPerformanceWindow.training_f1)
+            .where(RealizedPerformanceWindow.model_version == model_version,
+                   RealizedPerformanceWindow.f1.is_not(None))
+            .order_by(RealizedPerformanceWindow.window_start.desc()).limit(1)).first()
+    return None if row is None else (row[0], row[1], row[2], row[3])

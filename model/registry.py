@@ -131,9 +131,13 @@ def log_training_run(
             pip_requirements=[f"scikit-learn=={_installed('scikit-learn')}"],
         )
     registry = client(settings)
+    from datetime import UTC, datetime
+
     mv = mlflow.register_model(logged.model_uri, settings.mlflow_model_name, tags={
         "model_version": metadata["model_version"], "trained_at": metadata["trained_at"],
         "holdout_f1": str(metadata["metrics"]["f1"]),
+        # the gate judges a challenger on predictions made after this time only
+        "registered_at": datetime.now(UTC).isoformat(),
     })
     registry.set_model_version_tag(settings.mlflow_model_name, mv.version, "run_id", run.info.run_id)
     number = int(mv.version)

@@ -19,13 +19,13 @@ from model.registry import (
     log_training_run,
     version_by_alias,
 )
-from model.train import METADATA_FILE, main
+from model.train import METADATA_FILE, train
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("artifacts")
-    main(["--out", str(out), "--alias", "none"])  # MLFLOW_TRACKING_URI unset here: local only
+    train(out_dir=out)  # local artifacts only: the tests register them explicitly
     return out
 
 
