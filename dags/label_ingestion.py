@@ -36,7 +36,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 def label_ingestion() -> None:
     @task(task_id="ingest-labels")
     def ingest_labels() -> list[dict[str, Any]]:
-        from dags.churn_jobs.labels import LabelSettings, ingest_label_file, list_label_files
+        from core.settings import LabelSettings
+        from dags.churn_jobs.labels import ingest_label_file, list_label_files
 
         settings = LabelSettings()
         files = list_label_files(settings.labels_dir)

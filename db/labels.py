@@ -22,10 +22,16 @@ from model.contract import FEATURE_NAMES, IDENTIFIER
 
 
 class LabelRowLike(Protocol):
-    customer_id: str
-    churn: int
-    known_at: datetime
-    line: int
+    """A valid label row (dags/churn_jobs/labels.py's LabelRow): read-only attributes."""
+
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def churn(self) -> int: ...
+    @property
+    def known_at(self) -> datetime: ...
+    @property
+    def line(self) -> int: ...
 
 
 @dataclass

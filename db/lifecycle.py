@@ -107,4 +107,4 @@ def latest_realized_f1(
             .where(RealizedPerformanceWindow.model_version == model_version,
                    RealizedPerformanceWindow.f1.is_not(None))
             .order_by(RealizedPerformanceWindow.window_start.desc()).limit(1)).first()
-    return None if row is None else (row[0], row[1], row[2], row[3])
+    return None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.action in ("load-baseline", "setup"):
         print(f"training baseline of {load_baseline(args.metadata)} loaded")
     if args.action in ("mlflow-database", "setup"):
+        from core.settings import MlflowServerSettings
         from db.mlflow_store import ensure_mlflow_database
-        from scripts.serve import MlflowServerSettings
 
         name = MlflowServerSettings().mlflow_database
         ensure_mlflow_database(database_url(), name)

@@ -20,22 +20,14 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import REPO_ROOT, AirflowSettings, ApiServerSettings, GrafanaSettings, WebappSettings
-
-
-class MlflowServerSettings(BaseSettings):
-    """The MLflow tracking server: its address, its database on the project's PostgreSQL, its artifacts."""
-
-    model_config = _ENV
-
-    mlflow_host: str = "127.0.0.1"
-    mlflow_port: int = 5000
-    # the backend store: this database on the application's server (DATABASE_URL's), created by
-    # `python -m db.manage setup`
-    mlflow_database: str = "mlflow"
-    mlflow_artifacts_dir: Path = REPO_ROOT / ".local" / "mlflow-artifacts"
-    # Host headers the server accepts besides localhost and private addresses (compose: mlflow:*)
-    mlflow_allowed_hosts: str | None = None
+from core.settings import (
+    REPO_ROOT,
+    AirflowSettings,
+    ApiServerSettings,
+    GrafanaSettings,
+    MlflowServerSettings,
+    WebappSettings,
+)
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from core.settings import LifecycleSettings, RegistrySettings
 from model.contract import TARGET
 from model.gate import EvaluationSet, GateDecision, GatePolicy, evaluate_gate
 from model.registry import (
     CHALLENGER,
     CHAMPION,
     RegisteredVersion,
-    RegistrySettings,
     delete_alias,
     get_version,
     log_training_run,
@@ -38,27 +35,14 @@ from model.registry import (
     version_by_alias,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 AUTOMATIC = "retrain_model DAG"
 
 
-class LifecycleSettings(BaseSettings):
-    """When to retrain and what the promotion gate demands."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    # retrain once this many new labels (joined to a prediction) arrived since the champion was trained
-    retrain_min_new_labels: int = Field(default=1000, ge=1)
-    gate_metric: str = "f1"
-    gate_min_rows: int = Field(default=200, ge=1)
-    gate_min_margin: float = 0.01
-    gate_segment_tolerance: float = Field(default=0.05, ge=0)
-    gate_min_segment_rows: int = Field(default=30, ge=1)
-
-    def policy(self) -> GatePolicy:
-        return GatePolicy(metric=self.gate_metric, min_rows=self.gate_min_rows,
-                          min_margin=self.gate_min_margin, segment_tolerance=self.gate_segment_tolerance,
-                          min_segment_rows=self.gate_min_segment_rows)
+def gate_policy(settings: LifecycleSettings) -> GatePolicy:
+    """The promotion gate's policy from the GATE_* settings."""
+    return GatePolicy(metric=settings.gate_metric, min_rows=settings.gate_min_rows,
+                      min_margin=settings.gate_min_margin, segment_tolerance=settings.gate_segment_tolerance,
+                      min_segment_rows=settings.gate_min_segment_rows)
 
 
 class LifecycleError(RuntimeError):
@@ -135,7 +119,7 @@ def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettin
         return None
     since = datetime.fromisoformat(challenger.tags.get("registered_at", "1970-01-01T00:00:00+00:00"))
     rows = gate_rows(champion=champion.model_version, challenger=challenger.model_version, since=since)
-    decision = evaluate_gate(EvaluationSet.from_rows(rows), settings.policy())
+    decision = evaluate_gate(EvaluationSet.from_rows(rows), gate_policy(settings))
     if decision.promote:
         promote(challenger.number, by=by, automatic=True, decision=decision, registry=registry,
                 reason=f"gate: {decision.metric} {decision.challenger:.4f} vs {decision.champion:.4f} "
@@ -188,9 +172,9 @@ def retrain(
 ) -> RegisteredVersion:
     """Train on the original training split plus every labelled serving row; register the result
     as `challenger`, load its drift baseline into the database and record the registration."""
-    from db.baseline import load_training_baseline
     from db.labels import labelled_predictions
     from db.lifecycle import set_registry_version
+    from db.model_versions import record_model_version
     from db.session import session_scope
     from model.train import METADATA_FILE, train
 
@@ -204,7 +188,7 @@ def retrain(
         assert registered is not None, "MLFLOW_TRACKING_URI is unset: nowhere to register a challenger"
         saved = json.loads((Path(folder) / METADATA_FILE).read_text())
     with session_scope() as session:
-        load_training_baseline(session=session, metadata=saved)
+        record_model_version(session=session, metadata=saved)
     set_registry_version(model_version=registered.model_version, registry_version=registered.number)
     _record("register", by=by, automatic=by == AUTOMATIC, registry=registry,
             reason=f"retrained ({reason}) on {metadata['training_rows']} rows, "

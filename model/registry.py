@@ -26,39 +26,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from core.settings import RegistrySettings
 from model.train import ARTIFACTS_DIR, CONFUSION_FILE, HYPERPARAMETERS, METADATA_FILE, MODEL_FILE, SEED
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAMPION, CHALLENGER = "champion", "challenger"
 RUN_ARTIFACTS = "artifacts"  # the run's copy of the artifacts folder
 log = logging.getLogger(__name__)
 
 
-class RegistrySettings(BaseSettings):
-    """Where the MLflow tracking server is and what the model is called in it."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    # unset: no registry (training writes local artifacts only; the API serves MODEL_ARTIFACTS_DIR)
-    mlflow_tracking_uri: str | None = None
-    mlflow_model_name: str = "churn"
-    mlflow_experiment: str = "churn"
-    # the API checks the champion alias this often and switches to a newly promoted version
-    model_poll_seconds: float = Field(default=10.0, gt=0)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.mlflow_tracking_uri)
-
 
 class RegistryNotConfiguredError(RuntimeError):
     """MLFLOW_TRACKING_URI is unset."""
+
+
+def _tracking_uri(settings: RegistrySettings) -> str:
+    if not settings.mlflow_tracking_uri:
+        raise RegistryNotConfiguredError("MLFLOW_TRACKING_URI is unset: there is no model registry")
+    return settings.mlflow_tracking_uri
 
 
 @dataclass(frozen=True)
@@ -110,8 +97,8 @@ def log_training_run(
     import mlflow
 
     metadata = json.loads((artifacts_dir / METADATA_FILE).read_text())
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+    mlflow.set_tracking_uri(_tracking_uri(settings))
+    mlflow.set_registry_uri(_tracking_uri(settings))
     mlflow.set_experiment(settings.mlflow_experiment)
     with mlflow.start_run(run_name=metadata["model_version"]) as run:
         mlflow.log_params({**HYPERPARAMETERS, "seed": SEED, "threshold": metadata["threshold"],
@@ -209,7 +196,7 @@ def download_version(number: int, destination: Path, settings: RegistrySettings 
         return final
     staging = Path(tempfile.mkdtemp(prefix=f".v{number}-", dir=destination))
     try:
-        mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+        mlflow.set_tracking_uri(_tracking_uri(settings))
         downloaded = mlflow.artifacts.download_artifacts(
             run_id=version.run_id, artifact_path=RUN_ARTIFACTS, dst_path=str(staging),
             tracking_uri=settings.mlflow_tracking_uri,

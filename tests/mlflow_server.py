@@ -18,12 +18,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 
+from core.settings import RegistrySettings
+from db.admin import drop_database
 from db.mlflow_store import ensure_mlflow_database
-from model.registry import RegistrySettings
 from tests.api_server import free_port, start_server_process
 
 # a first start creates and migrates MLflow's tables: about 30 s on a shared 2-core machine
@@ -52,9 +51,7 @@ def mlflow_url(database_url: str) -> Iterator[str]:
         os.environ["MLFLOW_TRACKING_URI"] = previous
     stop()
     shutil.rmtree(artifacts, ignore_errors=True)
-    admin = make_url(database_url).set(drivername="postgresql", database="postgres")
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_database(server_url=database_url, name=name)
 
 
 @pytest.fixture

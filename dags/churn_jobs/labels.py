@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.error_types import ErrorType
+from core.files import list_visible_files, write_atomic
+from core.settings import LabelSettings
 from model.contract import IDENTIFIER, IDENTIFIER_MAX_LENGTH
-from model.error_types import ErrorType
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LABEL_COLUMNS = (IDENTIFIER, "churn", "known_at")
 OUTCOMES = {"Yes": 1, "No": 0}
 CONTRADICTORY = "contradictory_label"
@@ -51,19 +51,6 @@ CONTRADICTORY = "contradictory_label"
 FUTURE_TOLERANCE = timedelta(minutes=5)
 log = logging.getLogger(__name__)
 
-
-class LabelSettings(BaseSettings):
-    """Where label files arrive, and where their bad rows are set aside."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    labels_dir: Path = REPO_ROOT / "labels"
-    labels_bad_dir: Path = REPO_ROOT / "bad_data" / "labels"
-
-    @property
-    def processed_dir(self) -> Path:
-        """Ingested files are moved here (hidden: the DAG's listing skips it)."""
-        return self.labels_dir / ".processed"
 
 
 @dataclass(frozen=True)
@@ -91,9 +78,7 @@ class UnreadableLabelFileError(ValueError):
 
 def list_label_files(labels_dir: Path) -> list[Path]:
     """Every visible file of the labels folder, by name (hidden: being written, or processed)."""
-    if not labels_dir.is_dir():
-        return []
-    return sorted(p for p in labels_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    return list_visible_files(labels_dir)
 
 
 def read_label_file(path: Path) -> pd.DataFrame:
@@ -246,9 +231,9 @@ def ingest_label_file(path: Path, *, settings: LabelSettings | None = None,
     for line, stored_churn in stored.contradicted.items():  # a stored label says otherwise
         reasons[line - 2] = [f"{CONTRADICTORY}:churn (stored label: "
                              f"{'Yes' if stored_churn else 'No'})"]
-    bad = _write_bad_rows(frame, reasons, path.name, settings) if reasons else None
+    bad_rows = _write_bad_rows(frame, reasons, path.name, settings) if reasons else None
     _move_processed(path, settings)
-    return LabelFileReport(**{**stored.to_dict(), "bad_file": str(bad) if bad else None})
+    return LabelFileReport(**{**stored.to_dict(), "bad_file": str(bad_rows) if bad_rows else None})
 
 
 def _write_bad_rows(frame: pd.DataFrame, reasons: dict[int, list[str]], name: str,
@@ -263,10 +248,7 @@ def _write_bad_bytes(path: Path, settings: LabelSettings) -> Path:
 
 
 def _write_atomic(target: Path, data: bytes) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, target)
+    write_atomic({target: data})
     return target
 
 

@@ -8,26 +8,14 @@ its window. Grafana reads the `realized_performance` table.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.settings import RealizedPerformanceSettings
 from db.labels import count_predictions_per_window, labelled_predictions
 from db.lifecycle import replace_realized_performance, training_f1
 from model.performance import realized_performance
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class RealizedPerformanceSettings(BaseSettings):
-    """The window of realized performance (minutes of prediction time; a day is 1440)."""
-
-    model_config = SettingsConfigDict(env_file=REPO_ROOT / ".env", extra="ignore")
-
-    realized_window_minutes: int = Field(default=60, ge=1)
 
 
 def window_rows(judged: pd.DataFrame, counts: pd.DataFrame, window_minutes: int) -> list[dict[str, Any]]:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from api import crud
+from db import predictions as stored_predictions
 from db import session as db_session
-from model.contract import default_record
+from tests.factories import customer_record
 
 
 def test_label_files_are_stored_joined_and_scored(
@@ -25,8 +25,8 @@ def test_label_files_are_stored_joined_and_scored(
     made = datetime.now(UTC) - timedelta(minutes=30)
     with db_session.session_scope() as session:
         for i in range(4):
-            crud.create_predictions(
-                session=session, source="scheduled", records=[{**default_record(), "customer_id": f"C{i}"}],
+            stored_predictions.create_predictions(
+                session=session, source="scheduled", records=[customer_record(customer_id=f"C{i}")],
                 labels=[i % 2], probabilities=[0.8 if i % 2 else 0.1], model_version="v-dag", created_at=made)
     known = (made + timedelta(minutes=10)).isoformat()
     (labels_dir / "outcomes_1.csv").write_text(

@@ -10,27 +10,27 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from api import crud
+from core.settings import LabelSettings
 from dags.churn_jobs.labels import (
-    LabelSettings,
     ingest_label_file,
     parse_known_at,
     read_label_file,
     validate_labels,
 )
+from db import predictions as stored_predictions
 from db import session as db_session
 from db.labels import labelled_predictions
-from model.contract import default_record
+from tests.factories import customer_record
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def _predict(customer: str, at: str, label: int = 0, version: str = "v-test") -> int:
     with db_session.session_scope() as session:
-        (id_,) = crud.create_predictions(
-            session=session, source="scheduled", records=[{**default_record(), "customer_id": customer}],
+        (id_,) = stored_predictions.create_predictions(
+            session=session, source="scheduled", records=[customer_record(customer_id=customer)],
             labels=[label], probabilities=[0.7 if label else 0.2], model_version=version,
-            created_at=datetime.fromisoformat(at))
+            created_at=datetime.fromisoformat(at)).ids
     return id_
 
 

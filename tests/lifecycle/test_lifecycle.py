@@ -11,21 +11,21 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import text
 
-from api import crud
+from core.settings import LifecycleSettings, RegistrySettings
+from db import predictions as stored_predictions
 from db import session as db_session
 from db.lifecycle import list_decisions, store_shadow_predictions
-from model.contract import default_record
 from model.lifecycle import (
     LifecycleError,
-    LifecycleSettings,
     promote,
     retrain,
     rollback,
     run_gate,
     should_retrain,
 )
-from model.registry import CHALLENGER, CHAMPION, RegistrySettings, log_training_run, version_by_alias
+from model.registry import CHALLENGER, CHAMPION, log_training_run, version_by_alias
 from model.train import train
+from tests.factories import customer_record
 
 SETTINGS = LifecycleSettings(retrain_min_new_labels=20, gate_min_rows=100, gate_min_margin=0.02,
                              gate_segment_tolerance=0.05, gate_min_segment_rows=20)
@@ -45,12 +45,12 @@ def _served(version: str, n: int, start: datetime, prefix: str) -> list[int]:
     ids = []
     with db_session.session_scope() as session:
         for i in range(n):
-            record = {**default_record(), "customer_id": f"{prefix}{i}", "contract": CONTRACTS[i % 3],
-                      "tenure": int(rng.integers(0, 72))}
-            (id_,) = crud.create_predictions(
+            record = customer_record(customer_id=f"{prefix}{i}", contract=CONTRACTS[i % 3],
+                                     tenure=int(rng.integers(0, 72)))
+            (id_,) = stored_predictions.create_predictions(
                 session=session, source="scheduled", records=[record], labels=[i % 2],
                 probabilities=[0.6 if i % 2 else 0.3], model_version=version,
-                created_at=start + timedelta(seconds=i))
+                created_at=start + timedelta(seconds=i)).ids
             ids.append(id_)
         session.execute(text("""
             INSERT INTO label_files (file_name, checksum, rows, stored_rows, invalid_rows, duplicate_rows,

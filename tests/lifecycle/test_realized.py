@@ -10,11 +10,12 @@ import pytest
 from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 from sqlalchemy import text
 
-from api import crud
-from dags.churn_jobs.labels import LabelSettings, ingest_label_file
-from dags.churn_jobs.realized import RealizedPerformanceSettings, refresh_realized_performance
+from core.settings import LabelSettings, RealizedPerformanceSettings
+from dags.churn_jobs.labels import ingest_label_file
+from dags.churn_jobs.realized import refresh_realized_performance
+from db import predictions as stored_predictions
 from db import session as db_session
-from model.contract import default_record
+from tests.factories import customer_record
 
 START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 
@@ -25,8 +26,8 @@ def _seed(n: int, version: str, start: datetime, seed: int) -> tuple[list[str], 
     probabilities = rng.random(n)
     with db_session.session_scope() as session:
         for i, customer in enumerate(customers):
-            crud.create_predictions(
-                session=session, source="scheduled", records=[{**default_record(), "customer_id": customer}],
+            stored_predictions.create_predictions(
+                session=session, source="scheduled", records=[customer_record(customer_id=customer)],
                 labels=[int(probabilities[i] >= 0.5)], probabilities=[float(probabilities[i])],
                 model_version=version, created_at=start + timedelta(seconds=i))
     outcomes = (rng.random(n) < probabilities * 0.8 + 0.1).astype(int)

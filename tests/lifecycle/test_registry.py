@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from model.contract import default_record
+from core.settings import RegistrySettings
 from model.predictor import Predictor
 from model.registry import (
     CHALLENGER,
     CHAMPION,
-    RegistrySettings,
     delete_alias,
     download_version,
     log_training_run,
     version_by_alias,
 )
 from model.train import METADATA_FILE, train
+from tests.factories import customer_record
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,6 @@ def test_a_downloaded_version_scores_like_the_local_artifacts(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
     loaded, local = Predictor(folder), Predictor(trained)
     assert loaded.version == local.version == registered.model_version
-    record = default_record()
+    record = customer_record()
     assert loaded.predict_proba([record])[0] == pytest.approx(local.predict_proba([record])[0])
     assert download_version(registered.number, tmp_path, registry_settings) == folder  # cached

@@ -8,7 +8,7 @@ index by (customer_id, created_at): a label looks up its customer's latest predi
 `model_versions.registry_version` is MLflow's version number of a model.
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0005
 """
 
 from collections.abc import Sequence
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = '0009'
-down_revision: str | None = '0004'
+down_revision: str | None = '0005'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
