@@ -9,9 +9,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.serving import ServedModels
 from core.settings import ApiServerSettings
 from db.session import get_session
-from model.predictor import Predictor
 
 bearer = HTTPBearer(auto_error=False, description="Needed when the API runs with API_TOKEN set")
 
@@ -20,14 +20,15 @@ def get_settings(request: Request) -> ApiServerSettings:
     return request.app.state.settings
 
 
-def get_predictor(request: Request) -> Predictor:
-    predictor: Predictor | None = request.app.state.predictor
-    if predictor is None:
+def get_served_models(request: Request) -> ServedModels:
+    """The models this request is served by: one snapshot, read once (see api/serving.py)."""
+    models: ServedModels | None = request.app.state.models.current
+    if models is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "the model is not loaded: run `python -m model.train`, then restart the API",
         )
-    return predictor
+    return models
 
 
 def require_token(
@@ -49,5 +50,5 @@ def require_token(
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+ServedModelsDep = Annotated[ServedModels, Depends(get_served_models)]
 SettingsDep = Annotated[ApiServerSettings, Depends(get_settings)]

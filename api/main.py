@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -17,12 +17,12 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from api.batching import GroupScorer
 from api.deps import require_token
 from api.errors import register_error_handlers
 from api.routers import health, model, predictions
 from api.routers.predictions import request_schema_components
-from core.settings import ApiServerSettings
+from api.serving import ModelHolder, RegistryFollower, build_served
+from core.settings import ApiServerSettings, RegistrySettings
 from db.session import get_engine
 from model.predictor import ModelNotTrainedError, Predictor
 
@@ -34,19 +34,40 @@ GC_GEN0_THRESHOLD = 50_000  # allocations between young-generation collections (
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiServerSettings = app.state.settings
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        app.state.predictor = Predictor(settings.model_artifacts_dir)
-        app.state.scorer = GroupScorer(
-            app.state.predictor, on_model_call=app.state.model_call_records.observe,
-        )
-        log.info("model %s loaded", app.state.predictor.version)
-    except ModelNotTrainedError as error:
-        # keep serving /health (which reports the model down) rather than refusing to start
-        log.error("%s", error)
-        app.state.predictor = app.state.scorer = None
+    holder: ModelHolder = app.state.models
+    follower = _load_models(holder, app.state.registry, app.state.model_call_records.observe, settings)
     _tune_garbage_collector()
+    if follower is not None:
+        follower.start()
     yield
+    if follower is not None:
+        follower.stop()
     get_engine().dispose()
+
+
+def _load_models(holder: ModelHolder, registry: RegistrySettings, on_model_call: Callable[[int], None],
+                 settings: ApiServerSettings) -> RegistryFollower | None:
+    """The registry's champion when there is a registry that answers, else the local artifacts.
+
+    Returns the follower that keeps the models in step with the registry's aliases (None when
+    MLFLOW_TRACKING_URI is unset).
+    """
+    follower = RegistryFollower(holder, registry, on_model_call) if registry.enabled else None
+    if follower is not None:
+        try:
+            follower.refresh()
+        except Exception:  # the registry is another service; the local artifacts still serve
+            log.exception("the model registry did not answer at start: serving %s until it does",
+                          settings.model_artifacts_dir)
+    if holder.current is None:
+        try:
+            holder.swap(build_served(Predictor(settings.model_artifacts_dir), on_model_call=on_model_call))
+        except ModelNotTrainedError as error:
+            # keep serving /health (which reports the model down) rather than refusing to start
+            log.error("%s", error)
+    if holder.current is not None:
+        log.info("model %s loaded", holder.current.champion.version)
+    return follower
 
 
 def _tune_garbage_collector() -> None:
@@ -97,7 +118,9 @@ def _document_request_body(app: FastAPI, max_records: int) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: ApiServerSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ApiServerSettings | None = None, registry: RegistrySettings | None = None,
+) -> FastAPI:
     settings = settings or ApiServerSettings()
     app = FastAPI(
         title="Churn prediction API",
@@ -106,7 +129,8 @@ def create_app(settings: ApiServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.predictor = None
+    app.state.registry = registry or RegistrySettings()
+    app.state.models = ModelHolder()  # filled in the lifespan, swapped when the registry moves
     protected = [Depends(require_token)]
     app.include_router(health.router)
     app.include_router(model.router, dependencies=protected)

@@ -30,7 +30,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 
-from core.settings import REPO_ROOT, AirflowSettings, DatabaseSettings, LauncherSettings
+from core.settings import REPO_ROOT, AirflowSettings, DatabaseSettings, LauncherSettings, MlflowServerSettings
 from db import embedded
 from launcher.services import Service, command_for
 
@@ -122,8 +122,8 @@ def make_data_folders() -> None:
 # --- services ---------------------------------------------------------------------------------------
 
 def available_services() -> list[str]:
-    """Every service whose code has landed, in start order."""
-    names = []
+    """Every service whose code has landed, in start order (the model registry first)."""
+    names = ["mlflow"]
     if (REPO_ROOT / "api" / "main.py").exists():
         names.append("api")
     if (REPO_ROOT / "webapp" / "app.py").exists():
@@ -146,8 +146,8 @@ def describe(name: str, env: Mapping[str, str]) -> Service:
         os.environ.update(saved)
 
 
-PORT_VARIABLES = {"api": "API_PORT", "webapp": "WEBAPP_PORT", "airflow-api-server": "AIRFLOW_API_PORT",
-                  "grafana": "GRAFANA_PORT"}
+PORT_VARIABLES = {"mlflow": "MLFLOW_PORT", "api": "API_PORT", "webapp": "WEBAPP_PORT",
+                  "airflow-api-server": "AIRFLOW_API_PORT", "grafana": "GRAFANA_PORT"}
 
 
 def check_ports_free(names: Iterable[str], env: Mapping[str, str]) -> None:
@@ -306,6 +306,22 @@ def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
     return env, started_db
 
 
+def start_registry(env: dict[str, str], settings: LauncherSettings) -> RunningService:
+    """Start the MLflow server, point every child at it, register the first champion.
+
+    MLFLOW_TRACKING_URI is set to this server unless the user gave another one. The register step
+    logs model/artifacts as version 1 with the alias `champion` when the registry has no champion
+    yet (a second `make run` keeps the registry as it is), so the API starts on a registry model.
+    """
+    mlflow = start_service("mlflow", env, settings.local_logs_dir)
+    if wait_until_up([mlflow], settings.startup_timeout_seconds):
+        raise SystemExit(f"mlflow did not start; see {mlflow.log_path}:\n{tail(mlflow.log_path)}")
+    env.setdefault("MLFLOW_TRACKING_URI", MlflowServerSettings().url)
+    registered = run_step("register-model", env, settings.local_logs_dir).strip().splitlines()
+    log(f"model registry: {registered[-1] if registered else 'see .local/logs/register-model.log'}")
+    return mlflow
+
+
 def print_urls(running: Iterable[RunningService], env: Mapping[str, str]) -> None:
     lines = [f"  {r.service.name:20} {r.service.url:32} login: {r.service.login}"
              for r in running if r.service.url]
@@ -347,8 +363,10 @@ def main() -> None:
         load_env_file()
         check_ports_free(available_services(), dict(os.environ))  # before any slow step
         env, started_db = prepare(settings)
+        running.append(start_registry(env, settings))
         for name in available_services():
-            running.append(start_service(name, env, settings.local_logs_dir))
+            if name != "mlflow":
+                running.append(start_service(name, env, settings.local_logs_dir))
         log(f"started {', '.join(r.service.name for r in running)}")
         failed = wait_until_up(running, settings.startup_timeout_seconds)
         for name in failed:
