@@ -189,6 +189,10 @@ class LauncherSettings(_Settings):
     stop_grace_seconds: float = Field(default=20, gt=0)
     # false: start with an empty raw-data and drop your own files in
     seed_raw_data: bool = True
+    # false: no label files are written for predicted customers (scripts/seed_labels.py)
+    seed_labels: bool = True
+    # true: once the stack is up, run the concept-drift scenario (scripts/concept_drift_scenario.py)
+    run_concept_drift_scenario: bool = False
 
 
 class PredictionJobSettings(DataFolderSettings, ApiClientSettings):
@@ -241,6 +245,15 @@ class LabelSettings(_Settings):
     def processed_dir(self) -> Path:
         """Ingested files are moved here (hidden: the DAG's listing skips it)."""
         return self.labels_dir / ".processed"
+
+
+class LabelSeedSettings(LabelSettings):
+    """`make run`'s stand-in for outcomes coming back: label files for customers already predicted."""
+
+    # a customer's outcome becomes known this long after its (latest) prediction
+    label_delay_seconds: float = Field(default=300, ge=0)
+    # the seeding job looks for newly predictable outcomes this often
+    label_seed_every_seconds: float = Field(default=60, gt=0)
 
 
 class RealizedPerformanceSettings(_Settings):

@@ -200,3 +200,22 @@ def count_labels_received_since(*, since: datetime) -> int:
         return int(connection.execute(text(
             "SELECT count(*) FROM labels WHERE received_at > :since AND prediction_id IS NOT NULL"),
             {"since": since}).scalar_one())
+
+
+def customers_awaiting_label(
+    *, predicted_before: datetime, limit: int = 10_000,
+) -> list[tuple[str, datetime]]:
+    """Customers predicted at or before `predicted_before` who have no stored label yet.
+
+    Returns (customer_id, time of the customer's latest prediction up to then), oldest first, at
+    most `limit`. What `scripts/seed_labels.py` writes outcomes for (demo and `make run`).
+    """
+    with get_engine().connect() as connection:
+        rows = connection.execute(text("""
+            SELECT p.customer_id, max(p.created_at) AS predicted_at
+            FROM predictions p
+            WHERE p.customer_id IS NOT NULL AND p.created_at <= :cutoff
+              AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.customer_id = p.customer_id)
+            GROUP BY p.customer_id ORDER BY predicted_at LIMIT :limit"""),
+            {"cutoff": predicted_before, "limit": limit})
+        return [(row.customer_id, row.predicted_at) for row in rows]

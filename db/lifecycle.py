@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from db.models import ModelVersion, PromotionDecision, RealizedPerformanceWindow, ShadowPrediction
@@ -108,3 +108,10 @@ def latest_realized_f1(
                    RealizedPerformanceWindow.f1.is_not(None))
             .order_by(RealizedPerformanceWindow.window_start.desc()).limit(1)).first()
     return None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
+
+
+def count_shadow_predictions(*, prediction_ids: Sequence[int]) -> int:
+    """How many of these predictions the challenger has scored in shadow (any version)."""
+    with session_scope() as session:
+        return session.scalar(select(func.count(func.distinct(ShadowPrediction.prediction_id)))
+                              .where(ShadowPrediction.prediction_id.in_(list(prediction_ids)))) or 0

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -317,9 +318,23 @@ def start_registry(env: dict[str, str], settings: LauncherSettings) -> RunningSe
     if wait_until_up([mlflow], settings.startup_timeout_seconds):
         raise SystemExit(f"mlflow did not start; see {mlflow.log_path}:\n{tail(mlflow.log_path)}")
     env.setdefault("MLFLOW_TRACKING_URI", MlflowServerSettings().url)
-    registered = run_step("register-model", env, settings.local_logs_dir).strip().splitlines()
-    log(f"model registry: {registered[-1] if registered else 'see .local/logs/register-model.log'}")
+    output = run_step("register-model", env, settings.local_logs_dir).splitlines()
+    said = [line for line in output if line.startswith(("registered version", "champion already"))]
+    log(f"model registry: {said[-1] if said else 'see .local/logs/register-model.log'}")
     return mlflow
+
+
+def run_concept_drift_scenario(env: Mapping[str, str], settings: LauncherSettings) -> None:
+    """The concept-drift scenario against the running stack (RUN_CONCEPT_DRIFT_SCENARIO=true);
+    its figures and timeline are printed here and kept in .local/logs/concept-drift-scenario.log."""
+    log("concept-drift scenario: running (scripts/concept_drift_scenario.py)")
+    try:
+        output = run_step("concept-drift-scenario", env, settings.local_logs_dir)
+    except SystemExit as failure:  # a failed scenario is reported; the stack keeps running
+        log(f"concept-drift scenario failed: {failure}")
+        return
+    summary = output[output.find("realized F1 before"):] if "realized F1 before" in output else output
+    log("concept-drift scenario done:\n" + summary.rstrip())
 
 
 def print_urls(running: Iterable[RunningService], env: Mapping[str, str]) -> None:
@@ -367,6 +382,8 @@ def main() -> None:
         for name in available_services():
             if name != "mlflow":
                 running.append(start_service(name, env, settings.local_logs_dir))
+        if settings.seed_labels:  # outcomes of predicted customers, LABEL_DELAY_SECONDS later
+            running.append(start_service("seed-labels", env, settings.local_logs_dir))
         log(f"started {', '.join(r.service.name for r in running)}")
         failed = wait_until_up(running, settings.startup_timeout_seconds)
         for name in failed:
@@ -374,6 +391,8 @@ def main() -> None:
         log(f"services up in {time.monotonic() - began:.1f}s")
         print_urls(running, env)
         unpause_dags(env, settings.local_logs_dir, timeout=120)
+        if settings.run_concept_drift_scenario:
+            threading.Thread(target=run_concept_drift_scenario, args=(env, settings), daemon=True).start()
         supervise(running)
     except KeyboardInterrupt:
         log("stopping...")

@@ -139,6 +139,16 @@ def mlflow() -> Service:
     return Service("mlflow", argv, url=url, login="none", health_url=f"{url}/health")
 
 
+def seed_labels() -> Service:
+    # make run's stand-in for outcomes coming back: label files for customers already predicted
+    return Service("seed-labels", _python("-m", "scripts.seed_labels", "--every"))
+
+
+def concept_drift_scenario() -> Service:
+    return Service("concept-drift-scenario", _python("-m", "scripts.concept_drift_scenario"),
+                   long_running=False)
+
+
 def register_model() -> Service:
     # the first champion: the artifacts trained at setup, registered once (later runs keep theirs)
     return Service("register-model", _python("-m", "model.registry", "register", "--if-no-champion"),
@@ -189,6 +199,8 @@ SERVICES: dict[str, Callable[[], Service]] = {
     "grafana": grafana,
     "mlflow": mlflow,
     "register-model": register_model,
+    "seed-labels": seed_labels,
+    "concept-drift-scenario": concept_drift_scenario,
 }
 
 

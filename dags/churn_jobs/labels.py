@@ -40,7 +40,7 @@ from typing import Any
 import pandas as pd
 
 from core.error_types import ErrorType
-from core.files import list_visible_files, write_atomic
+from core.files import UnreadableFileError, decode_text, list_visible_files, write_atomic
 from core.settings import LabelSettings
 from model.contract import IDENTIFIER, IDENTIFIER_MAX_LENGTH
 
@@ -83,15 +83,10 @@ def list_label_files(labels_dir: Path) -> list[Path]:
 
 def read_label_file(path: Path) -> pd.DataFrame:
     """The file's rows as text (empty cells as ""), or UnreadableLabelFileError saying why not."""
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise UnreadableLabelFileError(f"{path.name}: the file has no bytes")
-    if b"\x00" in raw[:65536]:
-        raise UnreadableLabelFileError(f"{path.name}: binary content (NUL bytes), not a CSV")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UnreadableLabelFileError(f"{path.name}: not UTF-8 text (byte {error.start})") from error
+    try:  # the project's one decoder (core/files.py): same rules as customer files
+        text = decode_text(path.read_bytes())
+    except UnreadableFileError as error:
+        raise UnreadableLabelFileError(f"{path.name}: {error.detail}") from error
     try:  # keep_default_na=False: a customer id "NA" is an id, not a missing value
         frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
