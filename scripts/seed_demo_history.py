@@ -16,6 +16,9 @@ files ingested since are scored (source `scheduled`), and people score a custome
   tenure, paying more and by electronic check; PSI jumps and the model predicts churn for all;
 - healthy data before, between and after.
 
+Outcomes come back for 80 % of the demo's predictions (scripts/demo_outcomes.py): the newcomers
+of the drift episode all stay, so the realized F1 of its windows falls below the training F1.
+
 What it writes is marked: `ingested_files.dag_run_id = 'demo-history'` and batch keys starting
 with `demo-history:` (their predictions go with them), which is what `--remove` deletes.
 """
@@ -40,6 +43,7 @@ from db.statistics import delete_ingestion_statistics, record_ingestion_statisti
 from model.contract import FEATURES, FEATURES_BY_NAME, IDENTIFIER, NUMERIC_FEATURES, REQUIRED_COLUMNS
 from model.data import load_dataset
 from model.predictor import Predictor
+from scripts.demo_outcomes import ScoredDemoRecord, write_demo_realized_performance
 
 DEMO_RUN_ID = "demo-history"
 DEMO_BATCH_PREFIX = "demo-history:"
@@ -110,6 +114,7 @@ class DemoWriter:
     awaiting_scoring: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
     batches: list[PendingBatch] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"files": 0, "predictions": 0})
+    scored: list[ScoredDemoRecord] = field(default_factory=list)  # for the realized performance
 
     def write_minute(self, moment: datetime) -> None:
         if not self.timeline.within(moment, self.timeline.outage):
@@ -179,6 +184,9 @@ class DemoWriter:
                 batch_key=batch.batch_key, created_at=batch.created_at,
             )
             self.counts["predictions"] += len(batch.records)
+            drift = self.timeline.within(batch.created_at, self.timeline.drift)
+            self.scored += [ScoredDemoRecord(r[IDENTIFIER], batch.created_at, p.label, p.probability, drift)
+                            for r, p in zip(batch.records, results, strict=True)]
         self.batches.clear()
 
 
@@ -248,6 +256,8 @@ def seed_demo_history(*, session: Session, hours: float, end: datetime, seed: in
         writer.write_minute(moment)
     writer.score_scheduled(timeline.end)
     writer.write_predictions()
+    writer.counts["realized_windows"] = write_demo_realized_performance(
+        writer.scored, dataset=writer.dataset, model_version=writer.predictor.version, rng=writer.rng)
     return writer.counts
 
 

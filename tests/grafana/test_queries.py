@@ -113,6 +113,7 @@ INCIDENT_MOMENTS = {
     "churn-single-label": lambda t: t.drift[1] - timedelta(minutes=5),
     "churn-rate-far-from-training": lambda t: t.drift[1] - timedelta(minutes=5),
     "churn-feature-psi": lambda t: t.drift[1],
+    "churn-realized-f1-below-training": lambda t: t.drift[1] - timedelta(minutes=5),
 }
 
 
