@@ -3,7 +3,7 @@ windows fall significantly below the training F1, the healthy ones do not."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -19,7 +19,7 @@ def test_the_realized_f1_panel_shows_the_drift_windows_below_training(
     timeline = demo_db.timeline
     sql = expand_macros(panel["targets"][0]["rawSql"], start=timeline.start, end=timeline.end,
                         interval=timedelta(minutes=1))
-    series: dict[str, dict[object, float]] = {}
+    series: dict[str, dict[datetime, float]] = {}
     for time, metric, value in reader.execute(sql).fetchall():
         series.setdefault(metric.split(" ", 1)[1], {})[time] = float(value)  # "<version> <what>"
     realized, high, training = series["realized F1"], series["95 % high"], series["training F1"]
