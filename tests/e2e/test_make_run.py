@@ -93,6 +93,7 @@ def launcher_env(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "BAD_DATA_DIR": str(tmp_path / "bad_data"), "STOP_GRACE_SECONDS": "10",
         "MLFLOW_PORT": str(free_port(HOST)), "MLFLOW_DATABASE": mlflow_database,
         "MLFLOW_ARTIFACTS_DIR": str(tmp_path / "mlflow-artifacts"),
+        "LABELS_DIR": str(tmp_path / "labels"), "LABELS_BAD_DIR": str(tmp_path / "bad_labels"),
         "PATH": os.environ["PATH"],
     })
     env.pop("API_TOKEN", None)
@@ -130,7 +131,7 @@ def test_make_run_serves_every_url_stops_cleanly_and_reuses_its_data(launcher_en
     assert "grafana" in first  # started, or why not
     seeded = sorted(Path(launcher_env["RAW_DATA_DIR"]).glob("*.csv"))
     assert re.search(r"raw-data: seeded .* with 20 files", first)
-    for service in ("api", "webapp", "airflow-scheduler", "airflow-dag-processor"):
+    for service in ("api", "webapp", "airflow-scheduler", "airflow-dag-processor", "mlflow", "seed-labels"):
         assert (Path(launcher_env["LOCAL_LOGS_DIR"]) / f"{service}.log").stat().st_size > 0
 
     second, _ = _run_until_ready_then_interrupt(launcher_env)
