@@ -15,13 +15,15 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from api.serving import build_served, score_in_shadow
 from core.settings import RegistrySettings
 from db import session as db_session
 from model.lifecycle import promote
+from model.predictor import Predictor
 from model.registry import CHALLENGER, CHAMPION, log_training_run
 from model.train import METADATA_FILE, train
 from tests.api_server import start_api_server
-from tests.factories import customer_records
+from tests.factories import customer_record, customer_records
 
 THREADS = 6
 POLL_SECONDS = "0.5"
@@ -160,6 +162,8 @@ def test_a_promotion_under_concurrent_load_fails_no_request_and_switches_version
     assert not failures, failures[:5]
     answered = [r for thread in results for r in thread]
     assert len(answered) > 40
+    print(f"\n{len(answered)} requests from {THREADS} threads during the promotion, 0 failed; "
+          f"{sum(v == new.model_version for _, v, _ in answered)} answered by the promoted version")
     versions = {old.model_version, new.model_version}
     stored = _stored_versions([id_ for _, _, ids in answered for id_ in ids])
     assert len(stored) == sum(len(ids) for _, _, ids in answered)  # every answered row is stored
@@ -171,3 +175,16 @@ def test_a_promotion_under_concurrent_load_fails_no_request_and_switches_version
         switch = seen.index(new.model_version)
         assert switch > 0 and set(seen[:switch]) == {old.model_version}
         assert set(seen[switch:]) == {new.model_version}
+
+
+def test_a_failing_challenger_never_fails_the_request_it_shadows(
+    two_models: tuple[Path, Path], clean_db: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, _ = two_models
+    predictor = Predictor(first)
+    models = build_served(predictor, challenger=predictor)
+    # prediction 999999 does not exist: the database refuses the shadow row
+    assert score_in_shadow(models, [999_999], [customer_record()]) == 0
+    assert "could not score 1 records in shadow" in caplog.text
+    with db_session.session_scope() as session:
+        assert session.scalar(text("SELECT count(*) FROM shadow_predictions")) == 0
