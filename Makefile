@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACT := model/artifacts/model.joblib
 
-.PHONY: run test lint bench install train lock clean-data
+.PHONY: run test lint bench install train lock clean-data scenario
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ train: $(STAMP)
 
 run: $(STAMP) $(ARTIFACT)
 	$(PY) -m launcher.run_local
+
+# The lifecycle loop on a seeded concept drift, against the stack `make run` started (README).
+scenario: $(STAMP)
+	$(PY) -m scripts.concept_drift_scenario
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

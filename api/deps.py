@@ -11,9 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from api.serving import ServedModels
 from core.settings import ApiServerSettings
 from db.session import new_session
-from model.predictor import Predictor
 
 bearer = HTTPBearer(auto_error=False, description="Needed when the API runs with API_TOKEN set")
 
@@ -22,14 +22,15 @@ def get_settings(request: Request) -> ApiServerSettings:
     return request.app.state.settings
 
 
-async def get_predictor(request: Request) -> Predictor:
-    predictor: Predictor | None = request.app.state.predictor
-    if predictor is None:
+async def get_served_models(request: Request) -> ServedModels:
+    """The models this request is served by: one snapshot, read once (see api/serving.py)."""
+    models: ServedModels | None = request.app.state.models.current
+    if models is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "the model is not loaded: run `python -m model.train`, then restart the API",
         )
-    return predictor
+    return models
 
 
 async def require_token(
@@ -72,5 +73,5 @@ async def request_session() -> AsyncIterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(request_session)]
-PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+ServedModelsDep = Annotated[ServedModels, Depends(get_served_models)]
 SettingsDep = Annotated[ApiServerSettings, Depends(get_settings)]

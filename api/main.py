@@ -21,7 +21,8 @@ from api.errors import register_error_handlers
 from api.reports import ReportFiles
 from api.routers import health, model, predictions
 from api.routers.predictions import request_schema_components
-from core.settings import ApiServerSettings
+from api.serving import ModelHolder, RegistryFollower, build_served
+from core.settings import ApiServerSettings, RegistrySettings
 from db.session import get_engine
 from model.predictor import ModelNotTrainedError, Predictor
 
@@ -33,17 +34,42 @@ GC_GEN0_THRESHOLD = 50_000  # allocations between young-generation collections (
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiServerSettings = app.state.settings
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        # one ONNX Runtime session for the process, shared by every request thread
-        app.state.predictor = Predictor(settings.model_artifacts_dir)
-        log.info("model %s loaded", app.state.predictor.version)
-    except ModelNotTrainedError as error:
-        # keep serving /health (which reports the model down) rather than refusing to start
-        log.error("%s", error)
-        app.state.predictor = None
+    holder: ModelHolder = app.state.models
+    follower = _load_models(holder, app.state.registry, settings)
     _tune_garbage_collector()
+    if follower is not None:
+        follower.start()
     yield
+    if follower is not None:
+        follower.stop()
     get_engine().dispose()
+
+
+def _load_models(
+    holder: ModelHolder, registry: RegistrySettings, settings: ApiServerSettings,
+) -> RegistryFollower | None:
+    """The registry's champion when there is a registry that answers, else the local artifacts.
+
+    Returns the follower that keeps the models in step with the registry's aliases (None when
+    MLFLOW_TRACKING_URI is unset).
+    """
+    follower = RegistryFollower(holder, registry) if registry.enabled else None
+    if follower is not None:
+        try:
+            follower.refresh()
+        except Exception:  # the registry is another service; the local artifacts still serve
+            log.exception("the model registry did not answer at start: serving %s until it does",
+                          settings.model_artifacts_dir)
+    if holder.current is None:
+        try:
+            # one ONNX Runtime session for the process, shared by every request thread
+            holder.swap(build_served(Predictor(settings.model_artifacts_dir)))
+        except ModelNotTrainedError as error:
+            # keep serving /health (which reports the model down) rather than refusing to start
+            log.error("%s", error)
+    if holder.current is not None:
+        log.info("model %s loaded", holder.current.champion.version)
+    return follower
 
 
 def _tune_garbage_collector() -> None:
@@ -94,7 +120,9 @@ def _document_request_body(app: FastAPI, max_records: int) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: ApiServerSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ApiServerSettings | None = None, registry: RegistrySettings | None = None,
+) -> FastAPI:
     settings = settings or ApiServerSettings()
     app = FastAPI(
         title="Churn prediction API",
@@ -103,7 +131,8 @@ def create_app(settings: ApiServerSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.predictor = None
+    app.state.registry = registry or RegistrySettings()
+    app.state.models = ModelHolder()  # filled in the lifespan, swapped when the registry moves
     protected = [Depends(require_token)]
     app.include_router(health.router)
     app.include_router(model.router, dependencies=protected)

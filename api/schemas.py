@@ -137,7 +137,14 @@ class PastPredictions(BaseModel):
     items: list[StoredPrediction]
 
 
+class ServedVersion(BaseModel):
+    registry_version: int | None = Field(description="MLflow's version number; null: local artifacts")
+    model_version: str = Field(description="The version stored with every prediction it makes")
+
+
 class ModelInfo(BaseModel):
+    champion: ServedVersion = Field(description="Answers every request")
+    challenger: ServedVersion | None = Field(description="Scores every request in shadow; never answers")
     model_version: str
     trained_at: datetime
     metrics: dict[str, float]

@@ -210,7 +210,86 @@ class LauncherSettings(_Settings):
     stop_grace_seconds: float = Field(default=20, gt=0)
     # false: start with an empty raw-data and drop your own files in
     seed_raw_data: bool = True
+    # false: no label files are written for predicted customers (scripts/seed_labels.py)
+    seed_labels: bool = True
+    # true: once the stack is up, run the concept-drift scenario (scripts/concept_drift_scenario.py)
+    run_concept_drift_scenario: bool = False
 
 
 class PredictionJobSettings(DataFolderSettings, ApiClientSettings):
     """Everything the `prediction_job` DAG needs: good_data, and how to call the API."""
+
+
+# --- the model registry and the lifecycle -----------------------------------------------------------
+
+class RegistrySettings(_Settings):
+    """Where the MLflow tracking server is and what the model is called in it (model/registry.py)."""
+
+    # unset: no registry (training writes local artifacts only; the API serves MODEL_ARTIFACTS_DIR)
+    mlflow_tracking_uri: str | None = None
+    mlflow_model_name: str = "churn"
+    mlflow_experiment: str = "churn"
+    # the API checks the champion and challenger aliases this often and switches without a restart
+    model_poll_seconds: float = Field(default=10.0, gt=0)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.mlflow_tracking_uri)
+
+
+class MlflowServerSettings(_Settings):
+    """The MLflow tracking server: its address, its database on the project's PostgreSQL, its artifacts."""
+
+    mlflow_host: str = "127.0.0.1"
+    mlflow_port: int = 5000
+    # the backend store: this database on the application's server (DATABASE_URL's), created by
+    # `python -m db.manage setup`
+    mlflow_database: str = "mlflow"
+    mlflow_artifacts_dir: Path = LOCAL_STATE_DIR / "mlflow-artifacts"
+    # Host headers the server accepts besides localhost and private addresses (compose: mlflow:*)
+    mlflow_allowed_hosts: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The address clients use (0.0.0.0, where a container listens, is not one)."""
+        host = "127.0.0.1" if self.mlflow_host in ("0.0.0.0", "::", "") else self.mlflow_host
+        return f"http://{host}:{self.mlflow_port}"
+
+
+class LabelSettings(_Settings):
+    """Where label files (outcomes) arrive, and where their bad rows are set aside."""
+
+    labels_dir: Path = REPO_ROOT / "labels"
+    labels_bad_dir: Path = REPO_ROOT / "bad_data" / "labels"
+
+    @property
+    def processed_dir(self) -> Path:
+        """Ingested files are moved here (hidden: the DAG's listing skips it)."""
+        return self.labels_dir / ".processed"
+
+
+class LabelSeedSettings(LabelSettings):
+    """`make run`'s stand-in for outcomes coming back: label files for customers already predicted."""
+
+    # a customer's outcome becomes known this long after its (latest) prediction
+    label_delay_seconds: float = Field(default=300, ge=0)
+    # the seeding job looks for newly predictable outcomes this often
+    label_seed_every_seconds: float = Field(default=60, gt=0)
+
+
+class RealizedPerformanceSettings(_Settings):
+    """The window of realized performance (minutes of prediction time; a day is 1440)."""
+
+    realized_window_minutes: int = Field(default=60, ge=1)
+
+
+class LifecycleSettings(_Settings):
+    """When to retrain and what the promotion gate demands (model/lifecycle.py, model/gate.py)."""
+
+    # retrain once this many new labels (joined to a prediction) arrived since the champion was trained
+    retrain_min_new_labels: int = Field(default=1000, ge=1)
+    gate_metric: str = "f1"
+    gate_min_rows: int = Field(default=200, ge=1)
+    gate_min_margin: float = 0.01
+    gate_segment_tolerance: float = Field(default=0.05, ge=0)
+    gate_min_segment_rows: int = Field(default=30, ge=1)

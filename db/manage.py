@@ -6,7 +6,8 @@
     python -m db.manage migrate          apply the Alembic migrations (upgrade head)
     python -m db.manage load-baseline    load model/artifacts/metadata.json (metrics, drift baseline)
     python -m db.manage readonly-role    create/update the Grafana read-only role
-    python -m db.manage setup            migrate + readonly-role + load-baseline
+    python -m db.manage mlflow-database  create MLflow's backend database (MLFLOW_DATABASE) if missing
+    python -m db.manage setup            migrate + readonly-role + load-baseline + mlflow-database
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Database commands.")
     parser.add_argument(
         "action",
-        choices=["start-db", "stop-db", "url", "migrate", "load-baseline", "readonly-role", "setup"],
+        choices=["start-db", "stop-db", "url", "migrate", "load-baseline", "readonly-role",
+                 "mlflow-database", "setup"],
     )
     parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
     args = parser.parse_args(argv)
@@ -79,6 +81,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"read-only role {readonly_role()} ready")
     if args.action in ("load-baseline", "setup"):
         print(f"training baseline of {load_baseline(args.metadata)} loaded")
+    if args.action in ("mlflow-database", "setup"):
+        from core.settings import MlflowServerSettings
+        from db.mlflow_store import ensure_mlflow_database
+
+        name = MlflowServerSettings().mlflow_database
+        ensure_mlflow_database(database_url(), name)
+        print(f"MLflow database '{name}' ready")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,8 @@ class Prediction(Base):
         Index("ix_predictions_source_created_at", "source", "created_at"),
         # replays of a batch key and the cascade from prediction_batches look rows up by key
         Index("ix_predictions_batch_key", "batch_key"),
+        # a label looks up its customer's latest prediction before the outcome was known
+        Index("ix_predictions_customer_created_at", IDENTIFIER, "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -197,6 +199,7 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONB)
     threshold: Mapped[float] = mapped_column(Double)
     training_churn_rate: Mapped[float] = mapped_column(Double)
+    registry_version: Mapped[int | None] = mapped_column(Integer)  # MLflow's version number, if any
 
 
 class BaselineFeature(Base):
@@ -232,6 +235,139 @@ class BaselineBin(Base):
     upper: Mapped[float | None] = mapped_column(Double)
     category: Mapped[str | None] = mapped_column(Text)
     proportion: Mapped[float] = mapped_column(Double)
+
+
+# --- the model lifecycle (issue 15): outcomes, shadow scoring, promotion decisions -----------------
+
+LABEL_FILE_OUTCOMES = ("good", "bad", "mixed", "unreadable")
+DECISION_ACTIONS = ("register", "promote", "keep", "reject", "rollback")
+
+
+class LabelFile(Base):
+    """Statistics of one label file (as `ingested_files` for customer files); never the rows."""
+
+    __tablename__ = "label_files"
+    __table_args__ = (
+        UniqueConstraint("file_name", "checksum", name="uq_label_files_name_checksum"),
+        CheckConstraint(_in("outcome", LABEL_FILE_OUTCOMES), name="ck_label_files_outcome"),
+        Index("ix_label_files_ingested_at", "ingested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_name: Mapped[str] = mapped_column(Text)
+    checksum: Mapped[str] = mapped_column(String(64))
+    dag_run_id: Mapped[str | None] = mapped_column(Text)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    rows: Mapped[int] = mapped_column(Integer)
+    stored_rows: Mapped[int] = mapped_column(Integer)  # new labels
+    invalid_rows: Mapped[int] = mapped_column(Integer)  # set aside in the bad folder
+    duplicate_rows: Mapped[int] = mapped_column(Integer)  # the same outcome again: not stored twice
+    contradictory_rows: Mapped[int] = mapped_column(Integer)  # set aside: another outcome is known
+    matched_rows: Mapped[int] = mapped_column(Integer)  # stored labels joined to a prediction
+    outcome: Mapped[str] = mapped_column(String(16))
+    errors: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {"<error type>:<column>": rows}
+
+
+class Label(Base):
+    """One known outcome: customer `customer_id` churned (1) or not (0), known at `known_at`.
+
+    `prediction_id` is the customer's latest prediction made before `known_at` (null when none).
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "known_at", name="uq_labels_customer_known_at"),
+        CheckConstraint("churn IN (0, 1)", name="ck_labels_churn"),
+        Index("ix_labels_prediction_id", "prediction_id"),
+        Index("ix_labels_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(Text)
+    churn: Mapped[int] = mapped_column(SmallInteger)
+    known_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    label_file_id: Mapped[int] = mapped_column(ForeignKey("label_files.id", ondelete="CASCADE"))
+    prediction_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("predictions.id", ondelete="SET NULL")
+    )
+
+
+class ShadowPrediction(Base):
+    """The challenger's score of a served request: stored apart, never returned, never counted."""
+
+    __tablename__ = "shadow_predictions"
+    __table_args__ = (
+        UniqueConstraint("prediction_id", "model_version", name="uq_shadow_predictions_prediction_version"),
+        Index("ix_shadow_predictions_version_created_at", "model_version", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("predictions.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    model_version: Mapped[str] = mapped_column(Text)
+    predicted_label: Mapped[int] = mapped_column(SmallInteger)
+    churn_probability: Mapped[float] = mapped_column(Double)
+
+
+class PromotionDecision(Base):
+    """Every lifecycle decision: a gate verdict, a person's promote or rollback, a registration."""
+
+    __tablename__ = "promotion_decisions"
+    __table_args__ = (
+        CheckConstraint(_in("action", DECISION_ACTIONS), name="ck_promotion_decisions_action"),
+        Index("ix_promotion_decisions_decided_at", "decided_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    action: Mapped[str] = mapped_column(String(16))
+    champion_before: Mapped[int | None] = mapped_column(Integer)  # registry version numbers
+    challenger: Mapped[int | None] = mapped_column(Integer)
+    champion_after: Mapped[int | None] = mapped_column(Integer)
+    metric: Mapped[str | None] = mapped_column(Text)
+    champion_value: Mapped[float | None] = mapped_column(Double)
+    challenger_value: Mapped[float | None] = mapped_column(Double)
+    rows: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    automatic: Mapped[bool] = mapped_column()
+    decided_by: Mapped[str] = mapped_column(Text)  # "retrain_model DAG" or the person's name
+
+
+class RealizedPerformanceWindow(Base):
+    """Realized performance of one model version over one window of prediction time.
+
+    Filled by the label_ingestion DAG after each file (late labels revise past windows).
+    Intervals are 95 %: Wilson for precision/recall, percentile bootstrap for F1/ROC AUC.
+    """
+
+    __tablename__ = "realized_performance"
+
+    model_version: Mapped[str] = mapped_column(Text, primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    predictions: Mapped[int] = mapped_column(Integer)
+    labelled: Mapped[int] = mapped_column(Integer)
+    coverage: Mapped[float] = mapped_column(Double)  # labelled / predictions
+    positives: Mapped[int] = mapped_column(Integer)
+    f1: Mapped[float | None] = mapped_column(Double)
+    f1_low: Mapped[float | None] = mapped_column(Double)
+    f1_high: Mapped[float | None] = mapped_column(Double)
+    precision: Mapped[float | None] = mapped_column(Double)
+    precision_low: Mapped[float | None] = mapped_column(Double)
+    precision_high: Mapped[float | None] = mapped_column(Double)
+    recall: Mapped[float | None] = mapped_column(Double)
+    recall_low: Mapped[float | None] = mapped_column(Double)
+    recall_high: Mapped[float | None] = mapped_column(Double)
+    roc_auc: Mapped[float | None] = mapped_column(Double)
+    roc_auc_low: Mapped[float | None] = mapped_column(Double)
+    roc_auc_high: Mapped[float | None] = mapped_column(Double)
+    brier: Mapped[float | None] = mapped_column(Double)
+    training_f1: Mapped[float | None] = mapped_column(Double)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 # The monitoring reference tables (issue 16) have their own module; imported so that Base knows them.

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -30,7 +31,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 
-from core.settings import REPO_ROOT, AirflowSettings, DatabaseSettings, LauncherSettings
+from core.settings import REPO_ROOT, AirflowSettings, DatabaseSettings, LauncherSettings, MlflowServerSettings
 from db import embedded
 from launcher.services import Service, command_for
 
@@ -122,8 +123,8 @@ def make_data_folders() -> None:
 # --- services ---------------------------------------------------------------------------------------
 
 def available_services() -> list[str]:
-    """Every service whose code has landed, in start order."""
-    names = []
+    """Every service whose code has landed, in start order (the model registry first)."""
+    names = ["mlflow"]
     if (REPO_ROOT / "api" / "main.py").exists():
         names.append("api")
     if (REPO_ROOT / "webapp" / "app.py").exists():
@@ -146,8 +147,8 @@ def describe(name: str, env: Mapping[str, str]) -> Service:
         os.environ.update(saved)
 
 
-PORT_VARIABLES = {"api": "API_PORT", "webapp": "WEBAPP_PORT", "airflow-api-server": "AIRFLOW_API_PORT",
-                  "grafana": "GRAFANA_PORT"}
+PORT_VARIABLES = {"mlflow": "MLFLOW_PORT", "api": "API_PORT", "webapp": "WEBAPP_PORT",
+                  "airflow-api-server": "AIRFLOW_API_PORT", "grafana": "GRAFANA_PORT"}
 
 
 def check_ports_free(names: Iterable[str], env: Mapping[str, str]) -> None:
@@ -306,6 +307,36 @@ def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
     return env, started_db
 
 
+def start_registry(env: dict[str, str], settings: LauncherSettings) -> RunningService:
+    """Start the MLflow server, point every child at it, register the first champion.
+
+    MLFLOW_TRACKING_URI is set to this server unless the user gave another one. The register step
+    logs model/artifacts as version 1 with the alias `champion` when the registry has no champion
+    yet (a second `make run` keeps the registry as it is), so the API starts on a registry model.
+    """
+    mlflow = start_service("mlflow", env, settings.local_logs_dir)
+    if wait_until_up([mlflow], settings.startup_timeout_seconds):
+        raise SystemExit(f"mlflow did not start; see {mlflow.log_path}:\n{tail(mlflow.log_path)}")
+    env.setdefault("MLFLOW_TRACKING_URI", MlflowServerSettings().url)
+    output = run_step("register-model", env, settings.local_logs_dir).splitlines()
+    said = [line for line in output if line.startswith(("registered version", "champion already"))]
+    log(f"model registry: {said[-1] if said else 'see .local/logs/register-model.log'}")
+    return mlflow
+
+
+def run_concept_drift_scenario(env: Mapping[str, str], settings: LauncherSettings) -> None:
+    """The concept-drift scenario against the running stack (RUN_CONCEPT_DRIFT_SCENARIO=true);
+    its figures and timeline are printed here and kept in .local/logs/concept-drift-scenario.log."""
+    log("concept-drift scenario: running (scripts/concept_drift_scenario.py)")
+    try:
+        output = run_step("concept-drift-scenario", env, settings.local_logs_dir)
+    except SystemExit as failure:  # a failed scenario is reported; the stack keeps running
+        log(f"concept-drift scenario failed: {failure}")
+        return
+    summary = output[output.find("realized F1 before"):] if "realized F1 before" in output else output
+    log("concept-drift scenario done:\n" + summary.rstrip())
+
+
 def print_urls(running: Iterable[RunningService], env: Mapping[str, str]) -> None:
     lines = [f"  {r.service.name:20} {r.service.url:32} login: {r.service.login}"
              for r in running if r.service.url]
@@ -347,8 +378,12 @@ def main() -> None:
         load_env_file()
         check_ports_free(available_services(), dict(os.environ))  # before any slow step
         env, started_db = prepare(settings)
+        running.append(start_registry(env, settings))
         for name in available_services():
-            running.append(start_service(name, env, settings.local_logs_dir))
+            if name != "mlflow":
+                running.append(start_service(name, env, settings.local_logs_dir))
+        if settings.seed_labels:  # outcomes of predicted customers, LABEL_DELAY_SECONDS later
+            running.append(start_service("seed-labels", env, settings.local_logs_dir))
         log(f"started {', '.join(r.service.name for r in running)}")
         failed = wait_until_up(running, settings.startup_timeout_seconds)
         for name in failed:
@@ -356,6 +391,8 @@ def main() -> None:
         log(f"services up in {time.monotonic() - began:.1f}s")
         print_urls(running, env)
         unpause_dags(env, settings.local_logs_dir, timeout=120)
+        if settings.run_concept_drift_scenario:
+            threading.Thread(target=run_concept_drift_scenario, args=(env, settings), daemon=True).start()
         supervise(running)
     except KeyboardInterrupt:
         log("stopping...")

@@ -20,7 +20,14 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.settings import REPO_ROOT, AirflowSettings, ApiServerSettings, GrafanaSettings, WebappSettings
+from core.settings import (
+    REPO_ROOT,
+    AirflowSettings,
+    ApiServerSettings,
+    GrafanaSettings,
+    MlflowServerSettings,
+    WebappSettings,
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,40 @@ def seed_raw_data() -> Service:
     return Service("seed-raw-data", _python("-m", "scripts.seed_raw_data", "--if-empty"), long_running=False)
 
 
+def mlflow() -> Service:
+    """The tracking server and registry UI; artifacts proxied by the server into a local folder."""
+    from db.mlflow_store import mlflow_backend_url
+    from db.session import database_url
+
+    s = MlflowServerSettings()
+    argv = [
+        str(Path(sys.executable).with_name("mlflow")), "server",
+        "--backend-store-uri", mlflow_backend_url(database_url(), s.mlflow_database),
+        "--artifacts-destination", str(s.mlflow_artifacts_dir),
+        "--host", s.mlflow_host, "--port", str(s.mlflow_port), "--workers", "1",
+    ]
+    if s.mlflow_allowed_hosts:
+        argv += ["--allowed-hosts", s.mlflow_allowed_hosts]
+    url = f"http://{_browser_host(s.mlflow_host)}:{s.mlflow_port}"
+    return Service("mlflow", argv, url=url, login="none", health_url=f"{url}/health")
+
+
+def seed_labels() -> Service:
+    # make run's stand-in for outcomes coming back: label files for customers already predicted
+    return Service("seed-labels", _python("-m", "scripts.seed_labels", "--every"))
+
+
+def concept_drift_scenario() -> Service:
+    return Service("concept-drift-scenario", _python("-m", "scripts.concept_drift_scenario"),
+                   long_running=False)
+
+
+def register_model() -> Service:
+    # the first champion: the artifacts trained at setup, registered once (later runs keep theirs)
+    return Service("register-model", _python("-m", "model.registry", "register", "--if-no-champion"),
+                   long_running=False)
+
+
 def grafana() -> Service:
     s = GrafanaSettings()
     argv = ["grafana", "server"]
@@ -156,6 +197,10 @@ SERVICES: dict[str, Callable[[], Service]] = {
     "airflow-dag-processor": airflow_dag_processor,
     "airflow-triggerer": airflow_triggerer,
     "grafana": grafana,
+    "mlflow": mlflow,
+    "register-model": register_model,
+    "seed-labels": seed_labels,
+    "concept-drift-scenario": concept_drift_scenario,
 }
 
 

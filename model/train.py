@@ -1,11 +1,13 @@
 """Train the churn pipeline and write its artifacts.
 
-    python -m model.train [--data data/telco_churn.csv] [--out model/artifacts]
+    python -m model.train [--data data/telco_churn.csv] [--out model/artifacts] [--alias auto]
 
 Writes `model.joblib`, `model.onnx` (the same pipeline for ONNX Runtime, written only once it
 scores the holdout like scikit-learn: `model/onnx_export.py`), `metadata.json` (version, date,
-features, holdout metrics, decision threshold, training churn rate, drift baseline, ONNX parity)
-and `confusion_matrix.png`, then prints the holdout metrics.
+features, holdout metrics, decision threshold, training churn rate, drift baseline, dataset hash,
+ONNX parity, monitoring reference) and `confusion_matrix.png`, then prints the holdout metrics.
+With MLFLOW_TRACKING_URI set, the run is also logged to MLflow and registered as a model version
+(model/registry.py; `--alias auto`: champion when there is none yet, else challenger).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import joblib
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -39,6 +42,7 @@ from model.baseline import compute_baseline
 from model.contract import (
     CATEGORICAL_FEATURES,
     FEATURE_NAMES,
+    IDENTIFIER,
     NUMERIC_FEATURES,
     POSITIVE_LABEL,
     TARGET,
@@ -96,18 +100,26 @@ def holdout_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) ->
     }
 
 
-def model_version(data_path: Path) -> str:
+def model_version(data_path: Path, extra_rows: pd.DataFrame | None = None) -> str:
     """Same data, contract and pipeline -> same version; a change to any of them -> a new one.
 
     The contract enters through its JSON schema (names, types, allowed values, ranges) and the
-    pipeline through its printed definition (steps and every parameter).
+    pipeline through its printed definition (steps and every parameter); labelled serving rows
+    added by retraining through their hash.
     """
     digest = hashlib.sha256(data_path.read_bytes())
+    if extra_rows is not None and len(extra_rows):
+        digest.update(dataset_hash(extra_rows).encode())
     digest.update(json.dumps(
         [record_json_schema(), repr(build_pipeline().get_params(deep=True)), HYPERPARAMETERS, SEED],
         sort_keys=True, default=str,
     ).encode())
     return f"churn-lr-{digest.hexdigest()[:10]}"
+
+
+def dataset_hash(frame: pd.DataFrame) -> str:
+    """SHA-256 of a frame's rows (values and order), independent of how it was read."""
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
 def save_confusion_matrix(matrix: np.ndarray, path: Path) -> None:
@@ -130,14 +142,29 @@ def save_confusion_matrix(matrix: np.ndarray, path: Path) -> None:
     plt.close(fig)
 
 
-def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict[str, Any]:
-    """Train, evaluate on a stratified holdout, write the artifacts; returns the metadata."""
+def train(
+    data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR, extra_rows: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate on a stratified holdout, write the artifacts; returns the metadata.
+
+    `extra_rows` (retraining): labelled serving rows, the contract's features plus `customer_id`
+    and `churn` ("Yes"/"No"), added to the original training split. The holdout stays the
+    original one, and a serving row of a holdout customer is left out of training, so holdout
+    metrics stay comparable between versions and never see a trained-on customer.
+    """
     frame = load_dataset(data_path)
     y = (frame[TARGET] == POSITIVE_LABEL).astype(int).to_numpy()
-    X = frame[list(FEATURE_NAMES)]
+    X = frame[[*FEATURE_NAMES, IDENTIFIER]]
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=HOLDOUT_SHARE, stratify=y, random_state=SEED,
     )
+    added = 0
+    if extra_rows is not None and len(extra_rows):
+        kept = extra_rows[~extra_rows[IDENTIFIER].isin(set(X_test[IDENTIFIER]))]
+        added = len(kept)
+        X_train = pd.concat([X_train, kept[[*FEATURE_NAMES, IDENTIFIER]]], ignore_index=True)
+        y_train = np.concatenate([y_train, (kept[TARGET] == POSITIVE_LABEL).astype(int).to_numpy()])
+    X_train, X_test = X_train[list(FEATURE_NAMES)], X_test[list(FEATURE_NAMES)]
     pipeline = build_pipeline()
     oof = cross_val_predict(pipeline, X_train, y_train, cv=5, method="predict_proba")[:, 1]
     threshold = best_f1_threshold(y_train, oof)
@@ -150,12 +177,15 @@ def train(data_path: Path = DATASET_PATH, out_dir: Path = ARTIFACTS_DIR) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     baseline = compute_baseline(X_train)
     metadata = {
-        "model_version": model_version(data_path),
+        "model_version": model_version(data_path, extra_rows),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "features": list(FEATURE_NAMES),
         "metrics": metrics,
         "threshold": threshold,
         "training_rows": len(X_train),
+        "serving_rows_added": added,
+        "dataset_sha256": dataset_hash(pd.concat(
+            [X_train.reset_index(drop=True), pd.Series(y_train, name=TARGET)], axis=1)),
         "holdout_rows": len(X_test),
         "training_churn_rate": round(float(y_train.mean()), 4),
         "baseline": baseline,
@@ -175,10 +205,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the churn model.")
     parser.add_argument("--data", type=Path, default=DATASET_PATH)
     parser.add_argument("--out", type=Path, default=ARTIFACTS_DIR)
+    parser.add_argument("--alias", choices=["auto", "champion", "challenger", "none"], default="auto",
+                        help="registry alias of the new version (only with MLFLOW_TRACKING_URI set)")
     args = parser.parse_args(argv)
     metadata = train(args.data, args.out)
     print(f"model {metadata['model_version']} written to {args.out}")
     print("holdout metrics: " + ", ".join(f"{k}={v}" for k, v in metadata["metrics"].items()))
+    from model.registry import log_training_run  # imports MLflow: only here, when training ends
+
+    registered = log_training_run(args.out, alias=None if args.alias == "none" else args.alias)
+    if registered is not None:
+        print(f"registered version {registered.number}, aliases: {', '.join(registered.aliases) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ files ingested since are scored (source `scheduled`), and people score a custome
   tenure, paying more and by electronic check; PSI jumps and the model predicts churn for all;
 - healthy data before, between and after.
 
+Outcomes come back for 80 % of the demo's predictions (scripts/demo_outcomes.py): the newcomers
+of the drift episode all stay, so the realized F1 of its windows falls below the training F1.
+
 What it writes is marked: `ingested_files.dag_run_id = 'demo-history'` and batch keys starting
 with `demo-history:` (their predictions go with them), which is what `--remove` deletes.
 """
@@ -43,6 +46,7 @@ from model.contract import FEATURES, FEATURES_BY_NAME, IDENTIFIER, NUMERIC_FEATU
 from model.data import load_dataset
 from model.predictor import Predictor
 from model.reasons import stored_values
+from scripts.demo_outcomes import ScoredDemoRecord, write_demo_realized_performance
 
 DEMO_RUN_ID = "demo-history"
 DEMO_BATCH_PREFIX = "demo-history:"
@@ -116,6 +120,7 @@ class DemoWriter:
     awaiting_scoring: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
     batches: list[PendingBatch] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"files": 0, "predictions": 0})
+    scored: list[ScoredDemoRecord] = field(default_factory=list)  # for the realized performance
 
     def write_minute(self, moment: datetime) -> None:
         if not self.timeline.within(moment, self.timeline.outage):
@@ -191,6 +196,13 @@ class DemoWriter:
                 file_name=batch.file_name, batch_key=batch.batch_key, created_at=batch.created_at,
             )
             self.counts["predictions"] += len(batch.records)
+            drift = self.timeline.within(batch.created_at, self.timeline.drift)
+            self.scored += [
+                ScoredDemoRecord(r[IDENTIFIER], batch.created_at, label, probability, drift)
+                for r, label, probability in zip(
+                    batch.records, labels[start:end], probabilities[start:end], strict=True,
+                )
+            ]
             start = end
         self.batches.clear()
 
@@ -261,6 +273,8 @@ def seed_demo_history(*, session: Session, hours: float, end: datetime, seed: in
         writer.write_minute(moment)
     writer.score_scheduled(timeline.end)
     writer.write_predictions()
+    writer.counts["realized_windows"] = write_demo_realized_performance(
+        writer.scored, dataset=writer.dataset, model_version=writer.predictor.version, rng=writer.rng)
     return writer.counts
 
 

@@ -53,6 +53,7 @@ def start_api_server(
 
 def start_server_process(
     name: str, argv: list[str], environ: Mapping[str, str], health_url: str,
+    timeout: float = STARTUP_SECONDS,
 ) -> Callable[[], None]:
     """Start a server subprocess (output to a temporary log) and wait until `health_url` answers
     with any HTTP status; return its stop function. The log's tail is shown if it fails to start."""
@@ -71,7 +72,7 @@ def start_server_process(
         Path(log.name).unlink(missing_ok=True)
 
     try:
-        _wait_until_answering(name, health_url, process, Path(log.name))
+        _wait_until_answering(name, health_url, process, Path(log.name), timeout)
     except Exception:
         stop()
         raise
@@ -79,9 +80,9 @@ def start_server_process(
 
 
 def _wait_until_answering(
-    name: str, health_url: str, process: subprocess.Popen[bytes], log: Path,
+    name: str, health_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float,
 ) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
@@ -90,7 +91,7 @@ def _wait_until_answering(
             return
         except httpx.TransportError:
             time.sleep(0.2)
-    raise RuntimeError(f"{name} did not answer in {STARTUP_SECONDS}s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{name} did not answer in {timeout:.0f}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

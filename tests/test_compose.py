@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 import yaml
 
-from core.settings import REPO_ROOT, ApiServerSettings, WebappSettings
+from core.settings import REPO_ROOT, ApiServerSettings, MlflowServerSettings, WebappSettings
 from launcher.airflow_env import AirflowSettings, airflow_environment
 from launcher.services import SERVICES, GrafanaSettings
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # `$${X}` is escaped: the container's shell expands it, not compose
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
-ONE_SHOTS = {"migrate", "seed-raw-data", "airflow-init"}
-DATA_DIRS = ("RAW_DATA_DIR", "GOOD_DATA_DIR", "BAD_DATA_DIR", "REPORTS_DIR")
+ONE_SHOTS = {"migrate", "seed-raw-data", "airflow-init", "register-model"}
+DATA_DIRS = ("RAW_DATA_DIR", "GOOD_DATA_DIR", "BAD_DATA_DIR", "REPORTS_DIR", "LABELS_DIR")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +92,7 @@ def test_published_ports_default_to_the_settings_defaults(services: dict[str, di
             "AIRFLOW_API_PORT", AirflowSettings.model_fields["airflow_api_port"].default,
         ),
         "grafana": ("GRAFANA_PORT", GrafanaSettings.model_fields["grafana_port"].default),
+        "mlflow": ("MLFLOW_PORT", MlflowServerSettings.model_fields["mlflow_port"].default),
     }
     for name, (variable, default) in expected.items():
         (mapping,) = services[name]["ports"]  # "${X_PORT:-n}:${X_PORT:-n}": host port = container port

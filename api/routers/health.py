@@ -15,7 +15,7 @@ router = APIRouter(tags=["health"])
 def health(request: Request) -> JSONResponse:
     """200 when the database and the model are both usable, 503 naming the part that is down."""
     database = "ok" if database_reachable() else "down"
-    model = "ok" if request.app.state.predictor is not None else "down"
+    model = "ok" if request.app.state.models.current is not None else "down"
     healthy = database == model == "ok"
     body = Health(status="ok" if healthy else "degraded", database=database, model=model)
     return JSONResponse(body.model_dump(), status_code=200 if healthy else 503)

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import PredictorDep
+from api.deps import ServedModelsDep
 from api.schemas import ModelInfo
 from model.contract import record_json_schema
 
@@ -14,10 +14,19 @@ router = APIRouter(tags=["model"])
 
 
 @router.get("/model", response_model=ModelInfo)
-def describe_model(predictor: PredictorDep) -> dict[str, Any]:
-    """The loaded model's version, training metrics and the JSON schema clients build forms from."""
+def describe_model(models: ServedModelsDep) -> dict[str, Any]:
+    """The served model's version, training metrics and the JSON schema clients build forms from.
+
+    `champion` and `challenger` name the served versions: the registry's version number (None when
+    the API serves local artifacts) and the model version stored with predictions.
+    """
+    predictor = models.champion
     metadata = predictor.metadata
+    challenger = models.challenger
     return {
+        "champion": {"registry_version": models.champion_number, "model_version": predictor.version},
+        "challenger": None if challenger is None else {
+            "registry_version": models.challenger_number, "model_version": challenger.version},
         "model_version": predictor.version,
         "trained_at": metadata["trained_at"],
         "metrics": metadata["metrics"],

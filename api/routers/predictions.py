@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic_core
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
-from api.deps import PredictorDep, SessionDep, get_settings
+from api.deps import ServedModelsDep, SessionDep, get_settings
 from api.errors import InputProblemsError
 from api.schemas import (
     InputErrors,
@@ -30,6 +30,7 @@ from api.schemas import (
     SourceFilter,
     prediction_request_model,
 )
+from api.serving import score_in_shadow
 from db.models import REASON_COLUMNS, REASON_SLOTS
 from db.predictions import count_predictions, create_predictions, find_batch, list_predictions
 from model.contract import FEATURE_NAMES, IDENTIFIER, check_consistency
@@ -76,18 +77,26 @@ async def parse_prediction_request(request: Request) -> BaseModel:
 def predict(
     body: Annotated[Any, Depends(parse_prediction_request)],
     session: SessionDep,
-    predictor: PredictorDep,
+    models: ServedModelsDep,
     request: Request,
+    background: BackgroundTasks,
 ) -> Response:
-    """Score one or many customer records and store every prediction in one transaction."""
+    """Score one or many customer records and store every prediction in one transaction.
+
+    While a challenger is served, it scores the same records after the answer is sent
+    (shadow_predictions, api/serving.py::score_in_shadow); never returned, never counted.
+    """
     _reject_inconsistent(body.records)
     if body.batch_key is not None:
         stored = find_batch(session=session, batch_key=body.batch_key)
         if stored is not None:
             return _json(_replay(stored))
     request.app.state.model_call_records.observe(len(body.records))
-    response = _score_and_store(session, predictor, body)
+    response = _score_and_store(session, models.champion, body)
     _count_predictions(request, body.source, response)
+    if models.challenger is not None and not response["replayed"]:
+        background.add_task(score_in_shadow, models, [p["id"] for p in response["predictions"]],
+                            [p["features"] for p in response["predictions"]])
     return _json(response)
 
 

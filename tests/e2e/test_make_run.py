@@ -80,8 +80,9 @@ def _alive(pid: int) -> bool:
 def launcher_env(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
     api_port, webapp_port, airflow_port = free_port(HOST), free_port(HOST), free_port(HOST)
     airflow_database = f"airflow_makerun_{os.getpid()}"
-    # a clean shell: no Airflow configuration inherited from other tests in this process
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    mlflow_database = f"mlflow_makerun_{os.getpid()}"
+    # a clean shell: no Airflow or MLflow configuration inherited from other tests in this process
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLFLOW"))}
     env.update({
         "DATABASE_URL": database_url, "AIRFLOW_DATABASE": airflow_database,
         "AIRFLOW_HOME": str(tmp_path / "airflow"), "LOCAL_LOGS_DIR": str(tmp_path / "logs"),
@@ -90,25 +91,31 @@ def launcher_env(database_url: str, tmp_path: Path) -> Iterator[dict[str, str]]:
         "WEBAPP_PORT": str(webapp_port), "AIRFLOW_API_HOST": HOST, "AIRFLOW_API_PORT": str(airflow_port),
         "RAW_DATA_DIR": str(tmp_path / "raw-data"), "GOOD_DATA_DIR": str(tmp_path / "good_data"),
         "BAD_DATA_DIR": str(tmp_path / "bad_data"), "STOP_GRACE_SECONDS": "10",
+        "MLFLOW_PORT": str(free_port(HOST)), "MLFLOW_DATABASE": mlflow_database,
+        "MLFLOW_ARTIFACTS_DIR": str(tmp_path / "mlflow-artifacts"),
+        "LABELS_DIR": str(tmp_path / "labels"), "LABELS_BAD_DIR": str(tmp_path / "bad_labels"),
         "PATH": os.environ["PATH"],
     })
     env.pop("API_TOKEN", None)
     yield env
     drop_database(server_url=database_url, name=airflow_database)
+    drop_database(server_url=database_url, name=mlflow_database)
 
 
 def _run_until_ready_then_interrupt(env: dict[str, str]) -> tuple[str, dict[str, str]]:
     launcher = Launcher(env)
     try:
         launcher.wait_for(READY_LINE, UP_SECONDS)
-        urls = dict(re.findall(r"^\s+(api|webapp|airflow-api-server)\s+(http://\S+)", launcher.output, re.M))
+        urls = dict(re.findall(r"^\s+(api|webapp|airflow-api-server|mlflow)\s+(http://\S+)",
+                               launcher.output, re.M))
         answers = {name: httpx.get(url, timeout=30).status_code for name, url in urls.items()}
     finally:
         tree = launcher.interrupt() if launcher.process.poll() is None else set()
     assert launcher.process.returncode == 0, launcher.output[-3000:]
     assert "all services stopped" in launcher.output
     assert [pid for pid in tree if _alive(pid)] == [], "processes left behind after Ctrl-C"
-    assert answers == {"api": 200, "webapp": 200, "airflow-api-server": 200}, launcher.output[-3000:]
+    assert answers == {"api": 200, "webapp": 200, "airflow-api-server": 200, "mlflow": 200}, \
+        launcher.output[-3000:]
     return launcher.output, urls
 
 
@@ -117,15 +124,19 @@ def test_make_run_serves_every_url_stops_cleanly_and_reuses_its_data(launcher_en
     assert urls["api"] == f"http://{HOST}:{launcher_env['API_PORT']}/docs"
     assert urls["webapp"] == f"http://{HOST}:{launcher_env['WEBAPP_PORT']}"
     assert urls["airflow-api-server"] == f"http://{HOST}:{launcher_env['AIRFLOW_API_PORT']}"
+    assert urls["mlflow"] == f"http://{HOST}:{launcher_env['MLFLOW_PORT']}"
     assert "login: open (API_TOKEN unset)" in first
+    # a fresh registry gets the trained model as its first champion; a second run keeps it
+    assert re.search(r"model registry: registered version 1 \(churn-lr-\w+\) aliases: champion", first)
     assert "grafana" in first  # started, or why not
     seeded = sorted(Path(launcher_env["RAW_DATA_DIR"]).glob("*.csv"))
     assert re.search(r"raw-data: seeded .* with 20 files", first)
-    for service in ("api", "webapp", "airflow-scheduler", "airflow-dag-processor"):
+    for service in ("api", "webapp", "airflow-scheduler", "airflow-dag-processor", "mlflow", "seed-labels"):
         assert (Path(launcher_env["LOCAL_LOGS_DIR"]) / f"{service}.log").stat().st_size > 0
 
     second, _ = _run_until_ready_then_interrupt(launcher_env)
     assert "already holds CSV files: not seeding" in second
+    assert "model registry: champion already registered: version 1" in second
     # every file of the first run is still somewhere: waiting, claimed (renamed with a prefix into
     # raw-data/.claims), or sorted by ingestion
     kept = [p.name for folder in ("RAW_DATA_DIR", "GOOD_DATA_DIR", "BAD_DATA_DIR")

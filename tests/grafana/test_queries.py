@@ -152,6 +152,7 @@ INCIDENT_MOMENTS = {
     "churn-rate-far-from-training": lambda t: t.drift[1] - timedelta(minutes=5),
     "churn-feature-psi": lambda t: t.drift[1],
     "churn-feature-empty": lambda t: t.empty_values[0] + timedelta(minutes=10),
+    "churn-realized-f1-below-training": lambda t: t.drift[1] - timedelta(minutes=5),
 }
 
 

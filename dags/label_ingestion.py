@@ -1,0 +1,58 @@
+"""
+### Outcomes (`label_ingestion`)
+
+Every minute, ingests every label file of **labels/** (`customer_id`, `churn` Yes/No, `known_at`)
+and recomputes realized performance.
+
+- `ingest-labels`: per file, one transaction: valid labels stored once per (customer, known_at),
+  each joined to the customer's latest prediction made at or before `known_at`; statistics in
+  `label_files`; invalid and contradictory rows set aside in LABELS_BAD_DIR with an `_errors`
+  column; the file moved to `labels/.processed/`. No file: the run is **skipped**.
+- `refresh-realized-performance`: F1, precision, recall, ROC AUC, Brier score and coverage with
+  95 % intervals per model version and window (`realized_performance`, read by Grafana).
+
+Rules for late, partial, duplicate and contradictory labels: `dags/churn_jobs/labels.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+
+@dag(
+    dag_id="label_ingestion",
+    schedule="* * * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "ml", "retries": 2, "retry_delay": timedelta(seconds=20)},
+    tags=["churn", "lifecycle"],
+    doc_md=__doc__,
+)
+def label_ingestion() -> None:
+    @task(task_id="ingest-labels")
+    def ingest_labels() -> list[dict[str, Any]]:
+        from core.settings import LabelSettings
+        from dags.churn_jobs.labels import ingest_label_file, list_label_files
+
+        settings = LabelSettings()
+        files = list_label_files(settings.labels_dir)
+        if not files:
+            raise AirflowSkipException(f"no label file in {settings.labels_dir}")
+        run_id = get_current_context()["run_id"]
+        return [ingest_label_file(path, settings=settings, dag_run_id=run_id).to_dict() for path in files]
+
+    @task(task_id="refresh-realized-performance")
+    def refresh_realized_performance(reports: list[dict[str, Any]]) -> int:
+        from dags.churn_jobs.realized import refresh_realized_performance as refresh
+
+        return refresh()
+
+    refresh_realized_performance(ingest_labels())
+
+
+label_ingestion()

@@ -1,0 +1,58 @@
+"""
+### Retraining and the promotion gate (`retrain_model`)
+
+Every 5 minutes:
+
+- `promotion-gate`: when a challenger exists, judge it against the champion on the labelled
+  customers both scored since it was registered (the champion served them, the challenger scored
+  them in shadow). Promote it (the API switches by itself), reject it with the reasons, or leave
+  it in shadow until GATE_MIN_ROWS labelled customers are there. Decisions: `promotion_decisions`.
+- `retrain-if-needed`: when no challenger waits and RETRAIN_MIN_NEW_LABELS new labels arrived
+  since the champion was trained, or its realized F1 fell significantly below its training F1,
+  train on the original training split plus the labelled serving rows and register the result
+  as `challenger`. Otherwise the task is **skipped**, saying why.
+
+Logic: `model/lifecycle.py` (the same functions as `python -m model.lifecycle`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+
+@dag(
+    dag_id="retrain_model",
+    schedule="*/5 * * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "ml", "retries": 1, "retry_delay": timedelta(seconds=30)},
+    tags=["churn", "lifecycle"],
+    doc_md=__doc__,
+)
+def retrain_model() -> None:
+    @task(task_id="promotion-gate")
+    def promotion_gate() -> dict[str, Any] | None:
+        from model.lifecycle import run_gate
+
+        decision = run_gate()
+        return None if decision is None else {"promote": decision.promote, "reasons": decision.reasons,
+                                              "rows": decision.rows}
+
+    @task(task_id="retrain-if-needed")
+    def retrain_if_needed(_gate: dict[str, Any] | None) -> int:
+        from model.lifecycle import retrain, should_retrain
+
+        check = should_retrain()
+        if not check.retrain:
+            raise AirflowSkipException(check.reason)
+        return retrain(reason=check.reason).number
+
+    retrain_if_needed(promotion_gate())
+
+
+retrain_model()
