@@ -45,7 +45,9 @@ def parse_sections(text: str) -> list[Section]:
     Raises ValueError when a requirement line comes before the first section header.
     """
     sections: list[Section] = []
-    name, images, requirements = "", (), []  # type: ignore[var-annotated]
+    name = ""
+    images: tuple[str, ...] = ()
+    requirements: list[Requirement] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         header = SECTION.match(raw.strip())
         if header:

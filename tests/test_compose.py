@@ -281,6 +281,16 @@ def test_an_image_without_a_stand_in_fails_the_compose_test_loudly(compose: dict
         standin_override(unknown, standins)
 
 
+def test_a_dockerfile_with_a_literal_base_image_fails_the_compose_test_loudly(
+    compose: dict[str, Any], tmp_path: Path,
+) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:3.11.14-slim-bookworm AS build\nFROM build\n")
+    service = {"build": {"context": str(tmp_path), "dockerfile": "Dockerfile"}}
+    with pytest.raises(ValueError, match=r"service mlflow: .* builds FROM python:3\.11\.14-slim-bookworm"):
+        standin_override({"services": {"mlflow": service}}, {})
+
+
 def test_the_compose_test_publishes_every_port_on_a_port_it_chooses(compose: dict[str, Any]) -> None:
     assert published_port_variables(compose) == [
         "AIRFLOW_API_PORT", "API_PORT", "GRAFANA_PORT", "POSTGRES_HOST_PORT", "WEBAPP_PORT",

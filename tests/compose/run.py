@@ -84,6 +84,22 @@ def dockerfile_base_arguments(dockerfile: Path) -> dict[str, str]:
     return arguments
 
 
+def dockerfile_literal_bases(dockerfile: Path) -> list[str]:
+    """Images a Dockerfile's FROM lines name directly (not through an ARG, not an earlier stage)."""
+    stages: set[str] = set()
+    literal = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words[:1] != ["FROM"]:
+            continue
+        image = next(w for w in words[1:] if not w.startswith("--"))
+        if not image.startswith("$") and image not in stages:
+            literal.append(image)
+        if len(words) >= 4 and words[-2].upper() == "AS":
+            stages.add(words[-1])
+    return literal
+
+
 @dataclass
 class Override:
     """What the compose test changes in docker-compose.yml, and what it leaves out (with why)."""
@@ -109,6 +125,11 @@ def standin_override(compose: dict[str, Any], standins: dict[str, str]) -> Overr
     for name, service in compose["services"].items():
         if "build" in service:
             dockerfile = REPO_ROOT / service["build"].get("context", ".") / service["build"]["dockerfile"]
+            if literal := dockerfile_literal_bases(dockerfile):
+                raise ValueError(
+                    f"service {name}: {service['build']['dockerfile']} builds FROM {literal[0]}, which "
+                    "cannot be pulled here: make it a build argument with that default (as "
+                    "api/Dockerfile does), so that the compose test can pass its stand-in")
             args = {arg: standins[default] for arg, default in dockerfile_base_arguments(dockerfile).items()
                     if default in standins}
             if args:
