@@ -267,11 +267,22 @@ def expected_services(compose: dict[str, Any], override: Override) -> dict[str, 
             if name not in override.left_out}
 
 
-def wait_until_healthy(stack: Stack, services: dict[str, bool]) -> None:
-    """Every one-shot exited 0 and every other service healthy; fails at once when one breaks."""
+def wait_until_healthy(stack: Stack, services: dict[str, bool]) -> dict[str, str]:
+    """Every one-shot exited 0 and every other service healthy; fails at once when one breaks.
+
+    Returns service -> what it reached and when ("healthy after 41 s", "exited 0 after 12 s").
+    """
+    started = time.monotonic()
+    reached: dict[str, str] = {}
+
     def settled() -> bool:
         states = stack.states()
         pending = []
+        for name, state in states.items():
+            healthy = state.get("Health") == "healthy"
+            if name not in reached and (healthy or (state["State"], state.get("ExitCode")) == ("exited", 0)):
+                what = "healthy" if healthy else "exited 0"
+                reached[name] = f"{what} after {time.monotonic() - started:.0f} s"
         for name, has_healthcheck in services.items():
             entry = states.get(name)
             if entry is None:
@@ -291,7 +302,8 @@ def wait_until_healthy(stack: Stack, services: dict[str, bool]) -> None:
             log("waiting for: " + ", ".join(pending))
         return not pending
 
-    wait_for("every service to be healthy", settled, HEALTHY_SECONDS, every=10)
+    wait_for("every service to be healthy", settled, HEALTHY_SECONDS, every=5)
+    return reached
 
 
 # --- the flow -----------------------------------------------------------------------------------
@@ -344,8 +356,11 @@ def prove_the_flow(stack: Stack, compose: dict[str, Any], api_url: str, webapp_u
                   f"{time.monotonic() - dropped:.0f} s after the copy")
 
     assert report_url.startswith(f"{api_url}/reports/"), report_url
-    status, page = http_get(report_url)
-    assert status == 200 and "<html" in page.lower(), (status, page[:300])
+    # the statistics row (with the link) and the report are written by two parallel tasks
+    # (save-statistics, send-alerts): the link may be stored a few seconds before it opens
+    status, page = wait_for("the report link to open",
+                            lambda: (answer := http_get(report_url))[0] == 200 and answer, 180)
+    assert "<html" in page.lower(), page[:300]
     # the link is a small page that sends the browser on to the Data Docs page (meta refresh)
     refresh = re.search(r'http-equiv="refresh" content="0; url=([^"]+)"', page)
     docs_url = urllib.parse.urljoin(report_url, refresh[1]) if refresh else report_url
@@ -452,10 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
     compose = yaml.safe_load(COMPOSE_FILE.read_text())
-    docker = engine.ensure_engine(CACHE / "dockerd.log")
+    with step("the Docker engine", timings):
+        docker = engine.ensure_engine(CACHE / "dockerd.log")
     stack: Stack | None = None
+    passed = False
     try:
-        with step("engine and Compose v2", timings):
+        with step("Compose v2", timings):
             binary = engine.compose_binary(CACHE)
             log(engine.run([str(binary), "version"], capture_output=True).stdout.strip()
                 + " (Debian's docker-compose package)")
@@ -472,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             stack("build")
         with step("up, and every healthcheck passing", timings):
             stack("up", "--detach", "--no-build")
-            wait_until_healthy(stack, expected_services(compose, override))
+            reached = wait_until_healthy(stack, expected_services(compose, override))
         with step("the flow in containers", timings):
             proofs = prove_the_flow(
                 stack, compose,
@@ -480,11 +497,13 @@ def main(argv: list[str] | None = None) -> int:
                 webapp_url=f"http://127.0.0.1:{environ['WEBAPP_PORT']}",
                 airflow_url=f"http://127.0.0.1:{environ['AIRFLOW_API_PORT']}",
             )
-        print("\ncompose test passed:")
+        print("\ncompose test passed. Services (from `up`):")
+        for name in compose["services"]:
+            print(f"  - {name}: {reached.get(name) or 'LEFT OUT: ' + override.left_out[name]}")
+        print("Proofs:")
         for line in proofs:
             print(f"  - {line}")
-        for name, why in override.left_out.items():
-            print(f"  - not tested: {name} ({why})")
+        passed = True
         return 0
     finally:
         if stack is not None:
@@ -495,7 +514,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             docker.stop()
         print("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-              + f"; total {time.monotonic() - started:.0f} s", flush=True)
+              + f"; total {time.monotonic() - started:.0f} s")
+        # the plain closing line CI reads: the compose test is one test
+        print(f"compose-test: {int(passed)} passed, {int(not passed)} failed", flush=True)
 
 
 def save_logs(stack: Stack, compose: dict[str, Any]) -> None:
