@@ -356,4 +356,4 @@ def test_every_module_an_image_runs_imports_only_what_its_requirements_pin() -> 
             if not {canonicalize_name(d) for d in distributions.get(module, [module])} & pinned
             and (image, module) not in NOT_RUN_IN_IMAGES
         }
-        assert missing == set(), f"the {image} image imports {missing}: pin them in its requirements.in section"
+        assert missing == set(), f"{image} image imports {missing}: pin them in its requirements.in section"
