@@ -282,7 +282,7 @@ def wait_until_healthy(stack: Stack, services: dict[str, bool], started: float) 
             healthy = state.get("Health") == "healthy"
             if name not in reached and (healthy or (state["State"], state.get("ExitCode")) == ("exited", 0)):
                 what = "healthy" if healthy else "exited 0"
-                reached[name] = f"{what} after {time.monotonic() - started:.0f} s"
+                reached[name] = f"{what} by {time.monotonic() - started:.0f} s"
         for name, has_healthcheck in services.items():
             entry = states.get(name)
             if entry is None:
