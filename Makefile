@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACT := model/artifacts/model.joblib
 
-.PHONY: run test lint bench install train lock clean-data scenario
+.PHONY: run test lint bench install train lock clean-data scenario compose-test
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,15 @@ test: lint $(ARTIFACT)
 bench: $(STAMP) $(ARTIFACT)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
 
-# Rebuild the pinned set from requirements.in (needs the package index).
+# docker compose up for real: engine, offline stand-in base images, the real Dockerfiles, the flow
+# proven in containers, then down -v (tests/compose/run.py; root, as in CI).
+compose-test: $(STAMP)
+	$(PY) -m tests.compose.run
+
+# Rebuild the pinned sets from requirements.in (needs the package index): requirements.txt (the
+# whole set) and requirements/<image>.txt (what each image runs, same pins).
 lock:
 	rm -rf /tmp/churn-lock && $(PYTHON) -m venv /tmp/churn-lock
 	/tmp/churn-lock/bin/pip install --quiet -r requirements.in
 	/tmp/churn-lock/bin/pip freeze | grep -vE '^(pip|setuptools|wheel)==' > requirements.txt
+	/tmp/churn-lock/bin/python -m scripts.image_requirements

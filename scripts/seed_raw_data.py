@@ -5,8 +5,11 @@
 
 What `make run` calls on an empty raw-data, so that a newcomer sees the whole flow (good files
 scored, bad ones alerted on) within minutes. The files are prepared in a hidden staging folder
-beside raw-data and moved in one by one, already dirty: the ingestion DAG never sees a clean file
-that is about to be spoiled, nor a half-written one.
+inside raw-data and moved in one by one, already dirty: the ingestion DAG never sees a clean file
+that is about to be spoiled, nor a half-written one (hidden names are never ingested). The
+staging folder is inside raw-data, not beside it, because a rename only works within one
+filesystem: in docker compose raw-data is a volume of its own, and its parent is the image's
+filesystem (a rename from there fails with `OSError: [Errno 18] Invalid cross-device link`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def seed_raw_data(
     """
     folders = folders or DataFolderSettings()
     raw_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{raw_dir.name}-staging-", dir=raw_dir.parent))
+    # inside raw_dir: on the destination's filesystem, so that os.replace below is a rename
+    staging = Path(tempfile.mkdtemp(prefix=".seed-staging-", dir=raw_dir))
     try:
         paths = split_dataset(dataset, staging, n_files, seed=seed, folders=folders)
         injected = {r.file.name: r for r in inject_errors(staging, share=error_share, seed=seed,

