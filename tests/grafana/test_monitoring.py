@@ -99,7 +99,8 @@ def test_logit_shifts_add_up_to_the_change_of_the_mean_logit(
     frame = in_segment(window_frame(reader, start, end), segment)
     logits = np.log(frame["churn_probability"] / (1 - frame["churn_probability"]))
     reference = METADATA["monitoring"]["segments"][segment]["mean_logit"]
-    assert shifts == pytest.approx(logits.mean() - reference, abs=1e-9)
+    # the stored probabilities come from ONNX Runtime, in float32: exact up to its 1e-7 rounding
+    assert shifts == pytest.approx(logits.mean() - reference, abs=1e-5)
 
 
 def test_small_windows_say_so_instead_of_a_verdict(demo_db: DemoDatabase, reader: psycopg.Connection) -> None:
