@@ -28,7 +28,6 @@ The rules (also in the README):
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 from collections import Counter
@@ -40,11 +39,15 @@ from typing import Any
 import pandas as pd
 
 from core.error_types import ErrorType
-from core.files import UnreadableFileError, decode_text, list_visible_files, write_atomic
+from core.files import UnreadableFileError, list_visible_files, write_atomic
+from core.reader import read_customer_file
 from core.settings import LabelSettings
 from model.contract import IDENTIFIER, IDENTIFIER_MAX_LENGTH
 
 LABEL_COLUMNS = (IDENTIFIER, "churn", "known_at")
+LABEL_SCHEMA: dict[str, Any] = {"properties": {column: {"type": "string"} for column in LABEL_COLUMNS}}
+"""What the shared reader needs to know of a label file: three text columns."""
+ROW_NUMBER_COLUMN, READER_PROBLEM_COLUMN, RAW_COLUMN = "_row", "_reader_problem", "_raw"
 OUTCOMES = {"Yes": 1, "No": 0}
 CONTRADICTORY = "contradictory_label"
 # clocks differ a little between the machine that writes labels and this one
@@ -82,20 +85,35 @@ def list_label_files(labels_dir: Path) -> list[Path]:
 
 
 def read_label_file(path: Path) -> pd.DataFrame:
-    """The file's rows as text (empty cells as ""), or UnreadableLabelFileError saying why not."""
-    try:  # the project's one decoder (core/files.py): same rules as customer files
-        text = decode_text(path.read_bytes())
+    """The file's rows as text (empty cells as ""), or UnreadableLabelFileError saying why not.
+
+    Read by the one reader of customer files (core/reader.py), with the same rules: encodings,
+    delimiters, line endings, blank lines, header names normalised, every cell text ("NA" is an
+    id), a row whose field count differs from the header is that row's error. Two columns are
+    added: ROW_NUMBER_COLUMN (the row as a spreadsheet shows it) and READER_PROBLEM_COLUMN (why
+    the reader could not split the row, empty when it could), and RAW_COLUMN (such a row's fields as
+    written, so nothing of it is lost when it is set aside).
+    """
+    try:
+        read = read_customer_file(path.read_bytes(), LABEL_SCHEMA)
     except UnreadableFileError as error:
         raise UnreadableLabelFileError(f"{path.name}: {error.detail}") from error
-    try:  # keep_default_na=False: a customer id "NA" is an id, not a missing value
-        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
-        raise UnreadableLabelFileError(f"{path.name}: not a valid CSV: {error}") from error
-    if not set(frame.columns) & set(LABEL_COLUMNS):
+    if not set(read.columns) & set(LABEL_COLUMNS):
         raise UnreadableLabelFileError(
             f"{path.name}: the header names none of {', '.join(LABEL_COLUMNS)}: wrong delimiter "
             "or not a label file")
-    return frame.reset_index(drop=True)
+    records = [
+        {
+            **{column: row.cells.get(column) or "" for column in read.columns},
+            ROW_NUMBER_COLUMN: row.number,
+            READER_PROBLEM_COLUMN: "; ".join(problem for column, problem in row.problems if column is None),
+            RAW_COLUMN: read.delimiter.join(row.raw) if row.malformed else "",
+        }
+        for row in read.rows
+    ]
+    return pd.DataFrame(
+        records, columns=[*read.columns, ROW_NUMBER_COLUMN, READER_PROBLEM_COLUMN, RAW_COLUMN],
+    )
 
 
 def parse_known_at(text: str) -> datetime:
@@ -118,14 +136,21 @@ def validate_labels(frame: pd.DataFrame, now: datetime | None = None) -> LabelVa
         result.errors.update({f"{ErrorType.MISSING_COLUMN}:{c}": len(frame) for c in missing})
         return result
     candidates: list[tuple[int, LabelRow]] = []
+    numbers = frame[ROW_NUMBER_COLUMN].tolist() if ROW_NUMBER_COLUMN in frame else range(2, len(frame) + 2)
+    problems = frame[READER_PROBLEM_COLUMN].tolist() if READER_PROBLEM_COLUMN in frame else [""] * len(frame)
     for position, (customer, churn, known) in enumerate(frame[list(LABEL_COLUMNS)].itertuples(index=False)):
+        if problems[position]:  # the row's fields do not match the header: nothing to read in it
+            reasons = [f"{ErrorType.MALFORMED_ROW}:row"]
+            result.invalid[position] = reasons
+            result.errors.update(reasons)
+            continue
         reasons = _row_problems(str(customer).strip(), str(churn).strip(), str(known), now)
         if reasons:
             result.invalid[position] = reasons
             result.errors.update(reasons)
         else:
             candidates.append((position, LabelRow(str(customer).strip(), OUTCOMES[str(churn).strip()],
-                                                  parse_known_at(str(known)), line=position + 2)))
+                                                  parse_known_at(str(known)), line=int(numbers[position]))))
     _resolve_in_file(candidates, result)
     return result
 

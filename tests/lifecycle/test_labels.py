@@ -144,3 +144,23 @@ def read_label_file_from_text(content: str, tmp: Path = Path("/tmp")) -> pd.Data
         return read_label_file(path)
     finally:
         path.unlink()
+
+
+def test_label_files_are_read_by_the_one_reader_of_customer_files(
+    clean_db: str, settings: LabelSettings,
+) -> None:
+    """A `;` export with CRLF, a blank line, spaced header names and an "NA" id, plus one row with
+    a field too many: the row is set aside with the reader's reason and its raw fields, the others
+    are stored, row numbers as a spreadsheet shows them."""
+    path = settings.labels_dir / "labels_semicolon.csv"
+    path.write_bytes(
+        b"\r\nCustomer ID ; Churn ; Known At\r\nNA;Yes;2026-03-01\r\nC2;No;2026-03-01;extra\r\n"
+        b"C3;No;2026-03-02\r\n"
+    )
+    report = ingest_label_file(path, settings=settings)
+    assert (report.rows, report.stored, report.invalid) == (3, 2, 1)
+    assert [(r["customer_id"], r["churn"]) for r in _labels()] == [("NA", 1), ("C3", 0)]
+    bad = pd.read_csv(settings.labels_bad_dir / "labels_semicolon.csv", dtype=str, keep_default_na=False)
+    assert bad["_errors"].tolist() == ["malformed_row:row"]
+    assert bad["_row"].tolist() == ["4"] and bad["_raw"].tolist() == ["C2;No;2026-03-01;extra"]
+    assert "4 fields" in bad["_reader_problem"].iloc[0] and "header 3" in bad["_reader_problem"].iloc[0]
