@@ -113,10 +113,10 @@ def test_a_file_ingested_twice_is_stored_once(clean_db: str, settings: LabelSett
 
 
 def test_unreadable_and_missing_column_files(clean_db: str, settings: LabelSettings) -> None:
-    semicolons = "customer_id;churn;known_at\nC1;Yes;2026-03-01\n"
-    report = ingest_label_file(_drop(settings, "labels_e.csv", semicolons), settings=settings)
+    not_labels = "name,score\nA,1\n"
+    report = ingest_label_file(_drop(settings, "labels_e.csv", not_labels), settings=settings)
     assert report.outcome == "unreadable" and report.stored == 0  # the header names no label column
-    assert (settings.labels_bad_dir / "labels_e.csv").read_text() == semicolons
+    assert (settings.labels_bad_dir / "labels_e.csv").read_text() == not_labels
     no_time = _drop(settings, "labels_g.csv", "customer_id,churn\nC1,Yes\n")
     report = ingest_label_file(no_time, settings=settings)
     assert (report.outcome, report.invalid) == ("bad", 1)
