@@ -44,6 +44,7 @@ from typing import Any
 
 import yaml
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.compose import engine
 from tests.compose.engine import log
 
@@ -63,9 +64,6 @@ STANDIN_FOR = {
 CANNOT_STAND_IN = {"grafana/grafana": "no package of Grafana can be had on these machines"}
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)")
 TEST_FILE = "compose_test_mixed.csv"
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))  # Debian's, never a download
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TEST_FILE_ROWS, TEST_FILE_BAD_ROWS = 30, 5
 
 

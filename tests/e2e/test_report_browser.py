@@ -8,8 +8,6 @@ Content-Security-Policy that stops any script even in a page that holds one.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +17,11 @@ import pytest
 from api.reports import REPORT_CONTENT_SECURITY_POLICY
 from dags.churn_jobs.alerts import report_link_path
 from tests.api_server import start_api_server
-from tests.conftest import fail_cannot_run
 from tests.dags.test_report_safety import CELL_SCRIPT, FILE_NAME_SCRIPT, RUN_ID, build_hostile_report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        fail_cannot_run(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_page(browser: Any, url: str) -> tuple[Any, list[str]]:

@@ -21,18 +21,12 @@ from db import session as db_session
 from db.predictions import create_predictions
 from model.predictor import Predictor
 from tests.api_server import api_url, free_port, start_server_process  # noqa: F401  (api_url: the real API, uvicorn)
-from tests.conftest import fail_cannot_run
 from tests.factories import dataset_records
 from tests.field_case_outcomes import IBM_SAMPLE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SCREENSHOTS = REPO_ROOT / "screenshots"
-CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 WAIT_MS = 30_000
 DATASET = REPO_ROOT / "data" / "telco_churn.csv"
 
@@ -60,17 +54,6 @@ def webapp_url(api_url: str) -> Iterator[str]:  # noqa: F811
     finally:
         stop()
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        fail_cannot_run(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
