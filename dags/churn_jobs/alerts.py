@@ -151,8 +151,8 @@ def escape_for_html(value: Any) -> Any:
 def redact_url(url: str) -> str:
     """A URL fit for a log line: scheme and host only (a webhook's path and query are its secret).
 
-    `https://x.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?sig=SECRET` ->
-    `https://x.logic.azure.com:443/...`
+    `https://hooks.example.invalid:443/workflows/abc/triggers/manual/paths/invoke?sig=SECRET` ->
+    `https://hooks.example.invalid:443/...`
     """
     parts = urlparse(url)
     return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/..." if parts.netloc else "(a URL)"
