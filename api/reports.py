@@ -1,7 +1,7 @@
 """The reports folder served at /reports: the Data Docs pages the ingestion job writes.
 
 Their content comes from customer files (cell values, column and file names). The ingestion job
-escapes it (dags/churn_jobs/alerts.py); as a second line of defence every page is sent with a
+escapes it (jobs/alerts.py); as a second line of defence every page is sent with a
 Content-Security-Policy that runs no script at all (inline, injected or from a CDN), loads
 nothing but styles, fonts and images, and cannot be framed or submit forms. The pages' content
 is rendered on the server, so it reads the same; only Data Docs' interactive widgets (expanders,

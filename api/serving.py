@@ -143,14 +143,16 @@ def score_in_shadow(models: ServedModels, prediction_ids: list[int], records: li
     challenger = models.challenger
     if challenger is None or not prediction_ids:
         return 0
-    from db.lifecycle import store_shadow_predictions
+    from db.session import session_scope
+    from db.shadow_predictions import store_shadow_predictions
 
     try:
         probabilities = challenger.predict_proba(records)
-        return store_shadow_predictions(
-            prediction_ids=prediction_ids, model_version=challenger.version,
-            labels=challenger.decide(probabilities), probabilities=probabilities.tolist(),
-        )
+        with session_scope() as session:
+            return store_shadow_predictions(
+                session=session, prediction_ids=prediction_ids, model_version=challenger.version,
+                labels=challenger.decide(probabilities), probabilities=probabilities.tolist(),
+            )
     except Exception:  # shadow scoring is an observation, never a reason to fail serving
         log.exception("challenger %s could not score %d records in shadow", challenger.version,
                       len(records))

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from core.error_types import ErrorType
-from dags.churn_jobs.claim import claim_raw_file
-from dags.churn_jobs.splitting import split_good_bad_rows
-from dags.churn_jobs.validation import validate_customer_file
+from jobs.claim import claim_raw_file
+from jobs.splitting import split_good_bad_rows
+from jobs.validation import validate_customer_file
 from model.contract import IDENTIFIER, TARGET
 from model.data import DATASET_PATH
 from scripts.inject_errors import inject_into_content

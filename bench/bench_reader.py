@@ -19,7 +19,7 @@ import time
 import pandas as pd
 
 from core.reader import read_customer_file
-from dags.churn_jobs.validation import text_frame
+from jobs.validation import text_frame
 from model.contract import IDENTIFIER, TARGET, record_json_schema
 from model.data import DATASET_PATH
 

@@ -40,6 +40,7 @@ from db.manage import DEFAULT_METADATA, load_baseline
 from db.session import session_scope
 from model.contract import FEATURE_NAMES, FEATURES, IDENTIFIER, POSITIVE_LABEL, TARGET
 from model.data import load_dataset
+from model.files import ARTIFACTS_DIR, HOLDOUT_SHARE, MODEL_FILE, SEED
 from model.monitoring import (
     ALL,
     EMPTY_BIN,
@@ -54,7 +55,6 @@ from model.monitoring import (
     realized_performance,
     simulate_null_psi,
 )
-from model.train import ARTIFACTS_DIR, HOLDOUT_SHARE, MODEL_FILE, SEED
 from scripts.seed_demo_history import DemoTimeline, _clean, _drifted, seed_demo_history
 from tests.grafana.conftest import alert_rules
 from tests.grafana.test_queries import evaluate_rule

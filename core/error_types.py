@@ -1,7 +1,7 @@
 """The named kinds of bad data: what the error injector produces and what validation reports.
 
 One vocabulary, in core/ because the webapp shares it too: `scripts/inject_errors.py`, the
-ingestion validation (dags/churn_jobs), the webapp's CSV check, the statistics tables and the
+ingestion validation (jobs), the webapp's CSV check, the statistics tables and the
 dashboards all use these names.
 """
 

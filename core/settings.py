@@ -284,7 +284,7 @@ class RealizedPerformanceSettings(_Settings):
 
 
 class LifecycleSettings(_Settings):
-    """When to retrain and what the promotion gate demands (model/lifecycle.py, model/gate.py)."""
+    """When to retrain and what the promotion gate demands (jobs/lifecycle.py, model/gate.py)."""
 
     # retrain once this many new labels (joined to a prediction) arrived since the champion was trained
     retrain_min_new_labels: int = Field(default=1000, ge=1)

@@ -18,7 +18,7 @@ Every minute, takes **one** file from **raw-data**, validates it and sorts its r
   **bad_data**, named `<file>.<checksum>.csv`; an unreadable file goes to bad_data unchanged.
 
 The last three run in parallel: a Teams outage fails `send-alerts` only. The logic lives in
-`dags/churn_jobs/` (`claim`, `validation`, `alerts`, `splitting`, `ingestion`).
+`jobs/` (`claim`, `validation`, `alerts`, `splitting`, `ingestion`).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def data_ingestion() -> None:
 
     @task(task_id="read-data")
     def claim_next_file() -> dict[str, Any]:
-        from dags.churn_jobs import ingestion
+        from jobs import ingestion
 
         claim = ingestion.claim_next_file(_run_id())
         if claim is None:
@@ -58,25 +58,25 @@ def data_ingestion() -> None:
 
     @task(task_id="validate-data")
     def validate_claimed_file(claim: dict[str, Any]) -> dict[str, Any]:
-        from dags.churn_jobs import ingestion
+        from jobs import ingestion
 
         return ingestion.validate_claimed_file(claim)
 
     @task(task_id="save-statistics")
     def save_ingestion_statistics(validated: dict[str, Any]) -> int:
-        from dags.churn_jobs import ingestion
+        from jobs import ingestion
 
         return ingestion.save_ingestion_statistics(validated, _run_id())
 
     @task(task_id="send-alerts")
     def send_file_alerts(validated: dict[str, Any]) -> dict[str, Any]:
-        from dags.churn_jobs import ingestion
+        from jobs import ingestion
 
         return ingestion.send_file_alerts(validated, _run_id())
 
     @task(task_id="split-and-save-data")
     def split_and_save_rows(validated: dict[str, Any]) -> dict[str, Any]:
-        from dags.churn_jobs import ingestion
+        from jobs import ingestion
 
         return ingestion.split_and_save_rows(validated)
 

@@ -11,7 +11,7 @@ and recomputes realized performance.
 - `refresh-realized-performance`: F1, precision, recall, ROC AUC, Brier score and coverage with
   95 % intervals per model version and window (`realized_performance`, read by Grafana).
 
-Rules for late, partial, duplicate and contradictory labels: `dags/churn_jobs/labels.py`.
+Rules for late, partial, duplicate and contradictory labels: `jobs/labels.py`.
 """
 
 from __future__ import annotations
@@ -35,24 +35,21 @@ from airflow.sdk.exceptions import AirflowSkipException
 )
 def label_ingestion() -> None:
     @task(task_id="ingest-labels")
-    def ingest_labels() -> list[dict[str, Any]]:
-        from core.settings import LabelSettings
-        from dags.churn_jobs.labels import ingest_label_file, list_label_files
+    def ingest_waiting_label_files() -> list[dict[str, Any]]:
+        from jobs import labels
 
-        settings = LabelSettings()
-        files = list_label_files(settings.labels_dir)
-        if not files:
-            raise AirflowSkipException(f"no label file in {settings.labels_dir}")
-        run_id = get_current_context()["run_id"]
-        return [ingest_label_file(path, settings=settings, dag_run_id=run_id).to_dict() for path in files]
+        reports = labels.ingest_waiting_label_files(dag_run_id=get_current_context()["run_id"])
+        if reports is None:
+            raise AirflowSkipException("no label file in LABELS_DIR")
+        return [report.to_dict() for report in reports]
 
     @task(task_id="refresh-realized-performance")
     def refresh_realized_performance(reports: list[dict[str, Any]]) -> int:
-        from dags.churn_jobs.realized import refresh_realized_performance as refresh
+        from jobs import realized
 
-        return refresh()
+        return realized.refresh_realized_performance()
 
-    refresh_realized_performance(ingest_labels())
+    refresh_realized_performance(ingest_waiting_label_files())
 
 
 label_ingestion()

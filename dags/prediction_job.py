@@ -13,7 +13,7 @@ predicted, through the model service (`POST /predict`, `source=scheduled`).
   with their reasons in **bad_data** (`<file>.<checksum>.refused.csv`) and never block the file;
   only a refusal naming no row (a wrong token) fails the task at once, after the other files.
 
-Files in good_data are only read. The logic lives in `dags/churn_jobs/prediction.py`.
+Files in good_data are only read. The logic lives in `jobs/prediction.py`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def prediction_job() -> None:
     @task
     def check_for_new_data() -> list[dict[str, str]]:
         # imported here: the DAG processor parses this file often, pandas and SQLAlchemy stay out
-        from dags.churn_jobs import prediction
+        from jobs import prediction
 
         files = prediction.check_for_new_data()
         if not files:
@@ -48,7 +48,7 @@ def prediction_job() -> None:
 
     @task
     def make_predictions(files: list[dict[str, str]]) -> int:
-        from dags.churn_jobs import prediction
+        from jobs import prediction
 
         try:
             return prediction.make_predictions(files)

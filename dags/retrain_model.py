@@ -12,7 +12,7 @@ Every 5 minutes:
   train on the original training split plus the labelled serving rows and register the result
   as `challenger`. Otherwise the task is **skipped**, saying why.
 
-Logic: `model/lifecycle.py` (the same functions as `python -m model.lifecycle`).
+Logic: `jobs/lifecycle.py` (the same functions as `python -m jobs.lifecycle`).
 """
 
 from __future__ import annotations
@@ -36,23 +36,21 @@ from airflow.sdk.exceptions import AirflowSkipException
 )
 def retrain_model() -> None:
     @task(task_id="promotion-gate")
-    def promotion_gate() -> dict[str, Any] | None:
-        from model.lifecycle import run_gate
+    def promotion_gate_step() -> dict[str, Any] | None:
+        from jobs import lifecycle
 
-        decision = run_gate()
-        return None if decision is None else {"promote": decision.promote, "reasons": decision.reasons,
-                                              "rows": decision.rows}
+        return lifecycle.promotion_gate_step()
 
     @task(task_id="retrain-if-needed")
     def retrain_if_needed(_gate: dict[str, Any] | None) -> int:
-        from model.lifecycle import retrain, should_retrain
+        from jobs import lifecycle
 
-        check = should_retrain()
-        if not check.retrain:
-            raise AirflowSkipException(check.reason)
-        return retrain(reason=check.reason).number
+        result = lifecycle.retrain_if_needed()
+        if isinstance(result, lifecycle.RetrainCheck):
+            raise AirflowSkipException(result.reason)
+        return result.number
 
-    retrain_if_needed(promotion_gate())
+    retrain_if_needed(promotion_gate_step())
 
 
 retrain_model()

@@ -17,12 +17,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from db.models import LabelFile
-from db.session import get_engine, session_scope
 from model.contract import FEATURE_NAMES, IDENTIFIER
 
 
 class LabelRowLike(Protocol):
-    """A valid label row (dags/churn_jobs/labels.py's LabelRow): read-only attributes."""
+    """A valid label row (jobs/labels.py's LabelRow): read-only attributes."""
 
     @property
     def customer_id(self) -> str: ...
@@ -75,21 +74,20 @@ MATCH_PREDICTIONS = text(f"""
 """)
 
 
-def find_label_file(*, file_name: str, checksum: str) -> dict[str, Any] | None:
+def find_label_file(*, session: Session, file_name: str, checksum: str) -> dict[str, Any] | None:
     """The statistics of a file ingested before (same name and checksum), or None."""
-    with session_scope() as session:
-        row = session.scalars(select(LabelFile).where(
-            LabelFile.file_name == file_name, LabelFile.checksum == checksum)).first()
-        if row is None:
-            return None
-        return {"file_name": row.file_name, "rows": row.rows, "stored": row.stored_rows,
-                "invalid": row.invalid_rows, "duplicates": row.duplicate_rows,
-                "contradictory": row.contradictory_rows, "matched": row.matched_rows,
-                "outcome": row.outcome, "bad_file": None}
+    row = session.scalars(select(LabelFile).where(
+        LabelFile.file_name == file_name, LabelFile.checksum == checksum)).first()
+    if row is None:
+        return None
+    return {"file_name": row.file_name, "rows": row.rows, "stored": row.stored_rows,
+            "invalid": row.invalid_rows, "duplicates": row.duplicate_rows,
+            "contradictory": row.contradictory_rows, "matched": row.matched_rows,
+            "outcome": row.outcome, "bad_file": None}
 
 
 def store_label_file(
-    *, file_name: str, checksum: str, dag_run_id: str | None, rows: Sequence[LabelRowLike],
+    *, session: Session, file_name: str, checksum: str, dag_run_id: str | None, rows: Sequence[LabelRowLike],
     total_rows: int, invalid_rows: int, duplicates: int, errors: dict[str, int], outcome: str | None,
     contradictory_in_file: int = 0,
 ) -> StoredLabelFile:
@@ -100,30 +98,29 @@ def store_label_file(
     A row whose (customer, time) is stored already is a duplicate (same outcome) or contradicted
     (the other outcome: the stored one stays, its line is returned in `contradicted`).
     """
-    with session_scope() as session:
-        record = LabelFile(file_name=file_name, checksum=checksum, dag_run_id=dag_run_id,
-                           rows=total_rows, stored_rows=0, invalid_rows=0, duplicate_rows=0,
-                           contradictory_rows=0, matched_rows=0, outcome="bad", errors=errors)
-        session.add(record)
-        session.flush()
-        inserted = _insert(session, record.id, rows)
-        contradicted, more_duplicates = _compare_with_stored(session, rows, inserted)
-        matched = sum(1 for (pid,) in session.execute(MATCH_PREDICTIONS, {"file_id": record.id})
-                      if pid is not None)
-        record.stored_rows, record.matched_rows = len(inserted), matched
-        record.duplicate_rows = duplicates + more_duplicates
-        record.contradictory_rows = contradictory_in_file + len(contradicted)
-        record.invalid_rows = invalid_rows - contradictory_in_file
-        if contradicted:
-            record.errors = {**errors, "contradictory_label:churn":
-                             errors.get("contradictory_label:churn", 0) + len(contradicted)}
-        record.outcome = outcome or _outcome(total_rows, len(inserted) + record.duplicate_rows,
-                                             invalid_rows + len(contradicted))
-        return StoredLabelFile(
-            file_name=file_name, rows=total_rows, stored=len(inserted), invalid=record.invalid_rows,
-            duplicates=record.duplicate_rows, contradictory=record.contradictory_rows,
-            matched=matched, outcome=record.outcome, contradicted=contradicted,
-        )
+    record = LabelFile(file_name=file_name, checksum=checksum, dag_run_id=dag_run_id,
+                       rows=total_rows, stored_rows=0, invalid_rows=0, duplicate_rows=0,
+                       contradictory_rows=0, matched_rows=0, outcome="bad", errors=errors)
+    session.add(record)
+    session.flush()
+    inserted = _insert(session, record.id, rows)
+    contradicted, more_duplicates = _compare_with_stored(session, rows, inserted)
+    matched = sum(1 for (pid,) in session.execute(MATCH_PREDICTIONS, {"file_id": record.id})
+                  if pid is not None)
+    record.stored_rows, record.matched_rows = len(inserted), matched
+    record.duplicate_rows = duplicates + more_duplicates
+    record.contradictory_rows = contradictory_in_file + len(contradicted)
+    record.invalid_rows = invalid_rows - contradictory_in_file
+    if contradicted:
+        record.errors = {**errors, "contradictory_label:churn":
+                         errors.get("contradictory_label:churn", 0) + len(contradicted)}
+    record.outcome = outcome or _outcome(total_rows, len(inserted) + record.duplicate_rows,
+                                         invalid_rows + len(contradicted))
+    return StoredLabelFile(
+        file_name=file_name, rows=total_rows, stored=len(inserted), invalid=record.invalid_rows,
+        duplicates=record.duplicate_rows, contradictory=record.contradictory_rows,
+        matched=matched, outcome=record.outcome, contradicted=contradicted,
+    )
 
 
 def _insert(session: Session, file_id: int, rows: Sequence[LabelRowLike]) -> set[tuple[str, datetime]]:
@@ -167,7 +164,9 @@ JUDGED_PREDICTIONS = f"""
 """
 
 
-def labelled_predictions(*, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+def labelled_predictions(
+    *, session: Session, start: datetime | None = None, end: datetime | None = None,
+) -> pd.DataFrame:
     """Every prediction judged by a label (the earliest one), with its features and the outcome
     (1 = churned), made in [start, end) when given."""
     query = f"SELECT * FROM ({JUDGED_PREDICTIONS}) AS judged WHERE TRUE"
@@ -178,11 +177,10 @@ def labelled_predictions(*, start: datetime | None = None, end: datetime | None 
     if end is not None:
         query += " AND created_at < :end"
         params["end"] = end
-    with get_engine().connect() as connection:
-        return pd.read_sql(text(query + " ORDER BY prediction_id"), connection, params=params)
+    return pd.read_sql(text(query + " ORDER BY prediction_id"), session.connection(), params=params)
 
 
-def count_predictions_per_window(*, window_minutes: int) -> pd.DataFrame:
+def count_predictions_per_window(*, session: Session, window_minutes: int) -> pd.DataFrame:
     """Predictions per (model_version, window start), windows of `window_minutes` from the epoch."""
     seconds = window_minutes * 60
     query = text(f"""
@@ -190,32 +188,29 @@ def count_predictions_per_window(*, window_minutes: int) -> pd.DataFrame:
                AS window_start, count(*) AS predictions
         FROM predictions GROUP BY 1, 2
     """)
-    with get_engine().connect() as connection:
-        return pd.read_sql(query, connection)
+    return pd.read_sql(query, session.connection())
 
 
-def count_labels_received_since(*, since: datetime) -> int:
+def count_labels_received_since(*, session: Session, since: datetime) -> int:
     """Labels stored after `since` that judge a prediction (what retraining waits for)."""
-    with get_engine().connect() as connection:
-        return int(connection.execute(text(
-            "SELECT count(*) FROM labels WHERE received_at > :since AND prediction_id IS NOT NULL"),
-            {"since": since}).scalar_one())
+    return int(session.execute(text(
+        "SELECT count(*) FROM labels WHERE received_at > :since AND prediction_id IS NOT NULL"),
+        {"since": since}).scalar_one())
 
 
 def customers_awaiting_label(
-    *, predicted_before: datetime, limit: int = 10_000,
+    *, session: Session, predicted_before: datetime, limit: int = 10_000,
 ) -> list[tuple[str, datetime]]:
     """Customers predicted at or before `predicted_before` who have no stored label yet.
 
     Returns (customer_id, time of the customer's latest prediction up to then), oldest first, at
     most `limit`. What `scripts/seed_labels.py` writes outcomes for (demo and `make run`).
     """
-    with get_engine().connect() as connection:
-        rows = connection.execute(text("""
+    rows = session.execute(text("""
             SELECT p.customer_id, max(p.created_at) AS predicted_at
             FROM predictions p
             WHERE p.customer_id IS NOT NULL AND p.created_at <= :cutoff
               AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.customer_id = p.customer_id)
             GROUP BY p.customer_id ORDER BY predicted_at LIMIT :limit"""),
-            {"cutoff": predicted_before, "limit": limit})
-        return [(row.customer_id, row.predicted_at) for row in rows]
+        {"cutoff": predicted_before, "limit": limit})
+    return [(row.customer_id, row.predicted_at) for row in rows]

@@ -12,7 +12,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from core.settings import DriftMonitoringSettings
@@ -68,3 +68,15 @@ def record_model_version(*, session: Session, metadata: dict[str, Any]) -> str:
     thresholds = MonitoringThresholds.from_settings(DriftMonitoringSettings())
     load_monitoring_reference(session=session, metadata=metadata, thresholds=thresholds)  # drift tests, CBPE
     return version
+
+
+def set_registry_version(*, session: Session, model_version: str, registry_version: int) -> None:
+    """Record which MLflow registry version number a stored model version was registered as."""
+    session.execute(update(ModelVersion).where(ModelVersion.model_version == model_version)
+                    .values(registry_version=registry_version))
+
+
+def training_f1(*, session: Session, model_version: str) -> float | None:
+    """The holdout F1 a version was trained to (model_versions.metrics), None when unknown."""
+    metrics = session.scalar(select(ModelVersion.metrics).where(ModelVersion.model_version == model_version))
+    return None if metrics is None else float(metrics["f1"])

@@ -39,7 +39,7 @@ def airflow_environment(
 ) -> dict[str, str]:
     """The environment every Airflow process of this stack runs with (scheduler, API server, tests).
 
-    The repo root is put on PYTHONPATH so that DAG files import `dags.churn_jobs....` the same way
+    The repo root is put on PYTHONPATH so that DAG files import `jobs....` the same way
     in Airflow, in the tests and on the command line.
     """
     secret = jwt_secret(home, jwt_secret_value)

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from model.data import records_to_frame
+from model.files import ARTIFACTS_DIR, METADATA_FILE, MODEL_FILE
 from model.onnx_export import (
     ONNX_FILE,
     PROBABILITIES_OUTPUT,
@@ -32,7 +33,6 @@ from model.onnx_export import (
     records_to_feeds,
 )
 from model.reasons import Reasons, contributions, reason_weights, top_reasons
-from model.train import ARTIFACTS_DIR, METADATA_FILE, MODEL_FILE
 
 ONNX_THREADS = 1  # intra-op threads; bench/bench_predictor.py measures 1 against 2
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.settings import RegistrySettings
-from model.train import ARTIFACTS_DIR, CONFUSION_FILE, HYPERPARAMETERS, METADATA_FILE, MODEL_FILE, SEED
+from model.files import ARTIFACTS_DIR, CONFUSION_FILE, HYPERPARAMETERS, METADATA_FILE, MODEL_FILE, SEED
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

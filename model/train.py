@@ -37,7 +37,6 @@ from sklearn.model_selection import cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from core.settings import REPO_ROOT
 from model.baseline import compute_baseline
 from model.contract import (
     CATEGORICAL_FEATURES,
@@ -49,16 +48,17 @@ from model.contract import (
     record_json_schema,
 )
 from model.data import DATASET_PATH, load_dataset
+from model.files import (
+    ARTIFACTS_DIR,
+    CONFUSION_FILE,
+    HOLDOUT_SHARE,
+    HYPERPARAMETERS,
+    METADATA_FILE,
+    MODEL_FILE,
+    SEED,
+)
 from model.monitoring import monitoring_reference
 from model.onnx_export import ONNX_FILE, export_onnx
-
-ARTIFACTS_DIR = REPO_ROOT / "model" / "artifacts"
-MODEL_FILE = "model.joblib"
-METADATA_FILE = "metadata.json"
-CONFUSION_FILE = "confusion_matrix.png"
-SEED = 42
-HOLDOUT_SHARE = 0.2
-HYPERPARAMETERS = {"C": 1.0, "max_iter": 2000}
 
 
 def build_pipeline() -> Pipeline:

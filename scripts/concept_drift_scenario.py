@@ -62,8 +62,8 @@ def drifted_outcomes(frame: pd.DataFrame) -> pd.Series:
 
 def direct_ingest() -> None:
     """What the label_ingestion DAG does: ingest every waiting label file, refresh realized F1."""
-    from dags.churn_jobs.labels import ingest_label_file, list_label_files
-    from dags.churn_jobs.realized import refresh_realized_performance
+    from jobs.labels import ingest_label_file, list_label_files
+    from jobs.realized import refresh_realized_performance
 
     settings = LabelSettings()
     for path in list_label_files(settings.labels_dir):
@@ -73,7 +73,7 @@ def direct_ingest() -> None:
 
 def direct_retrain_job() -> None:
     """What the retrain_model DAG does: the gate first, then retrain when the condition holds."""
-    from model.lifecycle import retrain, run_gate, should_retrain
+    from jobs.lifecycle import retrain, run_gate, should_retrain
 
     run_gate()
     check = should_retrain()
@@ -193,8 +193,10 @@ class ConceptDriftScenario:
 
     def _judged(self, batch: str) -> pd.DataFrame:
         from db.labels import labelled_predictions
+        from db.session import session_scope
 
-        judged = labelled_predictions()
+        with session_scope() as session:
+            judged = labelled_predictions(session=session)
         return judged[judged[IDENTIFIER].isin(set(self._customer_ids(batch)))]
 
     def _stored_labels(self, batch: str) -> int:
@@ -209,15 +211,19 @@ class ConceptDriftScenario:
         return measured.f1, (measured.f1_interval.low, measured.f1_interval.high)
 
     def _wait_for_shadow(self, ids: list[int]) -> None:
-        from db.lifecycle import count_shadow_predictions
+        from db.session import session_scope
+        from db.shadow_predictions import count_shadow_predictions
 
-        self._wait(lambda: count_shadow_predictions(prediction_ids=ids) == len(ids),
-                   "the challenger's shadow scores stored")
+        def scored() -> bool:
+            with session_scope() as session:
+                return count_shadow_predictions(session=session, prediction_ids=ids) == len(ids)
+
+        self._wait(scored, "the challenger's shadow scores stored")
 
     def _latest_gate_reasons(self) -> list[str]:
-        from db.lifecycle import list_decisions
+        from jobs.lifecycle import recent_decisions
 
-        for decision in list_decisions(5):
+        for decision in recent_decisions(5):
             if decision["action"] in ("promote", "reject", "keep"):
                 if decision["champion_value"] is not None and decision["challenger_value"] is not None:
                     self.report.gate_figures = (

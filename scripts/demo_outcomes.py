@@ -5,8 +5,8 @@ The outcome of a demo prediction is the dataset's own label of that customer, kn
 them (label coverage); the promotion's newcomers of the drift episode all stay (their contract
 holds them), so a model that predicted churn for every one of them is wrong about them all and
 the realized F1 of the windows they fall in drops well below the training F1. The windows are
-computed by the realized-performance job's own function (dags/churn_jobs/realized.py), from the
-demo's predictions as scored, and stored through db/lifecycle.py.
+computed by the realized-performance job's own function (jobs/realized.py), from the
+demo's predictions as scored, and stored through jobs/realized.py.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ def write_demo_realized_performance(
     scored: Sequence[ScoredDemoRecord], *, dataset: pd.DataFrame, model_version: str, rng: random.Random,
 ) -> int:
     """Compute and store the demo's realized-performance windows; returns the windows written."""
-    from dags.churn_jobs.realized import window_rows
-    from db.lifecycle import replace_realized_performance
+    from jobs.realized import store_realized_windows
 
     if not scored:
         return 0
@@ -50,4 +49,4 @@ def write_demo_realized_performance(
     step = pd.Timedelta(minutes=RealizedPerformanceSettings().realized_window_minutes)
     counts = (frame.assign(window_start=frame["created_at"].dt.floor(step))
               .groupby(["model_version", "window_start"]).size().rename("predictions").reset_index())
-    return replace_realized_performance(window_rows(judged, counts, int(step.total_seconds() // 60)))
+    return store_realized_windows(judged, counts, int(step.total_seconds() // 60))

@@ -242,7 +242,7 @@ def _ordinary_errors(rows: int, rng: random.Random) -> tuple[dict[tuple[str, str
 
 
 def _criticality(invalid: int, rows: int, errors: dict[tuple[str, str | None], int]) -> str:
-    """The ingestion's rule (dags/churn_jobs/validation.py::criticality_of), on the demo's counts."""
+    """The ingestion's rule (jobs/validation.py::criticality_of), on the demo's counts."""
     if any(kind == ErrorType.MISSING_COLUMN for kind, _ in errors) or invalid / rows >= 0.5:
         return "high"
     if invalid == 0:

@@ -63,11 +63,13 @@ def pending_customers(labels_dir: Path) -> set[str]:
 def seed_due_labels(settings: LabelSeedSettings | None = None, now: datetime | None = None) -> Path | None:
     """One label file for every outcome due by `now`; None when there is none. See the module doc."""
     from db.labels import customers_awaiting_label
+    from db.session import session_scope
 
     settings = settings or LabelSeedSettings()
     now = now or datetime.now(UTC)
     delay = timedelta(seconds=settings.label_delay_seconds)
-    due = customers_awaiting_label(predicted_before=now - delay)
+    with session_scope() as session:
+        due = customers_awaiting_label(session=session, predicted_before=now - delay)
     outcomes = dataset_outcomes()
     waiting = pending_customers(settings.labels_dir)
     rows = [(customer, outcomes[customer], predicted_at + delay) for customer, predicted_at in due

@@ -11,7 +11,7 @@ import pytest
 
 from core.api_client import ChurnApiClient
 from core.settings import RegistrySettings
-from db.lifecycle import list_decisions
+from jobs.lifecycle import recent_decisions
 from model.registry import CHALLENGER, CHAMPION, log_training_run, version_by_alias
 from model.train import train
 from scripts.concept_drift_scenario import ConceptDriftScenario
@@ -55,7 +55,7 @@ def test_a_concept_drift_goes_from_labels_to_a_promoted_challenger_with_no_human
     assert version_by_alias(CHALLENGER, registry_settings) is None
     assert (report.champion_before, report.champion_after) == (champion.model_version, promoted.model_version)
     assert report.gate == []  # promoted, no reason to refuse
-    decisions = [(d["action"], d["automatic"], d["challenger"]) for d in list_decisions(5)]
+    decisions = [(d["action"], d["automatic"], d["challenger"]) for d in recent_decisions(5)]
     assert decisions[:2] == [("promote", True, promoted.number), ("register", True, promoted.number)]
     assert report.f1_before is not None and report.f1_after is not None
     assert report.f1_after > report.f1_before + 0.05  # the new champion learned the drift

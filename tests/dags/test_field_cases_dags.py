@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import text
 
 from core.settings import IngestionSettings
-from dags.churn_jobs.splitting import ERRORS_COLUMN, RAW_COLUMN
 from db import session as db_session
+from jobs.splitting import ERRORS_COLUMN, RAW_COLUMN
 from model.contract import IDENTIFIER
 from tests.api_server import start_api_server
 from tests.field_case_outcomes import FIELD_CASES, IBM_SAMPLE, FieldCase

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dags.churn_jobs.alerts import (
+from jobs.alerts import (
     AlertNotDeliveredError,
     build_alert_card,
     build_report,
@@ -17,7 +17,7 @@ from dags.churn_jobs.alerts import (
     report_url,
     send_alert,
 )
-from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file, validate_customer_frame
+from jobs.validation import ValidationOutcome, validate_customer_file, validate_customer_frame
 from tests.api_server import start_api_server
 from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
 from tests.factories import dataset_rows

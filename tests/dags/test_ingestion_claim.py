@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from core.settings import IngestionSettings
-from dags.churn_jobs.claim import (
+from jobs.claim import (
     ClaimedFile,
     claim_raw_file,
     recover_stale_claims,
@@ -152,7 +152,7 @@ def test_a_file_moved_in_whole_is_claimed_at_once(tmp_path: Path) -> None:
 
 
 def test_the_settle_time_comes_from_the_settings(tmp_path: Path) -> None:
-    from dags.churn_jobs.ingestion import claim_next_file
+    from jobs.ingestion import claim_next_file
 
     settings = IngestionSettings(raw_data_dir=tmp_path / "raw-data", raw_file_settle_seconds=30)
     settings.raw_data_dir.mkdir()

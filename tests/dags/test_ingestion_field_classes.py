@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import select
 
 from core.settings import IngestionSettings
-from dags.churn_jobs import ingestion
-from dags.churn_jobs.claim import recover_stale_claims
 from db.models import IngestedFile
 from db.session import session_scope
+from jobs import ingestion
+from jobs.claim import recover_stale_claims
 from model.contract import IDENTIFIER
 from tests.dags.ingestion_samples import write_csv
 from tests.factories import dataset_rows

@@ -11,8 +11,8 @@ from core.error_types import ErrorType
 from core.files import UnreadableFileError
 from core.reader import read_customer_file
 from core.settings import DataFolderSettings, IngestionSettings
-from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims, waiting_raw_files
-from dags.churn_jobs.splitting import (
+from jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims, waiting_raw_files
+from jobs.splitting import (
     ERRORS_COLUMN,
     RAW_COLUMN,
     ClaimLostError,
@@ -21,7 +21,7 @@ from dags.churn_jobs.splitting import (
     output_name,
     split_good_bad_rows,
 )
-from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
+from jobs.validation import ValidationOutcome, validate_customer_file
 from model.contract import FEATURE_NAMES, IDENTIFIER, record_json_schema
 from model.data import DATASET_PATH
 from scripts.inject_errors import inject_errors

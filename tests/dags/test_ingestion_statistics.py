@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from core.settings import IngestionSettings
-from dags.churn_jobs import ingestion
 from db.models import IngestedFile, IngestionError
 from db.session import session_scope
+from jobs import ingestion
 from tests.dags.ingestion_samples import write_csv
 from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
 from tests.factories import dataset_rows

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.error_types import ErrorType
-from dags.churn_jobs.validation import (
+from jobs.validation import (
     SUITE_NAME,
     Criticality,
     ValidationOutcome,

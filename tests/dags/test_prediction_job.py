@@ -20,13 +20,13 @@ from sqlalchemy import text
 from core.api_client import ChurnApiClient
 from core.files import UnreadableFileError
 from core.settings import PredictionJobSettings
-from dags.churn_jobs.prediction import (
+from db import session as db_session
+from jobs.prediction import (
     FilesNotPredictedError,
     find_unpredicted_files,
     make_predictions,
     read_prediction_records,
 )
-from db import session as db_session
 from model.contract import IDENTIFIER, TARGET
 from tests.api_server import start_api_server
 from tests.dags.conftest import DagRunResult

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from dags.churn_jobs.alerts import (
+from jobs.alerts import (
     AlertNotDeliveredError,
     build_alert_card,
     build_report,
     redact_url,
     send_alert,
 )
-from dags.churn_jobs.validation import ValidationOutcome, validate_customer_frame
+from jobs.validation import ValidationOutcome, validate_customer_frame
 from tests.dags.webhook_server import FakeTeamsWebhook, teams_webhook  # noqa: F401
 from tests.factories import dataset_rows
 

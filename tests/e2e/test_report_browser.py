@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from api.reports import REPORT_CONTENT_SECURITY_POLICY
-from dags.churn_jobs.alerts import report_link_path
+from jobs.alerts import report_link_path
 from tests.api_server import start_api_server
 from tests.dags.test_report_safety import CELL_SCRIPT, FILE_NAME_SCRIPT, RUN_ID, build_hostile_report
 

@@ -11,15 +11,16 @@ import pytest
 from sqlalchemy import text
 
 from core.settings import LabelSettings
-from dags.churn_jobs.labels import (
+from db import predictions as stored_predictions
+from db import session as db_session
+from db.labels import labelled_predictions
+from db.session import session_scope
+from jobs.labels import (
     ingest_label_file,
     parse_known_at,
     read_label_file,
     validate_labels,
 )
-from db import predictions as stored_predictions
-from db import session as db_session
-from db.labels import labelled_predictions
 from tests.factories import customer_record
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
@@ -68,7 +69,8 @@ def test_a_label_judges_the_latest_prediction_before_it_was_known(
     assert [(r["customer_id"], r["churn"], r["prediction_id"]) for r in _labels()] == [
         ("C1", 1, second), ("C9", 0, None)]
     assert not path.exists() and (settings.processed_dir / "labels_a.csv").exists()
-    judged = labelled_predictions()
+    with session_scope() as session:
+        judged = labelled_predictions(session=session)
     assert judged["prediction_id"].tolist() == [second] and judged["outcome"].tolist() == [1]
 
 

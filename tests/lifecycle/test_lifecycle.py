@@ -14,10 +14,12 @@ from sqlalchemy import text
 from core.settings import LifecycleSettings, RegistrySettings
 from db import predictions as stored_predictions
 from db import session as db_session
-from db.lifecycle import list_decisions, store_shadow_predictions
-from model.lifecycle import (
+from db.session import session_scope
+from db.shadow_predictions import store_shadow_predictions
+from jobs.lifecycle import (
     LifecycleError,
     promote,
+    recent_decisions,
     retrain,
     rollback,
     run_gate,
@@ -69,8 +71,9 @@ def _served(version: str, n: int, start: datetime, prefix: str) -> list[int]:
 def _shadow(ids: list[int], version: str, right: Callable[[int], bool]) -> None:
     """The challenger's shadow scores: right about customer i when right(i)."""
     labels = [(i % 2) if right(i) else 1 - (i % 2) for i in range(len(ids))]
-    store_shadow_predictions(prediction_ids=ids, model_version=version, labels=labels,
-                             probabilities=[0.7 if label else 0.2 for label in labels])
+    with session_scope() as session:
+        store_shadow_predictions(session=session, prediction_ids=ids, model_version=version, labels=labels,
+                                 probabilities=[0.7 if label else 0.2 for label in labels])
 
 
 @pytest.fixture
@@ -104,7 +107,7 @@ def test_the_gate_refuses_a_worse_challenger(champion_and_challenger, registry_s
     assert decision.reasons[0].startswith("f1: challenger")
     assert version_by_alias(CHAMPION, registry_settings).number == champion.number  # type: ignore[union-attr]
     assert version_by_alias(CHALLENGER, registry_settings) is None  # rejected
-    (latest, *_) = list_decisions()
+    (latest, *_) = recent_decisions()
     assert (latest["action"], latest["champion_after"], latest["challenger"]) == (
         "reject", champion.number, challenger.number)
     assert latest["automatic"] and latest["rows"] == 150 and latest["reason"].startswith("f1: challenger")
@@ -145,11 +148,11 @@ def test_a_better_challenger_is_promoted_then_rolled_back(champion_and_challenge
         rollback(challenger.number, by="alice", registry=registry_settings)
     rollback(champion.number, by="alice", reason="incident 42", registry=registry_settings)
     assert version_by_alias(CHAMPION, registry_settings).number == champion.number  # type: ignore[union-attr]
-    rolled, promoted, *_ = list_decisions()
+    rolled, promoted, *_ = recent_decisions()
     assert (rolled["action"], rolled["decided_by"], rolled["automatic"], rolled["reason"]) == (
         "rollback", "alice", False, "incident 42")
     assert (rolled["champion_before"], rolled["champion_after"]) == (challenger.number, champion.number)
     assert (promoted["action"], promoted["automatic"], promoted["metric"]) == ("promote", True, "f1")
     assert promoted["challenger_value"] > promoted["champion_value"]
     promote(challenger.number, by="bob", registry=registry_settings)
-    assert list_decisions()[0]["decided_by"] == "bob"
+    assert recent_decisions()[0]["decided_by"] == "bob"

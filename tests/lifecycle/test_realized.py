@@ -11,10 +11,10 @@ from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_
 from sqlalchemy import text
 
 from core.settings import LabelSettings, RealizedPerformanceSettings
-from dags.churn_jobs.labels import ingest_label_file
-from dags.churn_jobs.realized import refresh_realized_performance
 from db import predictions as stored_predictions
 from db import session as db_session
+from jobs.labels import ingest_label_file
+from jobs.realized import refresh_realized_performance
 from tests.factories import customer_record
 
 START = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)

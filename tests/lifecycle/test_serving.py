@@ -18,7 +18,7 @@ from sqlalchemy import text
 from api.serving import build_served, score_in_shadow
 from core.settings import RegistrySettings
 from db import session as db_session
-from model.lifecycle import promote
+from jobs.lifecycle import promote
 from model.predictor import Predictor
 from model.registry import CHALLENGER, CHAMPION, log_training_run
 from model.train import METADATA_FILE, train

@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from core.settings import LabelSeedSettings
-from dags.churn_jobs.labels import ingest_label_file, parse_known_at
 from db import predictions as stored_predictions
 from db import session as db_session
+from jobs.labels import ingest_label_file, parse_known_at
 from scripts.seed_labels import dataset_outcomes, seed_due_labels
 from tests.factories import dataset_records
 

@@ -1,13 +1,16 @@
 """The model lifecycle: retrain a challenger, gate it, promote or roll back the champion.
 
-    python -m model.lifecycle status
-    python -m model.lifecycle promote --version N --by "<your name>" [--reason "..."]
-    python -m model.lifecycle rollback --version N --by "<your name>" [--reason "..."]
-    python -m model.lifecycle gate       (what the retrain_model DAG runs)
-    python -m model.lifecycle retrain    (train a challenger now, whatever the condition)
+    python -m jobs.lifecycle status
+    python -m jobs.lifecycle promote --version N --by "<your name>" [--reason "..."]
+    python -m jobs.lifecycle rollback --version N --by "<your name>" [--reason "..."]
+    python -m jobs.lifecycle gate       (what the retrain_model DAG runs)
+    python -m jobs.lifecycle retrain    (train a challenger now, whatever the condition)
 
 Every decision is a `promotion_decisions` row (when, versions, metric values, automatic or by
 whom, why) and tags on the MLflow version. The API follows the `champion` alias by itself.
+
+Each step is one database transaction: a retraining's model-version row, its registry number and
+its "register" decision commit together or not at all; so do a gate's reads and its decision.
 """
 
 from __future__ import annotations
@@ -20,8 +23,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from core.settings import LifecycleSettings, RegistrySettings
+from db.decisions import list_decisions, record_decision
+from db.labels import count_labels_received_since, labelled_predictions
+from db.model_versions import record_model_version, set_registry_version
+from db.realized_performance import latest_realized_f1
+from db.session import session_scope
+from db.shadow_predictions import gate_rows
 from model.contract import TARGET
+from model.files import METADATA_FILE
 from model.gate import EvaluationSet, GateDecision, GatePolicy, evaluate_gate
 from model.registry import (
     CHALLENGER,
@@ -53,14 +65,13 @@ def _number(version: RegisteredVersion | None) -> int | None:
     return None if version is None else version.number
 
 
-def _record(action: str, *, by: str, automatic: bool, reason: str, champion_before: int | None,
-            challenger: int | None, champion_after: int | None, decision: GateDecision | None = None,
-            registry: RegistrySettings | None = None) -> int:
-    """A promotion_decisions row, and the same facts as tags on the versions concerned."""
-    from db.lifecycle import record_decision
-
+def _record(session: Session, action: str, *, by: str, automatic: bool, reason: str,
+            champion_before: int | None, challenger: int | None, champion_after: int | None,
+            decision: GateDecision | None = None, registry: RegistrySettings | None = None) -> int:
+    """A promotion_decisions row (in the caller's transaction), and the same facts as tags on the
+    versions concerned."""
     decision_id = record_decision(
-        action=action, champion_before=champion_before, challenger=challenger,
+        session=session, action=action, champion_before=champion_before, challenger=challenger,
         champion_after=champion_after, metric=decision.metric if decision else None,
         champion_value=decision.champion if decision else None,
         challenger_value=decision.challenger if decision else None,
@@ -85,9 +96,10 @@ def promote(number: int, *, by: str, reason: str = "promoted by hand", automatic
     set_alias(CHAMPION, target.number, registry)
     if challenger is not None and challenger.number == number:
         delete_alias(CHALLENGER, registry)
-    return _record("promote", by=by, automatic=automatic, reason=reason,
-                   champion_before=_number(before), challenger=number, champion_after=number,
-                   decision=decision, registry=registry)
+    with session_scope() as session:
+        return _record(session, "promote", by=by, automatic=automatic, reason=reason,
+                       champion_before=_number(before), challenger=number, champion_after=number,
+                       decision=decision, registry=registry)
 
 
 def rollback(number: int, *, by: str, reason: str = "rolled back by hand",
@@ -99,9 +111,10 @@ def rollback(number: int, *, by: str, reason: str = "rolled back by hand",
                              f"(version {before.number}); use promote")
     target = get_version(number, registry)
     set_alias(CHAMPION, target.number, registry)
-    return _record("rollback", by=by, automatic=False, reason=reason,
-                   champion_before=_number(before), challenger=None, champion_after=number,
-                   registry=registry)
+    with session_scope() as session:
+        return _record(session, "rollback", by=by, automatic=False, reason=reason,
+                       champion_before=_number(before), challenger=None, champion_after=number,
+                       registry=registry)
 
 
 def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettings | None = None,
@@ -111,14 +124,14 @@ def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettin
     Promotes it, or rejects it (alias removed, decision recorded with the reasons), or, with too few
     labelled customers yet, leaves it in shadow. None when there is no challenger.
     """
-    from db.lifecycle import gate_rows
-
     settings = settings or LifecycleSettings()
     challenger, champion = version_by_alias(CHALLENGER, registry), version_by_alias(CHAMPION, registry)
     if challenger is None or champion is None:
         return None
     since = datetime.fromisoformat(challenger.tags.get("registered_at", "1970-01-01T00:00:00+00:00"))
-    rows = gate_rows(champion=champion.model_version, challenger=challenger.model_version, since=since)
+    with session_scope() as session:
+        rows = gate_rows(session=session, champion=champion.model_version,
+                         challenger=challenger.model_version, since=since)
     decision = evaluate_gate(EvaluationSet.from_rows(rows), gate_policy(settings))
     if decision.promote:
         promote(challenger.number, by=by, automatic=True, decision=decision, registry=registry,
@@ -126,9 +139,10 @@ def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettin
                        f"on {decision.rows} labelled customers, no segment regression")
     elif decision.enough_rows:
         delete_alias(CHALLENGER, registry)
-        _record("reject", by=by, automatic=True, reason="; ".join(decision.reasons),
-                champion_before=champion.number, challenger=challenger.number,
-                champion_after=champion.number, decision=decision, registry=registry)
+        with session_scope() as session:
+            _record(session, "reject", by=by, automatic=True, reason="; ".join(decision.reasons),
+                    champion_before=champion.number, challenger=challenger.number,
+                    champion_after=champion.number, decision=decision, registry=registry)
     return decision
 
 
@@ -143,9 +157,6 @@ def should_retrain(settings: LifecycleSettings | None = None,
     """Retrain when no challenger waits and enough new labels arrived since the champion was
     trained, or the champion's latest realized F1 fell below its training F1 with the 95 %
     interval excluding it."""
-    from db.labels import count_labels_received_since
-    from db.lifecycle import latest_realized_f1
-
     settings = settings or LifecycleSettings()
     if version_by_alias(CHALLENGER, registry) is not None:
         return RetrainCheck(False, "a challenger is already waiting for the gate")
@@ -153,11 +164,12 @@ def should_retrain(settings: LifecycleSettings | None = None,
     if champion is None:
         return RetrainCheck(False, "no champion registered")
     trained_at = datetime.fromisoformat(champion.tags["trained_at"])
-    new = count_labels_received_since(since=trained_at)
+    with session_scope() as session:
+        new = count_labels_received_since(session=session, since=trained_at)
+        realized = latest_realized_f1(session=session, model_version=champion.model_version)
     if new >= settings.retrain_min_new_labels:
         return RetrainCheck(True, f"{new} new labels since the champion was trained "
                                   f"(RETRAIN_MIN_NEW_LABELS={settings.retrain_min_new_labels})")
-    realized = latest_realized_f1(model_version=champion.model_version)
     if realized is not None:
         f1, low, high, training = realized
         if training is not None and low is not None and high is not None and high < training:
@@ -172,13 +184,10 @@ def retrain(
 ) -> RegisteredVersion:
     """Train on the original training split plus every labelled serving row; register the result
     as `challenger`, load its drift baseline into the database and record the registration."""
-    from db.labels import labelled_predictions
-    from db.lifecycle import set_registry_version
-    from db.model_versions import record_model_version
-    from db.session import session_scope
-    from model.train import METADATA_FILE, train
+    from model.train import train  # scikit-learn and friends: only when a retraining runs
 
-    judged = labelled_predictions()
+    with session_scope() as session:
+        judged = labelled_predictions(session=session)
     extra = judged.assign(**{TARGET: judged["outcome"].map({1: "Yes", 0: "No"})})
     champion = version_by_alias(CHAMPION, registry)
     with tempfile.TemporaryDirectory(prefix="churn-retrain-") as folder:
@@ -187,25 +196,48 @@ def retrain(
                                       extra_params={"serving_rows_added": metadata["serving_rows_added"]})
         assert registered is not None, "MLFLOW_TRACKING_URI is unset: nowhere to register a challenger"
         saved = json.loads((Path(folder) / METADATA_FILE).read_text())
-    with session_scope() as session:
+    with session_scope() as session:  # the version's records and its decision: all or nothing
         record_model_version(session=session, metadata=saved)
-    set_registry_version(model_version=registered.model_version, registry_version=registered.number)
-    _record("register", by=by, automatic=by == AUTOMATIC, registry=registry,
-            reason=f"retrained ({reason}) on {metadata['training_rows']} rows, "
-                   f"{metadata['serving_rows_added']} of them labelled serving rows",
-            champion_before=_number(champion), challenger=registered.number,
-            champion_after=_number(champion))
+        set_registry_version(session=session, model_version=registered.model_version,
+                             registry_version=registered.number)
+        _record(session, "register", by=by, automatic=by == AUTOMATIC, registry=registry,
+                reason=f"retrained ({reason}) on {metadata['training_rows']} rows, "
+                       f"{metadata['serving_rows_added']} of them labelled serving rows",
+                champion_before=_number(champion), challenger=registered.number,
+                champion_after=_number(champion))
     return get_version(registered.number, registry)
 
 
-def status(registry: RegistrySettings | None = None) -> dict[str, Any]:
-    from db.lifecycle import list_decisions
+def promotion_gate_step(by: str = AUTOMATIC) -> dict[str, Any] | None:
+    """The retrain_model DAG's `promotion-gate` task: run the gate; what it decided, or None when
+    no challenger waits."""
+    decision = run_gate(by=by)
+    return None if decision is None else {"promote": decision.promote, "reasons": decision.reasons,
+                                          "rows": decision.rows}
 
+
+def retrain_if_needed(by: str = AUTOMATIC) -> RetrainCheck | RegisteredVersion:
+    """The retrain_model DAG's `retrain-if-needed` task: the registered challenger, or the check
+    that said no (the task is then skipped with its reason)."""
+    check = should_retrain()
+    if not check.retrain:
+        return check
+    return retrain(by=by, reason=check.reason)
+
+
+def recent_decisions(limit: int = 20) -> list[dict[str, Any]]:
+    """The latest `promotion_decisions` rows, newest first (columns as dict keys)."""
+    with session_scope() as session:
+        return list_decisions(session=session, limit=limit)
+
+
+def status(registry: RegistrySettings | None = None) -> dict[str, Any]:
+    """Champion and challenger (number and model version) and the last 10 decisions."""
     return {
         alias: (None if (v := version_by_alias(alias, registry)) is None
                 else {"version": v.number, "model_version": v.model_version})
         for alias in (CHAMPION, CHALLENGER)
-    } | {"decisions": list_decisions(10)}
+    } | {"decisions": recent_decisions(10)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlparse
 import requests
 
 from core.files import write_atomic
-from dags.churn_jobs.validation import Criticality, ValidationOutcome
+from jobs.validation import Criticality, ValidationOutcome
 
 log = logging.getLogger(__name__)
 

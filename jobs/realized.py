@@ -8,22 +8,30 @@ its window. Grafana reads the `realized_performance` table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.orm import Session
 
 from core.settings import RealizedPerformanceSettings
 from db.labels import count_predictions_per_window, labelled_predictions
-from db.lifecycle import replace_realized_performance, training_f1
+from db.model_versions import training_f1
+from db.realized_performance import replace_realized_performance
+from db.session import session_scope
 from model.performance import realized_performance
 
 
-def window_rows(judged: pd.DataFrame, counts: pd.DataFrame, window_minutes: int) -> list[dict[str, Any]]:
-    """One row per (model_version, window) that has predictions: metrics of its labelled ones."""
+def window_rows(judged: pd.DataFrame, counts: pd.DataFrame, window_minutes: int,
+                training_f1s: Mapping[str, float | None]) -> list[dict[str, Any]]:
+    """One row per (model_version, window) that has predictions: metrics of its labelled ones.
+
+    `judged`: labelled predictions (db.labels.labelled_predictions); `counts`: predictions per
+    (model_version, window_start); `training_f1s`: each version's holdout F1 (None when unknown).
+    """
     step = pd.Timedelta(minutes=window_minutes)
     if len(judged):
         judged = judged.assign(window_start=judged["created_at"].dt.floor(step))
-    f1_of: dict[str, float | None] = {}
     rows = []
     for (version, start), total in counts.set_index(["model_version", "window_start"])["predictions"].items():
         part = judged[(judged["model_version"] == version) & (judged["window_start"] == start)] \
@@ -31,8 +39,6 @@ def window_rows(judged: pd.DataFrame, counts: pd.DataFrame, window_minutes: int)
         result = realized_performance(part["outcome"].to_numpy(dtype=int) if len(part) else [],
                                       part["predicted_label"].to_numpy(dtype=int) if len(part) else [],
                                       part["churn_probability"].to_numpy(dtype=float) if len(part) else [])
-        if version not in f1_of:
-            f1_of[version] = training_f1(model_version=version)
         rows.append({
             "model_version": version, "window_start": start, "window_end": start + step,
             "predictions": int(total), "labelled": result.rows, "coverage": result.rows / int(total),
@@ -42,17 +48,32 @@ def window_rows(judged: pd.DataFrame, counts: pd.DataFrame, window_minutes: int)
             "recall": result.recall, "recall_low": result.recall_interval.low,
             "recall_high": result.recall_interval.high, "roc_auc": result.roc_auc,
             "roc_auc_low": result.roc_auc_interval.low, "roc_auc_high": result.roc_auc_interval.high,
-            "brier": result.brier, "training_f1": f1_of[version],
+            "brier": result.brier, "training_f1": training_f1s.get(version),
         })
     return rows
 
 
 def refresh_realized_performance(settings: RealizedPerformanceSettings | None = None) -> int:
-    """Recompute every window's realized performance; returns the number of windows written."""
+    """Recompute every window's realized performance in one transaction; returns the number of
+    windows written."""
     settings = settings or RealizedPerformanceSettings()
     minutes = settings.realized_window_minutes
-    counts = count_predictions_per_window(window_minutes=minutes)
-    if counts.empty:
-        return 0
-    rows = window_rows(labelled_predictions(), counts, minutes)
-    return replace_realized_performance(rows)
+    with session_scope() as session:
+        counts = count_predictions_per_window(session=session, window_minutes=minutes)
+        if counts.empty:
+            return 0
+        return _store_windows(session, labelled_predictions(session=session), counts, minutes)
+
+
+def store_realized_windows(judged: pd.DataFrame, counts: pd.DataFrame, window_minutes: int) -> int:
+    """Compute and store the windows of given labelled predictions and counts (the demo history's
+    path, `scripts/demo_outcomes.py`), in one transaction; returns the windows written."""
+    with session_scope() as session:
+        return _store_windows(session, judged, counts, window_minutes)
+
+
+def _store_windows(session: Session, judged: pd.DataFrame, counts: pd.DataFrame, window_minutes: int) -> int:
+    f1s = {str(version): training_f1(session=session, model_version=str(version))
+           for version in counts["model_version"].unique()}
+    rows = window_rows(judged, counts, window_minutes, f1s)
+    return replace_realized_performance(session=session, rows=rows)

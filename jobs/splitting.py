@@ -27,8 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from core.files import write_atomic
-from dags.churn_jobs.claim import ClaimedFile, release_claim
-from dags.churn_jobs.validation import (
+from jobs.claim import ClaimedFile, release_claim
+from jobs.validation import (
     KNOWN_EXTRA_COLUMNS,
     Reason,
     ValidationOutcome,

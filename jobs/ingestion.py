@@ -27,11 +27,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.files import remove_orphan_temporaries
 from core.settings import IngestionSettings
-from dags.churn_jobs.alerts import report_and_alert, report_url
-from dags.churn_jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims
-from dags.churn_jobs.splitting import split_good_bad_rows
-from dags.churn_jobs.validation import ValidationOutcome, validate_customer_file
 from db.statistics import record_ingestion_statistics
+from jobs.alerts import report_and_alert, report_url
+from jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims
+from jobs.splitting import split_good_bad_rows
+from jobs.validation import ValidationOutcome, validate_customer_file
 
 log = logging.getLogger(__name__)
 

@@ -84,6 +84,17 @@ def list_label_files(labels_dir: Path) -> list[Path]:
     return list_visible_files(labels_dir)
 
 
+def ingest_waiting_label_files(dag_run_id: str | None = None,
+                               settings: LabelSettings | None = None) -> list[LabelFileReport] | None:
+    """Ingest every label file waiting in LABELS_DIR, oldest name first; None when there is none
+    (the DAG's run is then skipped). Each file is its own transaction (`ingest_label_file`)."""
+    settings = settings or LabelSettings()
+    files = list_label_files(settings.labels_dir)
+    if not files:
+        return None
+    return [ingest_label_file(path, settings=settings, dag_run_id=dag_run_id) for path in files]
+
+
 def read_label_file(path: Path) -> pd.DataFrame:
     """The file's rows as text (empty cells as ""), or UnreadableLabelFileError saying why not.
 
@@ -222,10 +233,12 @@ def ingest_label_file(path: Path, *, settings: LabelSettings | None = None,
     to the processed folder. A crash before the move is safe: the rerun finds the file's row
     (same name and checksum) and only moves it."""
     from db.labels import find_label_file, store_label_file
+    from db.session import session_scope
 
     settings = settings or LabelSettings()
     checksum = file_checksum(path)
-    known = find_label_file(file_name=path.name, checksum=checksum)
+    with session_scope() as session:
+        known = find_label_file(session=session, file_name=path.name, checksum=checksum)
     if known is not None:
         _move_processed(path, settings)
         return LabelFileReport(**{**known, "already_ingested": True})
@@ -233,20 +246,23 @@ def ingest_label_file(path: Path, *, settings: LabelSettings | None = None,
         frame = read_label_file(path)
     except UnreadableLabelFileError as error:
         bad = _write_bad_bytes(path, settings)
-        stored = store_label_file(
-            file_name=path.name, checksum=checksum, dag_run_id=dag_run_id, rows=[], total_rows=0,
-            invalid_rows=0, duplicates=0, errors={f"{ErrorType.UNREADABLE_FILE}:": 1}, outcome="unreadable",
-        )
+        with session_scope() as session:
+            stored = store_label_file(
+                session=session, file_name=path.name, checksum=checksum, dag_run_id=dag_run_id, rows=[],
+                total_rows=0, invalid_rows=0, duplicates=0,
+                errors={f"{ErrorType.UNREADABLE_FILE}:": 1}, outcome="unreadable",
+            )
         log.warning("%s", error)
         _move_processed(path, settings)
         return LabelFileReport(**{**stored.to_dict(), "bad_file": str(bad)})
     checked = validate_labels(frame, now)
-    stored = store_label_file(
-        file_name=path.name, checksum=checksum, dag_run_id=dag_run_id, rows=checked.valid,
-        total_rows=checked.rows, invalid_rows=len(checked.invalid), duplicates=checked.duplicates,
-        errors=dict(checked.errors), outcome=None,
-        contradictory_in_file=checked.errors.get(f"{CONTRADICTORY}:churn", 0),
-    )
+    with session_scope() as session:
+        stored = store_label_file(
+            session=session, file_name=path.name, checksum=checksum, dag_run_id=dag_run_id,
+            rows=checked.valid, total_rows=checked.rows, invalid_rows=len(checked.invalid),
+            duplicates=checked.duplicates, errors=dict(checked.errors), outcome=None,
+            contradictory_in_file=checked.errors.get(f"{CONTRADICTORY}:churn", 0),
+        )
     reasons = dict(checked.invalid)
     for line, stored_churn in stored.contradicted.items():  # a stored label says otherwise
         reasons[line - 2] = [f"{CONTRADICTORY}:churn (stored label: "
