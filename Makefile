@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARTIFACT := model/artifacts/model.joblib
 
-.PHONY: run test lint bench install train lock clean-data scenario compose-test
+.PHONY: run test lint bench install train lock clean-data scenario compose-test docs docs-reference screenshots
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,19 @@ test: lint $(ARTIFACT)
 
 bench: $(STAMP) $(ARTIFACT)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+
+# The documentation site on http://127.0.0.1:8001 (reloads on edits); the reference pages are
+# generated from the code first. `make test` builds it with --strict (tests/test_docs.py).
+docs: $(STAMP)
+	$(PY) -m scripts.generate_docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8001
+
+docs-reference: $(STAMP)
+	$(PY) -m scripts.generate_docs
+
+# The docs' screenshots, taken from the stack `make run` started (webapp, Airflow, MLflow, a report).
+screenshots: $(STAMP)
+	$(PY) -m scripts.take_screenshots
 
 # docker compose up for real: engine, offline stand-in base images, the real Dockerfiles, the flow
 # proven in containers, then down -v (tests/compose/run.py; root, as in CI).
