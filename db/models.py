@@ -26,8 +26,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from db.base import Base
 from model.contract import FEATURES, IDENTIFIER, PREDICTION_SOURCES
 
 SOURCES = PREDICTION_SOURCES
@@ -43,10 +44,6 @@ REASON_COLUMNS = (
       for name in pair),
     "rest_contribution",
 )
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 def _feature_columns() -> dict[str, Any]:
@@ -370,5 +367,6 @@ class RealizedPerformanceWindow(Base):
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-# The monitoring reference tables (issue 16) have their own module; imported so that Base knows them.
+# The monitoring reference tables have their own module; imported so that Base's metadata holds
+# them wherever the models are imported (Alembic's env, the tests).
 import db.monitoring_models  # noqa: E402,F401

@@ -15,7 +15,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, CheckConstraint, Double, ForeignKey, Integer, SmallInteger, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from db.models import Base
+from db.base import Base
 
 VERSION_FK = "model_versions.model_version"
 
