@@ -128,29 +128,40 @@ def ensure_running(settings: DatabaseSettings | None = None) -> str:
     server of another checkout is never used (nor stopped).
     """
     settings = settings or DatabaseSettings()
-    pgdata = settings.embedded_pg_dir.resolve()
     if is_accepting(settings.embedded_pg_host, settings.embedded_pg_port):
         check_own_server(settings)
     else:
-        pgdata.mkdir(parents=True, exist_ok=True)
-        user = _run_as()
-        _prepare_permissions(pgdata, user)
-        if not (pgdata / "PG_VERSION").exists():
-            _commands.initdb(  # type: ignore[attr-defined]  # made at import by _commands._init()
-                ["--auth=trust", "--encoding=utf8", "-U", SUPERUSER], pgdata=pgdata, user=user,
-            )
-        _commands.pg_ctl(  # type: ignore[attr-defined]
-            [
-                "-w", "-t", "60",
-                "-o", f"-h {settings.embedded_pg_host} -p {settings.embedded_pg_port} -k ''",
-                "-l", str(pgdata / "server.log"),
-                "start",
-            ],
-            pgdata=pgdata, user=user, timeout=90,
-        )
-        _wait_until_accepting(settings)
+        _start(settings, durable=True)
     _ensure_database(settings)
     return server_url(settings)
+
+
+# a throwaway server's data dies with it: no flush to disk is worth waiting for
+NOT_DURABLE = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+
+def _start(settings: DatabaseSettings, *, durable: bool) -> None:
+    """Initialise the data folder when new and start its server on the settings' host and port."""
+    pgdata = settings.embedded_pg_dir.resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    user = _run_as()
+    _prepare_permissions(pgdata, user)
+    if not (pgdata / "PG_VERSION").exists():
+        _commands.initdb(  # type: ignore[attr-defined]  # made at import by _commands._init()
+            ["--auth=trust", "--encoding=utf8", "-U", SUPERUSER, *([] if durable else ["--no-sync"])],
+            pgdata=pgdata, user=user,
+        )
+    options = f"-h {settings.embedded_pg_host} -p {settings.embedded_pg_port} -k ''"
+    _commands.pg_ctl(  # type: ignore[attr-defined]
+        [
+            "-w", "-t", "60",
+            "-o", options if durable else f"{options} {NOT_DURABLE}",
+            "-l", str(pgdata / "server.log"),
+            "start",
+        ],
+        pgdata=pgdata, user=user, timeout=90,
+    )
+    _wait_until_accepting(settings)
 
 
 def _wait_until_accepting(settings: DatabaseSettings, seconds: float = 30) -> None:
@@ -199,7 +210,7 @@ def throwaway_server(host: str = "127.0.0.1") -> Iterator[str]:
     """A PostgreSQL server of the caller's own; yields the URL of its `postgres` database.
 
     A new data folder in the temporary directory (`churn-pg-*`), a free port on `host`, trust
-    login for the `postgres` superuser. On exit (also on an exception or Ctrl-C) the server is
+    login for the `postgres` superuser, no flush to disk (its data is thrown away). On exit (also on an exception or Ctrl-C) the server is
     stopped and its folder deleted. That is done by a watchdog process that waits for the end of
     a pipe from this process: when the caller dies without exiting the block (SIGTERM, SIGKILL, a
     test timeout's `os._exit`), the pipe closes all the same and the watchdog cleans up.
@@ -227,7 +238,9 @@ def _start_on_a_free_port(pgdata: Path, host: str, attempts: int = 3) -> Databas
             embedded_pg_host=host, embedded_pg_port=free_port(host), embedded_pg_database="postgres",
         )
         try:
-            ensure_running(settings)
+            if is_accepting(host, settings.embedded_pg_port):
+                raise RuntimeError(f"port {settings.embedded_pg_port} taken since it was chosen")
+            _start(settings, durable=False)
             return settings
         except (subprocess.CalledProcessError, RuntimeError):
             if attempt == attempts - 1:
