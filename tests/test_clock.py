@@ -2,7 +2,7 @@
 
 The timelines those tests lay end at the suite's instant (tests/clock.py), 22:16 UTC in a normal
 run (the minute a wall-clock run once failed at). Here each chosen instant runs them again in a
-pytest of its own (`TEST_NOW` set), on this session's database server, the three at once:
+pytest of its own (`TEST_NOW` set), the three at once, each on a server of its own:
 - 10:00, on the hour (an even minute: a scheduled scoring falls on the timeline's end);
 - 13:45, three quarters past (an odd minute; the drift episode splits evenly over two hour windows);
 - 00:59, a :59 just after midnight (the demo history spans two days).
@@ -17,10 +17,14 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from core.settings import REPO_ROOT
+from db import embedded
 from tests.clock import DEFAULT_TEST_NOW, TEST_NOW_VARIABLE, TIME_DEPENDENT_TESTS, suite_now
 
 INSTANTS = ("2026-11-24T10:00:00Z", "2026-11-24T13:45:00Z", "2026-11-25T00:59:00Z")
@@ -28,32 +32,59 @@ RUN_SECONDS = 420  # each run seeds one demo history: ~1 minute on a quiet machi
 TESTS_DIR = REPO_ROOT / "tests"
 
 
+def _session_has_its_own_server(database_url: str) -> bool:
+    """True when this session runs on a throwaway server (DATABASE_URL was not given)."""
+    url = make_url(database_url)
+    try:
+        folder = embedded.serving_folder(url.host or "127.0.0.1", url.port or 5432)
+    except psycopg.Error:  # a server of the user's, where we may not ask
+        return False
+    return folder.parent.name.startswith(embedded.THROWAWAY_PREFIX)
+
+
+def _start_run(instant: str, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], IO[str]]:
+    out = log.open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TIME_DEPENDENT_TESTS],
+        cwd=REPO_ROOT, env={**env, TEST_NOW_VARIABLE: instant}, stdout=out, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    return process, out
+
+
+def _finish_run(process: subprocess.Popen[str], out: IO[str], deadline: float) -> tuple[int, str, str]:
+    try:
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    out.seek(0)
+    output = out.read()
+    out.close()
+    lines = output.strip().splitlines()
+    return process.returncode, lines[-1] if lines else "(no output)", output
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(RUN_SECONDS + 60)
+@pytest.mark.timeout(len(INSTANTS) * RUN_SECONDS + 60)
 def test_the_time_dependent_tests_pass_at_several_instants(database_url: str, tmp_path: Path) -> None:
-    runs = {}
-    for instant in INSTANTS:
-        out = (tmp_path / f"{instant[:16].replace(':', '')}.log").open("w+")
-        env = {**os.environ, TEST_NOW_VARIABLE: instant, "DATABASE_URL": database_url}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TIME_DEPENDENT_TESTS],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
-        )
-        runs[instant] = (process, out)
-    deadline = time.monotonic() + RUN_SECONDS
+    """At once, each run on a throwaway server of its own (roles are per server: three sessions
+    creating Grafana's reader role on one server at once collide); one after the other on the
+    session's server when it is DATABASE_URL's."""
+    concurrent = _session_has_its_own_server(database_url)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} if concurrent else dict(os.environ)
+    logs = {instant: tmp_path / f"{instant[:16].replace(':', '')}.log" for instant in INSTANTS}
     results = {}
-    for instant, (process, out) in runs.items():
-        try:
-            process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        out.seek(0)
-        output = out.read()
-        out.close()
-        lines = output.strip().splitlines()
-        results[instant] = (process.returncode, lines[-1] if lines else "(no output)", output)
-        print(f"\n{TEST_NOW_VARIABLE}={instant}: {results[instant][1]}")
+    if concurrent:
+        runs = {instant: _start_run(instant, env, logs[instant]) for instant in INSTANTS}
+        deadline = time.monotonic() + RUN_SECONDS
+        results = {instant: _finish_run(*run, deadline) for instant, run in runs.items()}
+    else:
+        for instant in INSTANTS:
+            run = _start_run(instant, env, logs[instant])
+            results[instant] = _finish_run(*run, time.monotonic() + RUN_SECONDS)
+    for instant, (_, summary, _) in results.items():
+        print(f"\n{TEST_NOW_VARIABLE}={instant}: {summary}")
 
     failed = {instant: output[-5000:] for instant, (code, summary, output) in results.items()
               if code != 0 or " passed" not in summary or "failed" in summary or "error" in summary}

@@ -146,7 +146,7 @@ def test_a_throwaway_server_is_its_own_and_is_deleted_after_use() -> None:
         folder = embedded.serving_folder(HOST, port)
         assert port != checkout.embedded_pg_port
         assert folder.parent.name.startswith(embedded.THROWAWAY_PREFIX)
-        assert folder.parent.parent == Path(tempfile.gettempdir())
+        assert folder.parent.parent == Path(tempfile.gettempdir()).resolve()
         with psycopg.connect(url.replace("+psycopg", "")) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     assert not embedded.is_accepting(HOST, port)
