@@ -182,10 +182,15 @@ def _ensure_database(settings: DatabaseSettings) -> None:
 
 
 def stop(settings: DatabaseSettings | None = None) -> bool:
-    """Stop the embedded server (fast shutdown); False when it was not running."""
+    """Stop the embedded server (fast shutdown); False when it was not running.
+
+    Only a server that answers on the port its `postmaster.pid` names with this very folder is
+    stopped: a stale pid file (after a crash) whose process id now belongs to another server,
+    another checkout's say, never gets that server signalled.
+    """
     settings = settings or DatabaseSettings()
     pgdata = settings.embedded_pg_dir.resolve()
-    if not (pgdata / "postmaster.pid").exists():
+    if not (pgdata / "postmaster.pid").exists() or not _serves(pgdata, settings.embedded_pg_host):
         return False
     try:
         _commands.pg_ctl(  # type: ignore[attr-defined]
@@ -194,6 +199,15 @@ def stop(settings: DatabaseSettings | None = None) -> bool:
     except subprocess.CalledProcessError:
         return False
     return True
+
+
+def _serves(pgdata: Path, host: str) -> bool:
+    """True when the server on the port in `pgdata`/postmaster.pid answers with `pgdata`."""
+    try:
+        port = int((pgdata / "postmaster.pid").read_text().splitlines()[3])
+        return serving_folder(host, port).resolve() == pgdata
+    except (OSError, IndexError, ValueError, psycopg.Error):
+        return False
 
 
 # --- a server of the caller's own, for tests and benchmarks -----------------------------------------
@@ -210,10 +224,11 @@ def throwaway_server(host: str = "127.0.0.1") -> Iterator[str]:
     """A PostgreSQL server of the caller's own; yields the URL of its `postgres` database.
 
     A new data folder in the temporary directory (`churn-pg-*`), a free port on `host`, trust
-    login for the `postgres` superuser, no flush to disk (its data is thrown away). On exit (also on an exception or Ctrl-C) the server is
-    stopped and its folder deleted. That is done by a watchdog process that waits for the end of
-    a pipe from this process: when the caller dies without exiting the block (SIGTERM, SIGKILL, a
-    test timeout's `os._exit`), the pipe closes all the same and the watchdog cleans up.
+    login for the `postgres` superuser, no flush to disk (its data is thrown away). On exit (also
+    on an exception or Ctrl-C) the server is stopped and its folder deleted. That is done by a
+    watchdog process that waits for the end of a pipe from this process: when the caller dies
+    without exiting the block (SIGTERM, SIGKILL, a test timeout's `os._exit`), the pipe closes all
+    the same and the watchdog cleans up.
     """
     folder = Path(tempfile.mkdtemp(prefix=THROWAWAY_PREFIX))
     pgdata = folder / "data"

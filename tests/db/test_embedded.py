@@ -101,6 +101,25 @@ def test_a_server_of_another_data_folder_on_the_port_is_refused_named_and_left_r
     assert embedded.serving_folder(HOST, theirs.embedded_pg_port) == theirs.embedded_pg_dir.resolve()
 
 
+def test_a_stale_pid_file_naming_another_server_does_not_stop_it(
+    other_checkouts_server: DatabaseSettings, tmp_path: Path,
+) -> None:
+    """After a crash, this folder's postmaster.pid may name a process id now used by another server."""
+    mine = _settings(tmp_path / "this-checkout" / "postgres", _free_port())
+    mine.embedded_pg_dir.mkdir(parents=True)
+    theirs = other_checkouts_server.embedded_pg_dir
+    owner = theirs.stat()
+    for name in ("PG_VERSION", "postmaster.pid"):  # a cluster folder, with the other's pid
+        (mine.embedded_pg_dir / name).write_text((theirs / name).read_text())
+        os.chown(mine.embedded_pg_dir / name, owner.st_uid, owner.st_gid)
+    for path in (mine.embedded_pg_dir.parent, mine.embedded_pg_dir):
+        os.chown(path, owner.st_uid, owner.st_gid)  # as the server's user would have left them
+
+    assert not embedded.stop(mine)
+
+    assert _still_serves_its_own_data(other_checkouts_server)
+
+
 def test_make_run_stops_with_the_port_and_the_other_servers_folder_and_leaves_it_running(
     other_checkouts_server: DatabaseSettings, tmp_path: Path,
 ) -> None:
