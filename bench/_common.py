@@ -1,16 +1,20 @@
 """Shared by the API benches: a scratch database, sample records, the real API, timing helpers.
 
-The benches never touch the `churn` database: each works in its own `churn_bench_<pid>`
-database on the same server (DATABASE_URL's or the embedded one), dropped at the end.
+The benches never touch the `churn` database nor the checkout's embedded server: each works in
+its own `churn_bench_<pid>` database on DATABASE_URL's server or, when it is unset, on a server of
+the bench process's own (`db.embedded.throwaway_server`: a free port, a temporary data folder,
+stopped and deleted when the process ends, even when it is killed).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from functools import cache
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -24,7 +28,7 @@ from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.data import load_dataset
 from tests.api_server import start_api_server
 
-__all__ = ["REPO_ROOT", "libpq_url", "median_seconds", "percentile", "sample_records",
+__all__ = ["REPO_ROOT", "bench_server_url", "libpq_url", "median_seconds", "percentile", "sample_records",
            "scratch_database", "start_api_server", "timed"]
 
 
@@ -33,11 +37,23 @@ def libpq_url(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+@cache
+def _own_server_url() -> str:
+    """This process's own server, started on first use and stopped when the process exits."""
+    stack = ExitStack()
+    atexit.register(stack.close)
+    return stack.enter_context(embedded.throwaway_server())
+
+
+def bench_server_url() -> str:
+    """The server the benches work on: DATABASE_URL's, or this process's own."""
+    return DatabaseSettings().database_url or _own_server_url()
+
+
 @contextmanager
 def scratch_database(suffix: str = "") -> Iterator[str]:
     """A migrated, empty database of its own, exported as DATABASE_URL; dropped afterwards."""
-    settings = DatabaseSettings()
-    server = settings.database_url or embedded.ensure_running(settings)
+    server = bench_server_url()
     name = f"churn_bench_{os.getpid()}{suffix}"
     url = create_database(server_url=server, name=name, replace=True)
     os.environ["DATABASE_URL"] = url

@@ -36,8 +36,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from core.settings import DatabaseSettings
-from db import embedded
+from bench._common import bench_server_url
 from db.admin import create_database, drop_database
 from db.manage import DEFAULT_METADATA, migrate
 from db.model_versions import record_model_version
@@ -64,8 +63,7 @@ def libpq(url: str) -> str:
 @contextmanager
 def scratch_database(label: str) -> Iterator[str]:
     """A migrated database with the training baseline, on the usual server; dropped afterwards."""
-    settings = DatabaseSettings()
-    server = settings.database_url or embedded.ensure_running(settings)
+    server = bench_server_url()
     name = f"churn_bench_grafana_{label}_{os.getpid()}"
     url = create_database(server_url=server, name=name, replace=True)
     try:

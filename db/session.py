@@ -21,6 +21,13 @@ def database_url(settings: DatabaseSettings | None = None) -> str:
     return settings.database_url or embedded.ensure_running(settings)
 
 
+def configured_database_url(settings: DatabaseSettings | None = None) -> str:
+    """DATABASE_URL when set; otherwise the embedded server's URL, without starting or reaching it
+    (for describing a command that a child process runs later, as `make run` does)."""
+    settings = settings or DatabaseSettings()
+    return settings.database_url or embedded.server_url(settings)
+
+
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
     # pre_ping: a connection broken by a database restart is replaced instead of failing a request

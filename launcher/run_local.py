@@ -67,12 +67,20 @@ def example_value(name: str) -> str | None:
 
 
 def application_database_url() -> tuple[str, bool]:
-    """DATABASE_URL, or the embedded server's URL; True when this call started the server."""
+    """DATABASE_URL, or the embedded server's URL; True when this call started the server.
+
+    The embedded server is used only when it is this checkout's own (its data folder): when the
+    port answers with another server (another checkout's `make run`), the launcher stops with a
+    message naming the port and that server's folder, and leaves that server alone.
+    """
     settings = DatabaseSettings()
     if settings.database_url:
         return settings.database_url, False
     was_up = embedded.is_accepting(settings.embedded_pg_host, settings.embedded_pg_port)
-    return embedded.ensure_running(settings), not was_up
+    try:
+        return embedded.ensure_running(settings), not was_up
+    except embedded.PortTakenError as taken:
+        raise SystemExit(f"[make run] database: {taken}") from None
 
 
 def airflow_database_url(database_url: str, name: str) -> str:
@@ -286,11 +294,10 @@ def _dag_ids(json_listing: str) -> list[str]:
 
 # --- the launcher -----------------------------------------------------------------------------------
 
-def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
+def prepare(settings: LauncherSettings, database_url: str) -> dict[str, str]:
     """Databases, Airflow metadata and raw data; returns the children's environment."""
     load_env_file()
     settings.local_logs_dir.mkdir(parents=True, exist_ok=True)
-    database_url, started_db = application_database_url()
     log(f"database: {make_url(database_url).render_as_string(hide_password=True)}")
     env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
     if "GRAFANA_DB_PASSWORD" not in env and example_value("GRAFANA_DB_PASSWORD"):
@@ -304,7 +311,7 @@ def prepare(settings: LauncherSettings) -> tuple[dict[str, str], bool]:
     if settings.seed_raw_data:
         seeded = run_step("seed-raw-data", env, settings.local_logs_dir).splitlines()
         log(f"raw-data: {seeded[0] if seeded else 'see .local/logs/seed-raw-data.log'}")
-    return env, started_db
+    return env
 
 
 def start_registry(env: dict[str, str], settings: LauncherSettings) -> RunningService:
@@ -376,8 +383,10 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop_on_signal)
     try:
         load_env_file()
-        check_ports_free(available_services(), dict(os.environ))  # before any slow step
-        env, started_db = prepare(settings)
+        # the database first: describing a service must not start (or reach) a server of its own
+        database_url, started_db = application_database_url()
+        check_ports_free(available_services(), dict(os.environ, DATABASE_URL=database_url))
+        env = prepare(settings, database_url)
         running.append(start_registry(env, settings))
         for name in available_services():
             if name != "mlflow":

@@ -124,12 +124,12 @@ def seed_raw_data() -> Service:
 def mlflow() -> Service:
     """The tracking server and registry UI; artifacts proxied by the server into a local folder."""
     from db.mlflow_store import mlflow_backend_url
-    from db.session import database_url
+    from db.session import configured_database_url
 
     s = MlflowServerSettings()
     argv = [
         str(Path(sys.executable).with_name("mlflow")), "server",
-        "--backend-store-uri", mlflow_backend_url(database_url(), s.mlflow_database),
+        "--backend-store-uri", mlflow_backend_url(configured_database_url(), s.mlflow_database),
         "--artifacts-destination", str(s.mlflow_artifacts_dir),
         "--host", s.mlflow_host, "--port", str(s.mlflow_port), "--workers", "1",
     ]

@@ -1,14 +1,17 @@
 """Shared fixtures: a real PostgreSQL database per test session, migrated with Alembic.
 
-The server is the one in DATABASE_URL or, when unset, the embedded server (db/embedded.py).
-Each pytest session works in its own database (`churn_test_<pid>`), dropped at the end, so that
-parallel sessions and the developer's own data never meet.
+The server is the one in DATABASE_URL or, when unset, a server of the session's own
+(`db.embedded.throwaway_server`: a free port, a temporary data folder, stopped and deleted at the
+end, even when the session is killed), never the checkout's embedded server nor another
+checkout's. Each pytest session works in its own database (`churn_test_<pid>`), dropped at the
+end, so that parallel sessions on a DATABASE_URL server and the developer's own data never meet.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 from sqlalchemy import text
@@ -32,8 +35,12 @@ def fail_cannot_run(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    settings = DatabaseSettings()
-    server_url = settings.database_url or embedded.ensure_running(settings)
+    with ExitStack() as own_server:
+        server_url = DatabaseSettings().database_url or own_server.enter_context(embedded.throwaway_server())
+        yield from _session_database(server_url)
+
+
+def _session_database(server_url: str) -> Iterator[str]:
     name = f"churn_test_{os.getpid()}"
     url = create_database(server_url=server_url, name=name, replace=True)
     previous = os.environ.get("DATABASE_URL")

@@ -105,10 +105,11 @@ def test_pages_cover_every_row_once_newest_first(api_url: str, clean_db: str) ->
 
 def test_items_carry_the_stored_features_and_result(api_url: str, clean_db: str) -> None:
     sent = customer_record(tenure=0, monthly_charges=45.25, total_charges=None, customer_id="C00042")
+    before = datetime.now(UTC).date().isoformat()  # the database stamps the row with its own clock
     predicted = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [sent]}).json()
-    today = datetime.now(UTC).date().isoformat()
+    after = datetime.now(UTC).date().isoformat()  # the next day when the test runs across midnight
 
-    [item] = _history(api_url, start_date=today, end_date=today)["items"]
+    [item] = _history(api_url, start_date=before, end_date=after)["items"]
 
     [prediction] = predicted["predictions"]
     assert item["id"] == prediction["id"]

@@ -7,7 +7,7 @@ import math
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pytest
@@ -21,6 +21,7 @@ from db.session import get_engine, session_scope
 from db.statistics import record_ingestion_statistics
 from model.contract import FEATURES, default_record
 from scripts.seed_demo_history import DEMO_BATCH_PREFIX, DEMO_RUN_ID
+from tests.clock import suite_now
 from tests.grafana.conftest import DemoDatabase
 
 EPSILON = 1e-4
@@ -90,7 +91,7 @@ def _keep_one_real_file_and_prediction() -> None:
     """Rows that are not the demo's: --remove must leave them alone."""
     with session_scope() as session:
         record_ingestion_statistics(
-            session=session, file_name="real.csv", dag_run_id="scheduled__real", started_at=datetime.now(UTC),
+            session=session, file_name="real.csv", dag_run_id="scheduled__real", started_at=suite_now(),
             rows=10, valid_rows=10, invalid_rows=0, criticality="none", outcome="good", report_url=None,
             alert_sent=None, error_counts={},
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from db.session import get_engine, session_scope
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.data import load_dataset
 from model.predictor import Predictor
+from tests.clock import suite_now
 
 SEGMENT = "contract = Two year"
 
@@ -39,7 +40,7 @@ def _records_with_a_hidden_shift(rows: int) -> list[dict]:
 def test_a_shift_in_one_segment_only_is_found_in_that_segment(clean_db: str) -> None:
     records = _records_with_a_hidden_shift(3000)
     scored = Predictor().predict(records)
-    moment = datetime.now(UTC) - timedelta(minutes=30)
+    moment = suite_now() - timedelta(minutes=30)
     with session_scope() as session:
         create_predictions(
             session=session, source="scheduled", records=records, labels=[p.label for p in scored],
