@@ -22,6 +22,15 @@ and its floored term alone (0.1 x ln(1000) = 0.69) passes the critical value, so
 (bench/bench_drift_alerts.py) finds a 17 % family false-alarm rate at 50 rows against <= 1 % from
 100 rows up. Hence `MIN_ROWS = 100`: smaller windows say "too few rows" instead of a colour.
 
+**Customers who repeat.** The law above needs independent rows, and customers are scored again
+and again (every scheduled file, every webapp request): in a window where a customer counts three
+times, their values weigh three times, the window's bin shares vary more than n independent rows
+allow, and the test alarms far above its rate. So a window counts each customer once, by their
+latest row in it (`latest_per_customer`; SQL migration 0010); a row without customer id counts as
+a customer of its own. n is then the window's customers. When customers are an independent sample
+of the population, their latest rows are n independent rows and the law holds again
+(bench/monitoring_power.py measures both, repeated and fresh windows).
+
 **Which drift matters.** The model is a logistic regression, so its logit is the intercept plus
 one additive contribution per feature (one-hot weight of the category; weight x standardised
 value for a number, the training median standing in for an empty one). The mean change of a
@@ -51,7 +60,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from core.settings import DriftMonitoringSettings
-from model.contract import FEATURES, FEATURES_BY_NAME, SEGMENTS, Segment
+from model.contract import FEATURES, FEATURES_BY_NAME, IDENTIFIER, SEGMENTS, Segment
 
 _DEFAULTS = DriftMonitoringSettings.model_fields  # the settings' defaults, one home (core/settings.py)
 FAMILY_FALSE_ALARM_RATE: float = _DEFAULTS["drift_false_alarm_rate"].default
@@ -135,6 +144,25 @@ def shares(keys: np.ndarray) -> dict[str, float]:
 def degrees_of_freedom(reference_shares: Mapping[str, float]) -> int:
     """k - 1, k = the bins the reference fills (a segment can fix a feature: dof 0, not tested)."""
     return sum(share > 0 for share in reference_shares.values()) - 1
+
+
+def latest_per_customer(
+    frame: pd.DataFrame, *, customer: str = IDENTIFIER, created_at: str = "created_at", row_id: str = "id",
+) -> pd.DataFrame:
+    """Each customer's latest row of `frame` (by `created_at`, then `row_id`), in the frame's order;
+    rows without customer id are all kept (each counts as a customer of its own).
+
+    The window a drift test reads (the Python twin of migration 0010's `latest` rows). Raises
+    KeyError when a named column is missing.
+    """
+    known = frame[customer].notna().to_numpy()
+    rows = pd.DataFrame({"customer": frame[customer].to_numpy()[known],
+                         "at": frame[created_at].to_numpy()[known], "id": frame[row_id].to_numpy()[known],
+                         "position": np.flatnonzero(known)})
+    latest = rows.sort_values(["at", "id"], kind="stable").drop_duplicates("customer", keep="last")
+    keep = ~known
+    keep[latest["position"].to_numpy()] = True
+    return frame[keep]
 
 
 def segment_mask(frame: pd.DataFrame, segment: Segment) -> np.ndarray:
@@ -272,7 +300,8 @@ def drift_tests(
     weights: LogitWeights, *, segment: str = ALL, family_rate: float = FAMILY_FALSE_ALARM_RATE,
     min_rows: int = MIN_ROWS,
 ) -> list[DriftResult]:
-    """Test every feature of `window` (the segment's rows already selected) against the reference.
+    """Test every feature of `window` (each customer's latest row, `latest_per_customer`, then the
+    segment's rows selected) against the reference.
 
     reference: `monitoring_reference(...)` (as stored in the model metadata); baseline: the drift
     baseline of model/baseline.py (bin edges).
