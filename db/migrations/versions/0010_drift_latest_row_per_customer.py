@@ -1,4 +1,4 @@
-"""drift tests count each customer once per window: their latest row
+"""drift tests count each customer once per window (their latest row), small windows corrected
 
 Revision ID: 0010
 Revises: 0009
@@ -10,7 +10,9 @@ a window in which customers repeat is not (a customer scored three times counts 
 same values), so such windows alarmed far above the stated rate. `drift_test` now reads, per
 window, each customer's LATEST row in it (by created_at, then id); rows without a customer id
 count as distinct customers. `window_rows` is that count of customers, and the "too few rows" rule
-applies to it. `drift_psi` (built on drift_test) follows. model/monitoring.py's
+applies to it. `drift_psi` (built on drift_test) follows. The critical value is also multiplied
+by (1 + 30 / n), n the window's customers: the chi-square law's tail is too light for small
+windows (2 % false alarms at 100 rows against the stated 1 %; model/monitoring.py explains). model/monitoring.py's
 `latest_per_customer` is the Python twin; bench/monitoring_power.py measures the false-alarm rate
 of windows with repeated customers and of fresh ones.
 
@@ -64,12 +66,20 @@ def _migration(file_name: str) -> ModuleType:
     return module
 
 
+OLD_CRITICAL = "THEN (1.0 / size.n + 1.0 / sr.training_rows) * q.chi2_quantile END AS value"
+# x (1 + 30 / n): the small-window correction of the chi-square law (model/monitoring.py,
+# SMALL_WINDOW_TERM; tests/grafana/test_monitoring.py checks the two agree)
+NEW_CRITICAL = ("THEN (1.0 / size.n + 1.0 / sr.training_rows) * q.chi2_quantile * (1.0 + 30.0 / size.n)\n"
+                "                        END AS value")
+
+
 def drift_test_sql() -> str:
-    """0008's drift_test with the window's rows replaced by each customer's latest row."""
+    """0008's drift_test with the window's rows replaced by each customer's latest row, and the
+    small-window correction of the critical value."""
     old: str = _migration("0008_monitoring_statistics.py").DRIFT_TEST
-    if OLD_CELLS not in old:
-        raise RuntimeError("migration 0008's drift_test changed: update 0010's rewrite of its window")
-    return old.replace(OLD_CELLS, NEW_CELLS)
+    if OLD_CELLS not in old or OLD_CRITICAL not in old:
+        raise RuntimeError("migration 0008's drift_test changed: update 0010's rewrite of it")
+    return old.replace(OLD_CELLS, NEW_CELLS).replace(OLD_CRITICAL, NEW_CRITICAL)
 
 
 def upgrade() -> None:
