@@ -39,6 +39,7 @@ test: lint $(ARTIFACT)
 
 bench: $(STAMP) $(ARTIFACT)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+	@echo "== bench/gate_power.py (the promotion gate's false-promotion rate and power)"; $(PY) -m bench.gate_power
 
 # docker compose up for real: engine, offline stand-in base images, the real Dockerfiles, the flow
 # proven in containers, then down -v (tests/compose/run.py; root, as in CI).

@@ -9,7 +9,7 @@ Statistics, not speed. Conditions (printed with the figures):
   features, segments and outcomes. Each replicate draws the gate's labelled customers from them
   with replacement (independent customers of that population), at 200 / 800 / 2,000 /
   GATE_MIN_ROWS.
-- Equal-recipe challengers: `--models` models trained exactly as model.train trains (its pipeline,
+- Equal-recipe challengers: `--models` (10) models trained exactly as model.train trains (its pipeline,
   the F1-best threshold of 5-fold out-of-fold scores), each on its own bootstrap resample of the
   5,634 training rows. Each replicate takes a random ordered pair (champion, challenger) of them:
   the challenger is "trained exactly like the champion", the issue's definition. The pairs' true
@@ -21,7 +21,8 @@ Statistics, not speed. Conditions (printed with the figures):
 - The gate: model/gate.py with the GATE_* defaults (F1, margin 0.01, 5 % false-promotion rate,
   2,000 bootstrap draws, segment tolerance 0.05 on segments of 30+). Three columns: the paired
   test alone, the whole gate (test and segment rule), and the gate of before (point estimate
-  gain >= margin, and the segment rule) on the same draws. Monte-Carlo intervals: Wilson 95 % over the replicates.
+  gain >= margin, and the segment rule) on the same draws. Monte-Carlo intervals: Wilson 95 %
+  over the replicates.
 """
 
 from __future__ import annotations
@@ -165,11 +166,11 @@ def _share(count: int, total: int) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer models and replicates (noisier figures)")
-    parser.add_argument("--models", type=int, default=None, help="equal-recipe models (default 12; quick 6)")
-    parser.add_argument("--replicates", type=int, default=None, help="per cell (default 2000; quick 300)")
+    parser.add_argument("--models", type=int, default=None, help="equal-recipe models (default 10; quick 6)")
+    parser.add_argument("--replicates", type=int, default=None, help="per cell (default 1000; quick 300)")
     args = parser.parse_args(argv)
-    count = args.models or (6 if args.quick else 12)
-    replicates = args.replicates or (300 if args.quick else 2000)
+    count = args.models or (6 if args.quick else 10)
+    replicates = args.replicates or (300 if args.quick else 1000)
     policy = GatePolicy()
     started = time.perf_counter()
     population, models = recipe_models(count)
@@ -180,7 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"population: {len(population.outcome):,} held-out customers (churn rate "
           f"{population.outcome.mean():.1%}), drawn with replacement; {count} equal-recipe models "
           f"(population F1 {min(m.f1 for m in models):.3f}-{max(m.f1 for m in models):.3f}; pair gains: "
-          f"mean {pair_gains.mean():+.4f}, sd {pair_gains.std():.4f}, {np.mean(pair_gains > policy.min_margin):.0%} "
+          f"mean {pair_gains.mean():+.4f}, sd {pair_gains.std():.4f}, "
+          f"{np.mean(pair_gains > policy.min_margin):.0%} "
           f"above the margin), trained in {time.perf_counter() - started:.0f} s")
     sizes = sorted({200, 800, 2000, policy.min_rows})
     print(f"\n{replicates} replicates per cell; share promoted [Wilson 95 % interval]")
@@ -193,7 +195,8 @@ def main(argv: list[str] | None = None) -> None:
             r = simulate(population, models, rows=rows, replicates=replicates, true_gain=gain, policy=policy,
                          seed=rows)
             label = f"{rows}{'*' if rows == policy.min_rows else ''}"
-            print(f"{name:<34} {label:>5} {r.true_gain:>+9.4f} {_share(r.test, r.replicates):>23} {_share(r.gate, r.replicates):>23} "
+            print(f"{name:<34} {label:>5} {r.true_gain:>+9.4f} {_share(r.test, r.replicates):>23} "
+                  f"{_share(r.gate, r.replicates):>23} "
                   f"{_share(r.point_rule, r.replicates):>23}", flush=True)
     print(f"(* = GATE_MIN_ROWS; goal for 'trained like the champion': whole gate <= "
           f"{policy.false_promotion_rate:.0%}; {time.perf_counter() - started:.0f} s in all)")

@@ -31,7 +31,9 @@ from tests.grafana.conftest import DemoDatabase
 METADATA = json.loads(DEFAULT_METADATA.read_text()) if DEFAULT_METADATA.exists() else {}
 
 
-def window_frame(conn: psycopg.Connection, start: datetime, end: datetime, *, latest: bool = False) -> pd.DataFrame:
+def window_frame(
+    conn: psycopg.Connection, start: datetime, end: datetime, *, latest: bool = False,
+) -> pd.DataFrame:
     """The predictions of [start, end] as the model's input frame, plus source, ids and stored outputs;
     `latest`: each customer's latest row only (what the drift test reads)."""
     cursor = conn.execute(

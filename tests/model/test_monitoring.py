@@ -50,7 +50,8 @@ def test_sidak_share_keeps_the_family_rate() -> None:
 
 def test_critical_value_is_the_scaled_chi_square_quantile() -> None:
     value = psi_critical_value(window_rows=1000, reference_rows=5634, dof=9, family_rate=0.01)
-    assert value == pytest.approx((1 / 1000 + 1 / 5634) * chi2.isf(sidak_alpha(0.01, 19), 9) * (1 + 30 / 1000))
+    law = (1 / 1000 + 1 / 5634) * chi2.isf(sidak_alpha(0.01, 19), 9)
+    assert value == pytest.approx(law * (1 + 30 / 1000))
     # the same false-alarm rate needs a ten times higher PSI at a tenth of the rows (window-dominated),
     # and a bit more for the small window's heavier tail (x 1.3 at 100 rows)
     small = psi_critical_value(window_rows=100, reference_rows=5634, dof=9)
