@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from db.manage import DEFAULT_METADATA
+from db.manage import DEFAULT_METADATA, downgrade, migrate
 from db.predictions import create_predictions
 from db.session import get_engine, session_scope
 from model.contract import FEATURE_NAMES, IDENTIFIER
@@ -95,3 +95,17 @@ def test_a_few_customers_repeated_do_not_alarm_as_many_rows_would(clean_db: str)
     once = drift_tests(customers[list(FEATURE_NAMES)], METADATA["monitoring"], METADATA["baseline"], weights)
     for python in once:  # the SQL on the repeated rows is the Python reference on the customers
         assert drift[python.feature].psi == pytest.approx(python.psi, rel=1e-9, abs=1e-12)
+
+
+def test_the_downgrade_counts_every_row_again_and_the_upgrade_customers(clean_db: str) -> None:
+    customers = load_dataset().sample(120, random_state=3)
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    for round_ in range(3):
+        _store(_records(customers), start + timedelta(minutes=round_), f"round-{round_}")
+    end = start + timedelta(minutes=5)
+    downgrade(clean_db, "0009")
+    try:
+        assert {row.window_rows for row in _drift(start, end).values()} == {360}
+    finally:
+        migrate(clean_db)
+    assert {row.window_rows for row in _drift(start, end).values()} == {120}
