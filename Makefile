@@ -39,6 +39,7 @@ test: lint $(ARTIFACT)
 
 bench: $(STAMP) $(ARTIFACT)
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+	@echo "== bench/gate_power.py (the promotion gate's false-promotion rate and power)"; $(PY) -m bench.gate_power
 
 # The documentation site on http://127.0.0.1:8001 (reloads on edits); the reference pages are
 # generated from the code first. `make test` builds it with --strict (tests/test_docs.py).

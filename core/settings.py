@@ -289,7 +289,16 @@ class LifecycleSettings(_Settings):
     # retrain once this many new labels (joined to a prediction) arrived since the champion was trained
     retrain_min_new_labels: int = Field(default=1000, ge=1)
     gate_metric: str = "f1"
+    # fewest labelled customers scored by both models before the gate judges (fewer: wait)
     gate_min_rows: int = Field(default=200, ge=1)
+    # the gain (challenger - champion, on GATE_METRIC) the paired test must show beyond chance: its
+    # null hypothesis is "gain <= margin" (model/gate.py)
     gate_min_margin: float = 0.01
+    # chance that the gate promotes a challenger no better than the champion by the margin: the
+    # one-sided level of the paired bootstrap test (bench/gate_power.py measures it)
+    gate_false_promotion_rate: float = Field(default=0.05, gt=0, lt=0.5)
+    # resamples of the paired bootstrap (its p-value is a multiple of 1 / (draws + 1))
+    gate_bootstrap_draws: int = Field(default=2000, ge=100)
+    # a challenger losing by more than this on a segment of at least GATE_MIN_SEGMENT_ROWS is refused
     gate_segment_tolerance: float = Field(default=0.05, ge=0)
     gate_min_segment_rows: int = Field(default=30, ge=1)

@@ -58,8 +58,10 @@ def test_psi_sql_matches_the_python_reference(demo_db: DemoDatabase) -> None:
         sql_psi = {row.feature: row for row in conn.execute(
             text("SELECT * FROM drift_psi(:start, :end)"), {"start": start, "end": end})}
         columns = ", ".join(f.name for f in FEATURES)
-        rows = conn.execute(
-            text(f"SELECT {columns} FROM predictions WHERE created_at BETWEEN :start AND :end"),
+        rows = conn.execute(  # each customer's latest row of the window (rows without id: each one)
+            text(f"SELECT DISTINCT ON (customer_id, CASE WHEN customer_id IS NULL THEN id END) {columns} "
+                 "FROM predictions WHERE created_at BETWEEN :start AND :end "
+                 "ORDER BY customer_id, CASE WHEN customer_id IS NULL THEN id END, created_at DESC, id DESC"),
             {"start": start, "end": end},
         ).all()
     assert len(rows) > 1000

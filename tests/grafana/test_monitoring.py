@@ -15,7 +15,15 @@ import pytest
 
 from db.manage import DEFAULT_METADATA
 from model.contract import FEATURE_NAMES, SEGMENTS
-from model.monitoring import ALL, Calibration, LogitWeights, drift_tests, estimated_performance, segment_mask
+from model.monitoring import (
+    ALL,
+    Calibration,
+    LogitWeights,
+    drift_tests,
+    estimated_performance,
+    latest_per_customer,
+    segment_mask,
+)
 from model.train import ARTIFACTS_DIR, MODEL_FILE
 from scripts.seed_demo_history import EMPTIED_FEATURE
 from tests.grafana.conftest import DemoDatabase
@@ -23,12 +31,16 @@ from tests.grafana.conftest import DemoDatabase
 METADATA = json.loads(DEFAULT_METADATA.read_text()) if DEFAULT_METADATA.exists() else {}
 
 
-def window_frame(conn: psycopg.Connection, start: datetime, end: datetime) -> pd.DataFrame:
-    """The predictions of [start, end] as the model's input frame, plus source and stored outputs."""
+def window_frame(
+    conn: psycopg.Connection, start: datetime, end: datetime, *, latest: bool = False,
+) -> pd.DataFrame:
+    """The predictions of [start, end] as the model's input frame, plus source, ids and stored outputs;
+    `latest`: each customer's latest row only (what the drift test reads)."""
     cursor = conn.execute(
-        f"SELECT source, predicted_label, churn_probability, {', '.join(FEATURE_NAMES)} FROM predictions "
-        "WHERE created_at BETWEEN %s AND %s", (start, end))
-    return pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+        f"SELECT id, customer_id, created_at, source, predicted_label, churn_probability, "
+        f"{', '.join(FEATURE_NAMES)} FROM predictions WHERE created_at BETWEEN %s AND %s", (start, end))
+    frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+    return latest_per_customer(frame) if latest else frame
 
 
 def sql_drift(conn: psycopg.Connection, start: datetime, end: datetime, segment: str = ALL) -> dict[str, Any]:
@@ -60,7 +72,7 @@ def test_drift_test_sql_matches_the_python_reference(
 ) -> None:
     start, end = WINDOWS[window](demo_db.timeline)
     sql = sql_drift(reader, start, end, segment)
-    frame = in_segment(window_frame(reader, start, end), segment)
+    frame = in_segment(window_frame(reader, start, end, latest=True), segment)
     weights = LogitWeights.of(joblib.load(ARTIFACTS_DIR / MODEL_FILE))
     python = drift_tests(frame, METADATA["monitoring"], METADATA["baseline"], weights, segment=segment)
     assert set(sql) == set(FEATURE_NAMES)
@@ -96,7 +108,7 @@ def test_logit_shifts_add_up_to_the_change_of_the_mean_logit(
     """Exact for the logistic model: the mean stored logit moved by the sum of the feature shifts."""
     start, end = demo_db.timeline.drift[0] - timedelta(minutes=30), demo_db.timeline.drift[1]
     shifts = sum(row["logit_shift"] for row in sql_drift(reader, start, end, segment).values())
-    frame = in_segment(window_frame(reader, start, end), segment)
+    frame = in_segment(window_frame(reader, start, end, latest=True), segment)
     logits = np.log(frame["churn_probability"] / (1 - frame["churn_probability"]))
     reference = METADATA["monitoring"]["segments"][segment]["mean_logit"]
     # the stored probabilities come from ONNX Runtime, in float32: exact up to its 1e-7 rounding

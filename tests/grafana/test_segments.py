@@ -24,7 +24,7 @@ def _records_with_a_hidden_shift(rows: int) -> list[dict]:
     The charges are only handed round (the same values, other owners), so over all rows the
     distribution of monthly_charges is untouched; inside the segment it moved far up.
     """
-    frame = load_dataset().sample(rows, random_state=11, replace=True).reset_index(drop=True)
+    frame = load_dataset().sample(rows, random_state=11).reset_index(drop=True)  # distinct customers
     two_year = (frame["contract"] == "Two year").to_numpy()
     charges = np.sort(frame["monthly_charges"].to_numpy())
     shifted = np.empty_like(charges)

@@ -1,13 +1,17 @@
-"""The promotion gate as a table of cases: it promotes a better challenger only, and says why not."""
+"""The promotion gate as a table of cases: it promotes a better challenger only, and says why not;
+its paired bootstrap test keeps the stated false-promotion rate (simulated on real models)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
 import pytest
 
-from model.gate import EvaluationSet, GatePolicy, evaluate_gate, tenure_band
+from bench.gate_power import Population, Scored, recipe_models, simulate
+from core.settings import LifecycleSettings
+from model.gate import TEST_NAME, EvaluationSet, GatePolicy, evaluate_gate, paired_bootstrap, tenure_band
 
 POLICY = GatePolicy(metric="f1", min_rows=200, min_margin=0.02, segment_tolerance=0.05, min_segment_rows=30)
 
@@ -48,7 +52,10 @@ def test_a_worse_challenger_is_refused_with_the_metric_named() -> None:
     decision = evaluate_gate(_scored(_customers(), 0.85, 0.7), POLICY)
     assert not decision.promote and decision.enough_rows
     assert decision.reasons[0].startswith("f1: challenger ")
-    assert "below the required margin +0.0200" in decision.reasons[0]
+    assert "not shown above the required margin +0.0200 at a 5% false-promotion rate" in decision.reasons[0]
+    assert decision.p_value is not None and decision.p_value > 0.5
+    assert decision.gain is not None and decision.gain < 0
+    assert f"a gain of {decision.gain:+.4f}" in decision.reasons[0]
 
 
 def test_a_tie_within_the_margin_keeps_the_champion() -> None:
@@ -57,11 +64,12 @@ def test_a_tie_within_the_margin_keeps_the_champion() -> None:
                          data.champion_label, data.champion_probability, data.segments)
     decision = evaluate_gate(same, POLICY)
     assert not decision.promote and "a gain of +0.0000" in decision.reasons[0]
+    assert decision.p_value == 1.0 and decision.gain_low == decision.gain_high == 0.0
 
 
 def test_a_segment_regression_refuses_an_overall_better_challenger() -> None:
     # much better overall, but wrong on two-year contracts
-    data = _scored(_customers(), 0.75, 0.95, challenger_in={"Two year": 0.5})
+    data = _scored(_customers(), 0.7, 0.97, challenger_in={"Two year": 0.5})
     decision = evaluate_gate(data, POLICY)
     assert decision.challenger > decision.champion + 0.02  # type: ignore[operator]
     assert not decision.promote
@@ -97,3 +105,103 @@ def test_tenure_bands(tenure: int, band: str) -> None:
 def test_unknown_metric_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown gate metric 'accuracy'"):
         GatePolicy(metric="accuracy")
+
+
+def test_the_decision_records_the_test_for_storage() -> None:
+    decision = evaluate_gate(_scored(_customers(), 0.7, 0.85), POLICY)
+    details = json.loads(json.dumps(decision.as_dict()))  # as the lifecycle stores and tags it
+    assert details["test"] == TEST_NAME == "paired bootstrap, one-sided"
+    assert details["p_value"] == decision.p_value and 0 < decision.p_value <= 0.05  # type: ignore[operator]
+    assert details["null_gain"] == 0.02 and details["false_promotion_rate"] == 0.05
+    assert details["bootstrap_draws"] == 2000 and isinstance(details["bootstrap_seed"], int)
+    assert details["gain"] == pytest.approx(decision.challenger - decision.champion)  # type: ignore[operator]
+    # the one-sided 95 % lower bound lies above the margin, and below the observed gain
+    assert 0.02 < details["gain_low"] < details["gain"] < details["gain_high"]
+
+
+def test_waiting_for_labels_records_no_test() -> None:
+    decision = evaluate_gate(_scored(_customers(150), 0.5, 0.99), POLICY)
+    assert decision.test is None and decision.p_value is None and decision.gain_low is None
+
+
+def test_a_small_gain_on_few_customers_is_not_promoted_by_noise() -> None:
+    """The point estimate passes the margin (the old gate promoted), the test cannot tell it from chance."""
+    data = _scored(_customers(250, seed=3), 0.78, 0.80, seed=5)
+    decision = evaluate_gate(data, GatePolicy(min_rows=200, min_margin=0.01, min_segment_rows=1000))
+    assert decision.gain is not None and decision.gain > 0.01
+    assert not decision.promote and decision.p_value > 0.05  # type: ignore[operator]
+    assert decision.gain_low is not None and decision.gain_low < 0.01
+
+
+def test_the_same_customers_give_the_same_decision() -> None:
+    data = _scored(_customers(), 0.78, 0.82)
+    first, second = evaluate_gate(data, POLICY), evaluate_gate(data, POLICY)
+    assert first.as_dict() == second.as_dict()
+
+
+def test_the_cell_bootstrap_is_the_customer_bootstrap() -> None:
+    """F1 resampled through the 8 (outcome, champion, challenger) cell counts has the law of F1
+    resampled customer by customer."""
+    data = _scored(_customers(400, seed=11), 0.75, 0.8, seed=2)
+    test = paired_bootstrap(data, "f1", null_gain=0.0, rate=0.05, draws=4000)
+    assert test is not None
+    rng = np.random.default_rng(9)
+    y, a, b = data.outcome, data.champion_label, data.challenger_label
+    gains = []
+    for _ in range(4000):
+        i = rng.integers(0, len(y), len(y))
+        f1 = [2 * np.sum(y[i] & m[i]) / (y[i].sum() + m[i].sum()) for m in (a, b)]
+        gains.append(f1[1] - f1[0])
+    low, high = np.quantile(gains, [0.05, 0.95])
+    assert test.gain_low == pytest.approx(low, abs=0.006) and test.gain_high == pytest.approx(high, abs=0.006)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "brier", "precision", "recall"])
+def test_every_metric_is_tested_paired(metric: str) -> None:
+    better = evaluate_gate(_scored(_customers(), 0.7, 0.9), GatePolicy(metric=metric, min_margin=0.0,
+                                                                           min_segment_rows=1000))
+    same = evaluate_gate(_scored(_customers(), 0.8, 0.8), GatePolicy(metric=metric, min_margin=0.0,
+                                                                         min_segment_rows=1000))
+    assert better.promote and better.p_value is not None and better.p_value <= 0.05
+    assert not same.promote  # equal accuracy: no promotion (here; by chance at most 5 % of the time)
+    assert same.p_value is not None and same.gain_low is not None
+
+
+def test_the_policy_reads_the_gate_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATE_FALSE_PROMOTION_RATE", "0.01")
+    monkeypatch.setenv("GATE_BOOTSTRAP_DRAWS", "500")
+    monkeypatch.setenv("GATE_MIN_MARGIN", "0.02")
+    policy = GatePolicy.from_settings()
+    assert (policy.false_promotion_rate, policy.bootstrap_draws, policy.min_margin) == (0.01, 500, 0.02)
+    defaults = GatePolicy()  # the declared defaults, not the environment
+    declared = LifecycleSettings.model_fields["gate_false_promotion_rate"].default
+    assert defaults.false_promotion_rate == declared == 0.05
+    with pytest.raises(ValueError, match=r"strictly between 0 and 0\.5"):
+        GatePolicy(false_promotion_rate=0.5)
+
+
+# --- the false-promotion rate and the power, simulated on models trained as model.train trains ----
+
+@pytest.fixture(scope="module")
+def recipe() -> tuple[Population, list[Scored]]:
+    """Four models trained like the champion, each on a bootstrap resample of the training split,
+    scored on the held-out customers (bench/gate_power.py runs the full simulation)."""
+    return recipe_models(4, seed=5)
+
+
+def test_an_equal_recipe_challenger_is_promoted_at_most_at_the_stated_rate(
+    recipe: tuple[Population, list[Scored]],
+) -> None:
+    population, models = recipe
+    policy = GatePolicy()  # the defaults: 200 customers, margin 0.01, 5 %
+    rates = simulate(population, models, rows=policy.min_rows, replicates=400,
+                     policy=GatePolicy(bootstrap_draws=1000), seed=7)
+    assert rates.gate / rates.replicates <= policy.false_promotion_rate
+    assert rates.point_rule / rates.replicates > 0.10  # the point-estimate gate of before promoted by noise
+
+
+def test_a_clearly_better_challenger_is_typically_promoted(recipe: tuple[Population, list[Scored]]) -> None:
+    population, models = recipe
+    rates = simulate(population, models, rows=800, replicates=100, true_gain=0.08,
+                     policy=GatePolicy(bootstrap_draws=1000), seed=8)
+    assert rates.gate / rates.replicates >= 0.8
