@@ -505,3 +505,8 @@ def test_prometheus_scrapes_every_api_replica_by_name(services: dict[str, dict[s
     assert job["dns_sd_configs"] == [{"names": ["api"], "type": "A", "port": 8000, "refresh_interval": "15s"}]
     assert services["grafana"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:${PROMETHEUS_PORT:-9090}"
     assert "--web.listen-address=:${PROMETHEUS_PORT:-9090}" in prometheus["command"]
+    # with API_TOKEN set, /metrics wants it: the entrypoint writes it where the scrape reads it
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/prometheus/api_token"}
+    assert prometheus["environment"]["API_TOKEN"] == "${API_TOKEN:-}"
+    assert "> /prometheus/api_token" in prometheus["entrypoint"][2]
+    assert prometheus["entrypoint"][2].endswith('exec /bin/prometheus "$$@"')

@@ -548,9 +548,32 @@ def throughput(overlay: Overlay) -> list[str]:
     return lines
 
 
+def replicas_follow_the_registry(overlay: Overlay) -> str:
+    """Each API replica, asked directly inside its container, serves the registry's champion."""
+    script = "\n".join((
+        "import json, os, urllib.request",
+        "token = os.environ.get('API_TOKEN')",
+        "headers = {'Authorization': 'Bearer ' + token} if token else {}",
+        "request = urllib.request.Request('http://127.0.0.1:8000/model', headers=headers)",
+        "print(json.dumps(json.load(urllib.request.urlopen(request, timeout=10))['champion']))",
+    ))
+    served = {}
+    for replica in overlay.running("api"):
+        out = subprocess.run(["docker", "exec", replica.id, "python", "-c", script], capture_output=True,
+                             text=True, check=True).stdout
+        served[replica.name] = json.loads(out)
+    assert len(served) >= 2 and all(s["registry_version"] is not None for s in served.values()), served
+    assert len({json.dumps(s, sort_keys=True) for s in served.values()}) == 1, served
+    champion = next(iter(served.values()))
+    return (f"each of the {len(served)} API replicas serves the registry's champion (version "
+            f"{champion['registry_version']}, model_version {champion['model_version']}), read from its own "
+            "GET /model inside its container")
+
+
 def prove_the_overlay(overlay: Overlay, prometheus_url: str) -> list[str]:
     """The overlay's proofs (scenarios 1-3 and Prometheus), one line each for the summary."""
-    proofs = [prometheus_scrapes(prometheus_url, len(overlay.running("api")))]
+    proofs = [prometheus_scrapes(prometheus_url, len(overlay.running("api"))),
+              replicas_follow_the_registry(overlay)]
     overlay.clear_raw_data()  # the seeded files: the scenarios drop their own
     worker_killed_mid_task(overlay, proofs)
     replica_killed_under_load(overlay, proofs)
