@@ -108,6 +108,22 @@ def airflow_triggerer() -> Service:
     return _airflow_job("airflow-triggerer", "triggerer", "TriggererJob")
 
 
+def airflow_celery_worker() -> Service:
+    """A Celery worker of the scale-out overlay (docker-compose.scale.yml, CeleryExecutor only).
+
+    Healthy when it answers a Celery ping addressed to this host's worker (`celery@<hostname>`),
+    the check Airflow's own compose file uses; it also serves its task logs on
+    AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT (8793) for the API server.
+    """
+    import socket
+
+    celery = Path(sys.executable).with_name("celery")
+    check = [str(celery) if celery.exists() else "celery",
+             "--app", "airflow.providers.celery.executors.celery_executor.app",
+             "inspect", "ping", "--destination", f"celery@{socket.gethostname()}", "--timeout", "10"]
+    return Service("airflow-celery-worker", _airflow("celery", "worker"), health_argv=check)
+
+
 def airflow_db_migrate() -> Service:
     return Service("airflow-db-migrate", _airflow("db", "migrate"), long_running=False)
 
@@ -196,6 +212,7 @@ SERVICES: dict[str, Callable[[], Service]] = {
     "airflow-scheduler": airflow_scheduler,
     "airflow-dag-processor": airflow_dag_processor,
     "airflow-triggerer": airflow_triggerer,
+    "airflow-celery-worker": airflow_celery_worker,
     "grafana": grafana,
     "mlflow": mlflow,
     "register-model": register_model,

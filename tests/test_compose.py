@@ -25,6 +25,7 @@ from tests.compose.run import (
     CANNOT_STAND_IN,
     STANDIN_FOR,
     dockerfile_base_arguments,
+    load_compose_file,
     mlflow_check,
     port_mapping_parts,
     published_port_variables,
@@ -32,6 +33,7 @@ from tests.compose.run import (
 )
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+SCALE_FILE = REPO_ROOT / "docker-compose.scale.yml"
 # `$${X}` is escaped: the container's shell expands it, not compose
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 ONE_SHOTS = {"migrate", "seed-raw-data", "airflow-init", "register-model"}
@@ -60,8 +62,11 @@ def test_compose_file_passes_the_compose_spec_schema() -> None:
 
 
 def test_every_command_is_a_known_launcher_service(services: dict[str, dict[str, Any]]) -> None:
-    commands = {name: s["command"] for name, s in services.items() if "command" in s}
-    assert set(commands) == set(services) - {"postgres", "grafana"}  # those two run their images
+    # postgres and grafana run their images as they are; prometheus's command is its image's flags
+    images_as_they_are = {"postgres", "grafana", "prometheus"}
+    commands = {name: s["command"] for name, s in services.items()
+                if "command" in s and name not in images_as_they_are}
+    assert set(commands) == set(services) - images_as_they_are
     for name, command in commands.items():
         assert command[:3] == ["python", "-m", "launcher.services"], name
         assert command[3] in SERVICES, f"{name}: unknown service {command[3]!r}"
@@ -105,6 +110,7 @@ def test_published_ports_default_to_the_settings_defaults_on_the_loopback_addres
         ),
         "grafana": ("GRAFANA_PORT", GrafanaSettings.model_fields["grafana_port"].default),
         "mlflow": ("MLFLOW_PORT", MlflowServerSettings.model_fields["mlflow_port"].default),
+        "prometheus": ("PROMETHEUS_PORT", 9090),  # Prometheus's own default port
     }
     for name, (variable, default) in expected.items():
         # "${PUBLISH_HOST:-127.0.0.1}:${X_PORT:-n}:${X_PORT:-n}": host port = container port
@@ -118,7 +124,7 @@ def test_every_published_port_listens_on_127_0_0_1_unless_publish_host_opens_it(
 ) -> None:
     """The default logins (open API, all-admin Airflow, Grafana admin/admin) stay on this machine."""
     published = {name: s["ports"] for name, s in services.items() if "ports" in s}
-    assert {"postgres", "api", "webapp", "airflow-apiserver", "grafana"} <= set(published)
+    assert {"postgres", "api", "webapp", "airflow-apiserver", "grafana", "prometheus"} <= set(published)
     for name, mappings in published.items():
         for mapping in mappings:
             assert isinstance(mapping, str), f"{name}: long-form ports need host_ip too"
@@ -137,15 +143,16 @@ def test_servers_listen_on_every_interface_inside_their_container(
 
 def test_every_variable_has_an_entry_in_env_example() -> None:
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (REPO_ROOT / ".env.example").read_text(), re.M))
-    used = {name for name, _ in VARIABLE.findall(COMPOSE_FILE.read_text())}
-    assert used - documented == set(), "add these to .env.example"
+    for path in (COMPOSE_FILE, SCALE_FILE):
+        used = {name for name, _ in VARIABLE.findall(path.read_text())}
+        assert used - documented == set(), f"{path.name}: add these to .env.example"
 
 
 def test_every_variable_has_a_default_so_a_fresh_clone_starts() -> None:
     # `${VAR}` without a default would need a .env; `${VAR:?}` would refuse to start
-    text = COMPOSE_FILE.read_text()
-    bare = re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)(?:\}|:\?)", text)
-    assert bare == []
+    for path in (COMPOSE_FILE, SCALE_FILE):
+        bare = re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)(?:\}|:\?)", path.read_text())
+        assert bare == [], path.name
 
 
 def test_data_folders_are_shared_volumes_at_the_configured_paths(
@@ -202,7 +209,7 @@ def test_images_are_pinned_and_built_images_have_their_dockerfile(
             assert re.search(r":\d", base) and f"FROM ${{{argument}}}" in dockerfile.read_text(), name
         else:
             image = service["image"]
-            assert re.search(r":\d", image) and not image.endswith(":latest"), f"{name}: {image}"
+            assert re.search(r":v?\d", image) and not image.endswith(":latest"), f"{name}: {image}"
     airflow_dockerfile = REPO_ROOT / "airflow" / "Dockerfile"
     assert dockerfile_base_arguments(airflow_dockerfile) == {
         "AIRFLOW_IMAGE": "apache/airflow:3.3.2-python3.11",
@@ -268,6 +275,7 @@ def test_the_compose_test_swaps_only_the_images_that_cannot_be_pulled(compose: d
     assert override.left_out == {"grafana": "grafana/grafana:12.1.1: " + CANNOT_STAND_IN["grafana/grafana"]}
     assert override.services["grafana"] == {"profiles": ["not-in-the-compose-test"]}
     assert override.services["postgres"] == {"image": "churn-standin/postgres:x"}
+    assert override.services["prometheus"] == {"image": "churn-standin/prometheus:x"}
     for name in ("migrate", "seed-raw-data", "api", "webapp"):
         assert override.services[name] == {"build": {"args": {"PYTHON_IMAGE": "churn-standin/python:x"}}}
     airflow = [n for n in compose["services"] if n.startswith("airflow-")]
@@ -295,7 +303,8 @@ def test_a_dockerfile_with_a_literal_base_image_fails_the_compose_test_loudly(
 
 def test_the_compose_test_publishes_every_port_on_a_port_it_chooses(compose: dict[str, Any]) -> None:
     assert published_port_variables(compose) == [
-        "AIRFLOW_API_PORT", "API_PORT", "GRAFANA_PORT", "MLFLOW_PORT", "POSTGRES_HOST_PORT", "WEBAPP_PORT",
+        "AIRFLOW_API_PORT", "API_PORT", "GRAFANA_PORT", "MLFLOW_PORT", "POSTGRES_HOST_PORT", "PROMETHEUS_PORT",
+        "WEBAPP_PORT",
     ]
 
 
@@ -359,3 +368,145 @@ def test_every_module_an_image_runs_imports_only_what_its_requirements_pin() -> 
             and (image, module) not in NOT_RUN_IN_IMAGES
         }
         assert missing == set(), f"{image} image imports {missing}: pin them in its requirements.in section"
+
+
+# --- the scale-out overlay (docker-compose.scale.yml) ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scale() -> dict[str, dict[str, Any]]:
+    """The overlay's own services, as written (its `!reset` loaded as the value it sets)."""
+    return load_compose_file(SCALE_FILE)["services"]
+
+
+def test_the_overlay_passes_the_compose_spec_schema(tmp_path: Path) -> None:
+    """The schema validator cannot read Compose's `!reset` tag: the overlay is checked as loaded."""
+    import json
+
+    loaded = tmp_path / "docker-compose.scale.json"
+    loaded.write_text(json.dumps(load_compose_file(SCALE_FILE)))
+    validator = Path(sys.executable).with_name("check-jsonschema")
+    result = subprocess.run(
+        [str(validator), "--builtin-schema", "vendor.compose-spec", str(loaded)],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_api_replicas_have_no_host_port_and_only_the_load_balancer_publishes_it(
+    scale: dict[str, dict[str, Any]],
+) -> None:
+    """`--scale api=N` cannot start while the API publishes a fixed host port: the overlay resets
+    it, and the load balancer publishes the API's host port on PUBLISH_HOST instead."""
+    assert scale["api"]["ports"] == [] and "ports: !reset []" in SCALE_FILE.read_text()
+    assert scale["api"]["deploy"]["replicas"] >= 2
+    (mapping,) = scale["api-lb"]["ports"]
+    assert port_mapping_parts(mapping) == ["${PUBLISH_HOST:-127.0.0.1}", "${API_PORT:-8000}", "8000"]
+    # the replicas listen where the load balancer, the DAGs and Prometheus look for them
+    assert scale["api"]["environment"]["API_PORT"] == "8000"
+    config = (REPO_ROOT / "haproxy" / "haproxy.cfg").read_text()
+    assert re.search(r"^\s*server-template api \d+ api:8000$", config, re.M)
+    assert re.search(r"^\s*bind :8000$", config, re.M)
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in scale["api-lb"]["volumes"]}
+    assert mounted["/usr/local/etc/haproxy/haproxy.cfg"] == "./haproxy/haproxy.cfg"
+
+
+def test_the_load_balancer_checks_each_replica_on_its_readiness(scale: dict[str, dict[str, Any]]) -> None:
+    """Active checks on GET /health (200 only with the database and a model), replicas found by DNS."""
+    from api.main import create_app
+
+    config = (REPO_ROOT / "haproxy" / "haproxy.cfg").read_text()
+    assert "option httpchk" in config and "http-check expect status 200" in config
+    (path,) = re.findall(r"http-check send meth GET uri (\S+)", config)
+    assert path in {getattr(route, "path", None) for route in create_app().routes}
+    assert re.search(r"default-server .*\bcheck\b.*\bresolvers docker\b", config)
+    assert re.search(r"nameserver dns 127\.0\.0\.11:53", config)  # Docker's embedded DNS
+    # a request whose connection to a dead replica failed goes to another one
+    assert re.search(r"^\s*option redispatch", config, re.M) and "conn-failure" in config
+    test = scale["api-lb"]["healthcheck"]["test"]
+    assert "/lb-health" in " ".join(test) and "monitor-uri /lb-health" in config
+
+
+def test_the_webapp_and_the_dags_call_the_load_balancer(
+    scale: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]],
+) -> None:
+    assert scale["webapp"]["environment"]["API_URL"] == "http://api-lb:8000"
+    airflow = [n for n in services if n.startswith("airflow-")] + ["airflow-worker"]
+    for name in airflow:
+        assert scale[name]["environment"]["API_URL"] == "http://api-lb:8000", name
+    assert scale["webapp"]["depends_on"]["api-lb"]["condition"] == "service_healthy"
+
+
+def test_every_airflow_container_runs_the_celery_executor_with_one_broker_and_backend(
+    scale: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]],
+) -> None:
+    base_airflow = [n for n in services if n.startswith("airflow-")]
+    conn = services["airflow-scheduler"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    for name in [*base_airflow, "airflow-worker"]:
+        env = scale[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
+        # Celery's result backend: the project's PostgreSQL, Airflow's own database
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{conn}", name
+        # the overlay never sets a second JWT secret nor another execution API address
+        assert not {"AIRFLOW_JWT_SECRET", "AIRFLOW__API_AUTH__JWT_SECRET",
+                    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL"} & set(env), name
+    assert scale["airflow-scheduler"]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_celery_workers_are_airflow_containers_that_scale(
+    scale: dict[str, dict[str, Any]], services: dict[str, dict[str, Any]],
+) -> None:
+    """The workers extend the scheduler's definition: same image, data volumes and the shared
+    AIRFLOW_HOME (one JWT secret); they reach the execution API of airflow-apiserver."""
+    worker = scale["airflow-worker"]
+    assert worker["extends"] == {"file": "docker-compose.yml", "service": "airflow-scheduler"}
+    scheduler = services["airflow-scheduler"]
+    assert "airflow-home:/opt/airflow" in scheduler["volumes"]
+    assert scheduler["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(
+        "http://airflow-apiserver:")
+    assert worker["command"] == ["python", "-m", "launcher.services", "airflow-celery-worker"]
+    assert worker["healthcheck"]["test"][4:] == ["--health", "airflow-celery-worker"]
+    assert worker["deploy"]["replicas"] == 2 and "ports" not in worker and "container_name" not in worker
+    service = SERVICES["airflow-celery-worker"]()
+    assert service.argv[-2:] == ["celery", "worker"]
+    assert service.health_argv and "ping" in service.health_argv
+    for dependency in ("redis", "airflow-apiserver", "api-lb"):
+        assert worker["depends_on"][dependency]["condition"] == "service_healthy"
+
+
+def test_the_broker_keeps_queued_tasks_across_a_restart(scale: dict[str, dict[str, Any]]) -> None:
+    redis = scale["redis"]
+    assert redis["command"][:3] == ["redis-server", "--appendonly", "yes"]
+    assert "redis-data:/data" in redis["volumes"] and "redis-data" in load_compose_file(SCALE_FILE)["volumes"]
+    assert "ports" not in redis  # only the Airflow containers reach it
+
+
+def test_overlay_images_are_pinned_and_each_has_a_compose_test_stand_in(
+    scale: dict[str, dict[str, Any]],
+) -> None:
+    images = {name: s["image"] for name, s in scale.items() if "image" in s}
+    assert set(images) == {"redis", "api-lb"}
+    for name, image in images.items():
+        assert re.search(r":\d", image) and not image.endswith(":latest"), f"{name}: {image}"
+        assert image in STANDIN_FOR, f"{name}: {image} has no stand-in in the compose test"
+    override = standin_override({"services": {n: {"image": i} for n, i in images.items()}},
+                                {official: f"churn-standin/{n}:x" for official, n in STANDIN_FOR.items()})
+    assert override.services == {"redis": {"image": "churn-standin/redis:x"},
+                                 "api-lb": {"image": "churn-standin/haproxy:x"}}
+
+
+def test_prometheus_scrapes_every_api_replica_by_name(services: dict[str, dict[str, Any]]) -> None:
+    prometheus = services["prometheus"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
+    assert mounted["/etc/prometheus/prometheus.yml"] == "./prometheus/prometheus.compose.yml"
+    config = yaml.safe_load((REPO_ROOT / "prometheus" / "prometheus.compose.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["dns_sd_configs"] == [{"names": ["api"], "type": "A", "port": 8000, "refresh_interval": "15s"}]
+    assert services["grafana"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:${PROMETHEUS_PORT:-9090}"
+    assert "--web.listen-address=:${PROMETHEUS_PORT:-9090}" in prometheus["command"]
+    # with API_TOKEN set, /metrics wants it: the entrypoint writes it where the scrape reads it
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/prometheus/api_token"}
+    assert prometheus["environment"]["API_TOKEN"] == "${API_TOKEN:-}"
+    assert "> /prometheus/api_token" in prometheus["entrypoint"][2]
+    assert prometheus["entrypoint"][2].endswith('exec /bin/prometheus "$$@"')

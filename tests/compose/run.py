@@ -1,6 +1,9 @@
 """`make compose-test`: `docker compose up` proven in containers, then everything removed.
 
-    python -m tests.compose.run [--keep]     (--keep: leave the stack up for a look; no cleanup)
+    python -m tests.compose.run [--keep] [--plain-only]
+    python -m tests.compose.run --throughput    (the scale-out figures; not run by CI)
+
+--keep leaves the last stack up for a look (no cleanup); --plain-only skips the overlay.
 
 Steps (each one logs what it does and how long it took):
 1. the engine: Debian's docker.io, installed and started when absent (tests/compose/engine.py);
@@ -17,7 +20,11 @@ Steps (each one logs what it does and how long it took):
    rows stored as scheduled predictions by the `api` container; its Data Docs report opens through
    the API's published port; the webapp answers; Airflow's API server says its scheduler is
    healthy; and, when docker-compose.yml has an `mlflow` service, MLflow answers its health URL;
-6. `down -v` and the engine stopped if this test started it: nothing is left running.
+   Prometheus has the API as a target, up;
+6. `down -v`, then the scale-out overlay (docker-compose.scale.yml) started on the same images
+   and proven with a Celery worker, an API replica and the broker killed under load
+   (tests/compose/scale.py), then `down -v` again;
+7. the engine stopped if this test started it: nothing is left running.
 The containers' logs are kept in .local/compose-test/logs/ (git-ignored).
 """
 
@@ -50,8 +57,10 @@ from tests.compose.engine import log
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+SCALE_FILE = REPO_ROOT / "docker-compose.scale.yml"
 CACHE = REPO_ROOT / ".local" / "compose-test"
 PROJECT = "churn-compose-test"
+SCALE_PROJECT = "churn-compose-test-scale"
 HEALTHY_SECONDS = 600
 FLOW_SECONDS = 480
 # official image -> stand-in name (tests/compose/standins/<name>.Dockerfile)
@@ -59,6 +68,10 @@ STANDIN_FOR = {
     "python:3.11.14-slim-bookworm": "python",
     "apache/airflow:3.3.2-python3.11": "airflow",
     "postgres:18.1-bookworm": "postgres",
+    "prom/prometheus:v3.5.0": "prometheus",
+    # the scale-out overlay's broker and load balancer
+    "redis:7.4.5-bookworm": "redis",
+    "haproxy:3.2.6-bookworm": "haproxy",
 }
 # images no stand-in can replace here, and why: their services are left out of the test
 CANNOT_STAND_IN = {"grafana/grafana": "no package of Grafana can be had on these machines"}
@@ -68,6 +81,30 @@ TEST_FILE = "compose_test_mixed.csv"
 # (two files under one name never replace each other's rows); predictions carry that name
 PREDICTED_FILE_PATTERN = "compose_test_mixed.%.csv"
 TEST_FILE_ROWS, TEST_FILE_BAD_ROWS = 30, 5
+
+
+# --- the compose files -------------------------------------------------------------------------
+
+class ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's merge tags: `!reset` (drop what an earlier file set) and `!override`
+    (replace instead of merge) load as their plain value, which is what this file's own content is."""
+
+
+def _compose_tag(loader: ComposeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+ComposeLoader.add_constructor("!reset", _compose_tag)
+ComposeLoader.add_constructor("!override", _compose_tag)
+
+
+def load_compose_file(path: Path) -> dict[str, Any]:
+    """One compose file as written (an overlay's `!reset []` is an empty list)."""
+    return yaml.load(path.read_text(), Loader=ComposeLoader)
 
 
 # --- the override ------------------------------------------------------------------------------
@@ -205,10 +242,11 @@ def _expand(text: str, environ: dict[str, str]) -> str:
 # --- talking to the stack -----------------------------------------------------------------------
 
 class Stack:
-    """`docker compose` on the project file plus the generated override, as project PROJECT."""
+    """`docker compose` on compose files (the project's, then the generated override) as one project."""
 
-    def __init__(self, binary: Path, override_file: Path, environ: dict[str, str]) -> None:
-        self.argv = [str(binary), "-p", PROJECT, "-f", str(COMPOSE_FILE), "-f", str(override_file)]
+    def __init__(self, binary: Path, files: list[Path], environ: dict[str, str],
+                 project: str = PROJECT) -> None:
+        self.argv = [str(binary), "-p", project, *(word for path in files for word in ("-f", str(path)))]
         self.environ = environ
 
     def __call__(self, *args: str, capture: bool = False, check: bool = True,
@@ -216,11 +254,21 @@ class Stack:
         return subprocess.run([*self.argv, *args], cwd=REPO_ROOT, env=self.environ, text=True,
                               capture_output=capture, check=check, input=input_text)
 
-    def states(self) -> dict[str, dict[str, Any]]:
-        """service -> its container's `docker compose ps` entry (State, Health, ExitCode)."""
+    def containers(self) -> list[dict[str, Any]]:
+        """Every container's `docker compose ps` entry (Service, Name, State, Health, ExitCode)."""
         out = self("ps", "--all", "--format", "json", capture=True).stdout.strip()
-        entries = json.loads(out) if out.startswith("[") else [json.loads(x) for x in out.splitlines() if x]
-        return {entry["Service"]: entry for entry in entries}
+        return json.loads(out) if out.startswith("[") else [json.loads(x) for x in out.splitlines() if x]
+
+    def states(self) -> dict[str, list[dict[str, Any]]]:
+        """service -> its containers' `docker compose ps` entries (one per replica)."""
+        states: dict[str, list[dict[str, Any]]] = {}
+        for entry in self.containers():
+            states.setdefault(entry["Service"], []).append(entry)
+        return states
+
+    def merged_config(self) -> dict[str, Any]:
+        """The files as Compose merges them (`config`: overlays, `extends`, `!reset` applied)."""
+        return json.loads(self("config", "--format", "json", capture=True).stdout)
 
     def sql(self, query: str) -> list[list[str]]:
         """Rows of a query run by psql inside the postgres container."""
@@ -262,13 +310,14 @@ def check_http(check: HttpCheck) -> str:
     return f"{check.what}: GET {check.url} -> 200, has {check.expect!r}"
 
 
-def expected_services(compose: dict[str, Any], override: Override) -> dict[str, bool]:
-    """service -> True when it has a healthcheck (must become healthy), False for one-shots."""
-    return {name: "healthcheck" in service for name, service in compose["services"].items()
-            if name not in override.left_out}
+def expected_services(compose: dict[str, Any], override: Override) -> dict[str, tuple[bool, int]]:
+    """service -> (True when it has a healthcheck (must become healthy), False for one-shots;
+    its number of replicas)."""
+    return {name: ("healthcheck" in service, int((service.get("deploy") or {}).get("replicas") or 1))
+            for name, service in compose["services"].items() if name not in override.left_out}
 
 
-def wait_until_healthy(stack: Stack, services: dict[str, bool], started: float) -> dict[str, str]:
+def wait_until_healthy(stack: Stack, services: dict[str, tuple[bool, int]], started: float) -> dict[str, str]:
     """Every one-shot exited 0 and every other service healthy; fails at once when one breaks.
 
     Returns service -> what it reached and when, in seconds since `started` (a time.monotonic()
@@ -279,26 +328,30 @@ def wait_until_healthy(stack: Stack, services: dict[str, bool], started: float) 
     def settled() -> bool:
         states = stack.states()
         pending = []
-        for name, state in states.items():
-            healthy = state.get("Health") == "healthy"
-            if name not in reached and (healthy or (state["State"], state.get("ExitCode")) == ("exited", 0)):
-                what = "healthy" if healthy else "exited 0"
-                reached[name] = f"{what} by {time.monotonic() - started:.0f} s"
-        for name, has_healthcheck in services.items():
-            entry = states.get(name)
-            if entry is None:
-                pending.append(f"{name} (no container)")
+        for name, (has_healthcheck, replicas) in services.items():
+            entries = states.get(name, [])
+            if len(entries) < replicas:
+                pending.append(f"{name} ({len(entries)} of {replicas} containers)")
                 continue
-            state, health, code = entry["State"], entry.get("Health", ""), entry.get("ExitCode", 0)
-            if not has_healthcheck:
-                if state == "exited" and code != 0:
-                    raise RuntimeError(f"one-shot {name} failed (exit {code}):\n{stack.logs(name)[-3000:]}")
-                if state != "exited":
-                    pending.append(f"{name} ({state})")
-            elif state in ("exited", "dead") or health == "unhealthy":
-                raise RuntimeError(f"{name} is {state} {health}:\n{stack.logs(name)[-3000:]}")
-            elif health != "healthy":
-                pending.append(f"{name} ({health or state})")
+            ready = 0
+            for entry in entries:
+                state, health, code = entry["State"], entry.get("Health", ""), entry.get("ExitCode", 0)
+                if not has_healthcheck:
+                    if state == "exited" and code != 0:
+                        raise RuntimeError(
+                            f"one-shot {name} failed (exit {code}):\n{stack.logs(name)[-3000:]}")
+                    ready += state == "exited"
+                elif state in ("exited", "dead") or health == "unhealthy":
+                    raise RuntimeError(f"{entry['Name']} is {state} {health}:\n{stack.logs(name)[-3000:]}")
+                else:
+                    ready += health == "healthy"
+            if ready == len(entries):
+                if name not in reached:
+                    what = "healthy" if has_healthcheck else "exited 0"
+                    count = f" ({len(entries)} replicas)" if len(entries) > 1 else ""
+                    reached[name] = f"{what}{count} by {time.monotonic() - started:.0f} s"
+            else:
+                pending.append(f"{name} ({ready} of {len(entries)} ready)")
         if pending:
             log("waiting for: " + ", ".join(pending))
         return not pending
@@ -461,19 +514,61 @@ def build_standins() -> dict[str, str]:
     # the project's own Airflow pins constrain the stand-in's Airflow install
     constraints = (REPO_ROOT / "requirements" / "airflow.txt").read_bytes()
     airflow = engine.build_standin("airflow", {"PYTHON_IMAGE": python}, {"constraints.txt": constraints})
-    postgres = engine.build_standin("postgres", {"BASE_IMAGE": base})
-    tags = {"python": python, "airflow": airflow, "postgres": postgres}
+    tags = {"python": python, "airflow": airflow}
+    for name in ("postgres", "prometheus", "redis", "haproxy"):
+        tags[name] = engine.build_standin(name, {"BASE_IMAGE": base})
     return {official: tags[name] for official, name in STANDIN_FOR.items()}
+
+
+def prometheus_url(environ: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{environ['PROMETHEUS_PORT']}"
+
+
+def start(stack: Stack, compose: dict[str, Any], override: Override, timings: dict[str, float],
+          what: str) -> dict[str, str]:
+    """`up -d` on images already built, then every healthcheck passing (see wait_until_healthy)."""
+    for name, why in override.left_out.items():
+        log(f"LEFT OUT of the compose test: {name} ({why})")
+    with step(f"{what}: up, and every healthcheck passing", timings):
+        up_started = time.monotonic()
+        stack("up", "--detach", "--no-build")
+        return wait_until_healthy(stack, expected_services(compose, override), up_started)
+
+
+def report(title: str, compose: dict[str, Any], override: Override, reached: dict[str, str],
+           proofs: list[str]) -> None:
+    print(f"\n{title} Services (seconds from `up`):")
+    for name in compose["services"]:
+        print(f"  - {name}: {reached.get(name) or 'LEFT OUT: ' + override.left_out[name]}")
+    print("Proofs:")
+    for line in proofs:
+        print(f"  - {line}")
+
+
+def scale_stack(
+    binary: Path, standins: dict[str, str], environ: dict[str, str],
+) -> tuple[Stack, dict[str, Any], Override]:
+    """The overlay's stack: docker-compose.yml + docker-compose.scale.yml + their stand-in override."""
+    merged = Stack(binary, [COMPOSE_FILE, SCALE_FILE], environ, SCALE_PROJECT).merged_config()
+    override = standin_override(merged, standins)
+    override_file = CACHE / "docker-compose.scale-standins.yml"
+    override_file.write_text(override.to_yaml())
+    return Stack(binary, [COMPOSE_FILE, SCALE_FILE, override_file], environ, SCALE_PROJECT), merged, override
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="docker compose up, proven in containers")
-    parser.add_argument("--keep", action="store_true", help="leave the stack running (no down -v)")
+    parser.add_argument("--keep", action="store_true", help="leave the last stack running (no down -v)")
+    parser.add_argument("--plain-only", action="store_true", help="docker-compose.yml only, not the overlay")
+    parser.add_argument("--throughput", action="store_true",
+                        help="only the scale-out overlay's throughput figures (1 and 2 workers, replicas)")
     args = parser.parse_args(argv)
+    from tests.compose import scale
+
     timings: dict[str, float] = {}
     started = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
-    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    compose = load_compose_file(COMPOSE_FILE)
     with step("the Docker engine", timings):
         docker = engine.ensure_engine(CACHE / "dockerd.log")
     stack: Stack | None = None
@@ -484,33 +579,49 @@ def main(argv: list[str] | None = None) -> int:
             log(engine.run([str(binary), "version"], capture_output=True).stdout.strip()
                 + " (Debian's docker-compose package)")
         with step("stand-in base images", timings):
-            override = standin_override(compose, build_standins())
-        for name, why in override.left_out.items():
-            log(f"LEFT OUT of the compose test: {name} ({why})")
+            standins = build_standins()
+        for official, tag in sorted(standins.items()):
+            log(f"stand-in for {official}: {tag} (built offline from Debian packages)")
+        override = standin_override(compose, standins)
         override_file = CACHE / "docker-compose.standins.yml"
         override_file.write_text(override.to_yaml())
         environ = {**os.environ, **{name: str(free_port()) for name in published_port_variables(compose)}}
         environ["REPORTS_BASE_URL"] = f"http://127.0.0.1:{environ['API_PORT']}/reports"
-        stack = Stack(binary, override_file, environ)
+        stack = Stack(binary, [COMPOSE_FILE, override_file], environ)
         with step("project images (real Dockerfiles)", timings):
             stack("build")
-        with step("up, and every healthcheck passing", timings):
-            up_started = time.monotonic()
-            stack("up", "--detach", "--no-build")
-            reached = wait_until_healthy(stack, expected_services(compose, override), up_started)
-        with step("the flow in containers", timings):
-            proofs = prove_the_flow(
-                stack, compose,
-                api_url=f"http://127.0.0.1:{environ['API_PORT']}",
-                webapp_url=f"http://127.0.0.1:{environ['WEBAPP_PORT']}",
-                airflow_url=f"http://127.0.0.1:{environ['AIRFLOW_API_PORT']}",
-            )
-        print("\ncompose test passed. Services (seconds from `up`):")
-        for name in compose["services"]:
-            print(f"  - {name}: {reached.get(name) or 'LEFT OUT: ' + override.left_out[name]}")
-        print("Proofs:")
-        for line in proofs:
-            print(f"  - {line}")
+        if not args.throughput:
+            reached = start(stack, compose, override, timings, "docker-compose.yml")
+            with step("the flow in containers", timings):
+                proofs = prove_the_flow(
+                    stack, compose,
+                    api_url=f"http://127.0.0.1:{environ['API_PORT']}",
+                    webapp_url=f"http://127.0.0.1:{environ['WEBAPP_PORT']}",
+                    airflow_url=f"http://127.0.0.1:{environ['AIRFLOW_API_PORT']}",
+                )
+                proofs.append(scale.prometheus_scrapes(prometheus_url(environ), 1))
+            report("docker-compose.yml passed.", compose, override, reached, proofs)
+            if args.plain_only:
+                passed = True
+                return 0
+            save_logs(stack, compose)
+            with step("down -v", timings):
+                stack("down", "--volumes", "--remove-orphans")
+        stack, merged, scale_override = scale_stack(binary, standins, environ)
+        reached = start(stack, merged, scale_override, timings, "the scale-out overlay")
+        overlay = scale.Overlay(stack, environ)
+        if args.throughput:
+            with step("throughput", timings):
+                figures = scale.throughput(overlay)
+            print("\nThroughput (same offered load for each pair, same run):")
+            for line in figures:
+                print(f"  - {line}")
+            passed = True
+            return 0
+        with step("the overlay's failure scenarios", timings):
+            proofs = scale.prove_the_overlay(overlay, prometheus_url(environ))
+        report("docker-compose.yml + docker-compose.scale.yml passed.", merged, scale_override, reached,
+               proofs)
         passed = True
         return 0
     finally:
@@ -528,9 +639,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def save_logs(stack: Stack, compose: dict[str, Any]) -> None:
-    folder = CACHE / "logs"
-    folder.mkdir(exist_ok=True)
-    for name in compose["services"]:
+    """Every service's log in .local/compose-test/logs/<project>/ (the overlay's services included)."""
+    folder = CACHE / "logs" / stack.argv[2]
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in stack.states():
         (folder / f"{name}.log").write_text(stack.logs(name))
     log(f"container logs in {folder}")
 
