@@ -18,6 +18,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.deps import require_token
 from api.errors import register_error_handlers
+from api.partitions import PartitionKeeper
 from api.reports import ReportFiles
 from api.routers import health, model, predictions
 from api.routers.predictions import request_schema_components
@@ -39,7 +40,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _tune_garbage_collector()
     if follower is not None:
         follower.start()
+    keeper = app.state.partition_keeper = PartitionKeeper(settings)
+    keeper.start()
     yield
+    keeper.stop()
     if follower is not None:
         follower.stop()
     get_engine().dispose()

@@ -41,6 +41,17 @@ class DatabaseSettings(_Settings):
     embedded_pg_database: str = "churn"
 
 
+class PredictionStorageSettings(_Settings):
+    """How the partitioned predictions table is kept (db/partitions.py): months created ahead, and
+    how long predictions are kept."""
+
+    # monthly partitions kept ready beyond the current month (created at API start, then hourly)
+    predictions_partitions_ahead: int = Field(default=3, ge=1)
+    # unset: keep every prediction; set: drop each monthly partition once all its rows are older
+    # than this many days (whole partitions, never row by row; so up to a month more is kept)
+    predictions_retention_days: int | None = Field(default=None, ge=1)
+
+
 class ReadonlyRoleSettings(_Settings):
     """The read-only role Grafana uses; its password has no default and must be given."""
 
@@ -81,7 +92,7 @@ class ApiAccessSettings(_Settings):
         return self.api_token.get_secret_value() if self.api_token else None
 
 
-class ApiServerSettings(ApiAccessSettings, ReportSettings):
+class ApiServerSettings(ApiAccessSettings, ReportSettings, PredictionStorageSettings):
     """Where the API listens, how much one request may carry, and the reports folder it serves."""
 
     api_host: str = "127.0.0.1"
