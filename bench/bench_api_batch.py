@@ -26,10 +26,9 @@ import httpx
 import psycopg
 import pydantic_core
 
-from api.routers.predictions import REASON_PAIRS
 from bench import _common
 from db.models import REASON_COLUMNS
-from db.predictions import binary_copy_types
+from db.predictions import binary_copy_types, reason_codes
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.predictor import Predictor
 from model.reasons import stored_values
@@ -81,9 +80,7 @@ def encode_reasons(records: list[dict], stored: list[list[Any]]) -> bytes:
     """The part of the answer reason codes add: each prediction's reasons, encoded like the API's
     (three {feature, value, contribution} objects and the rest)."""
     return pydantic_core.to_json([
-        {"reasons": [{"feature": values[name], "value": record.get(values[name]),
-                      "contribution": values[value]} for name, value in REASON_PAIRS],
-         "rest_contribution": values[-1]}
+        {"reasons": reason_codes(values, record), "rest_contribution": values[-1]}
         for record, values in zip(records, stored, strict=True)
     ])
 

@@ -31,9 +31,8 @@ from api.schemas import (
     prediction_request_model,
 )
 from api.serving import score_in_shadow
-from db.models import REASON_COLUMNS, REASON_SLOTS
-from db.predictions import count_predictions, create_predictions, find_batch, list_predictions
-from model.contract import FEATURE_NAMES, IDENTIFIER, check_consistency
+from db.predictions import count_predictions, create_predictions, find_batch, list_predictions, reason_codes
+from model.contract import IDENTIFIER, check_consistency
 from model.predictor import Predictor
 from model.reasons import stored_values
 
@@ -47,7 +46,6 @@ REQUEST_SCHEMA_NAME = "PredictionRequest"
 # A record is ~500 bytes of JSON; 4 KiB each leaves room for long ids and generous whitespace
 # while a runaway upload is cut off before it fills the memory.
 MAX_BYTES_PER_RECORD = 4096
-REASON_PAIRS = tuple((2 * slot, 2 * slot + 1) for slot in range(REASON_SLOTS))  # in REASON_COLUMNS
 FIRST_QUERYABLE_DAY, LAST_QUERYABLE_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
 
@@ -165,33 +163,12 @@ def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[
     # the validated records hold exactly the features plus the optional id: reused, not copied
     predictions = [
         {"id": id_, "label": label, "churn_probability": probability,
-         "customer_id": record.pop(IDENTIFIER, None), "reasons": _reasons(reason, record),
+         "customer_id": record.pop(IDENTIFIER, None), "reasons": reason_codes(reason, record),
          "rest_contribution": reason[-1], "features": record}
         for id_, record, label, probability, reason in zip(
             stored.ids, records, labels, probabilities, reasons, strict=True)
     ]
     return {"model_version": predictor.version, "replayed": False, "predictions": predictions}
-
-
-def _features_of(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: record.get(name) for name in FEATURE_NAMES}
-
-
-def _reasons(stored: Sequence[Any], features: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Reason codes from their stored values (feature, contribution pairs, then the rest), each
-    with the feature's value; none for a prediction stored before reason codes existed.
-
-    Indexed pairs rather than zip over slices: 30 % less time on a 10,000-record answer."""
-    return [
-        {"feature": stored[name], "value": features.get(stored[name]), "contribution": stored[value]}
-        for name, value in REASON_PAIRS
-        if stored[name] is not None
-    ]
-
-
-def _stored_reasons(row: Mapping[str, Any]) -> dict[str, Any]:
-    values = [row[name] for name in REASON_COLUMNS]
-    return {"reasons": _reasons(values, row), "rest_contribution": row["rest_contribution"]}
 
 
 def _replay(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -201,8 +178,9 @@ def _replay(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "replayed": True,
         "predictions": [
             {"id": row["id"], "label": row["predicted_label"],
-             "churn_probability": row["churn_probability"], "customer_id": row[IDENTIFIER],
-             **_stored_reasons(row), "features": _features_of(row)}
+             "churn_probability": row["churn_probability"], "customer_id": row["customer_id"],
+             "reasons": row["reasons"], "rest_contribution": row["rest_contribution"],
+             "features": row["features"]}
             for row in rows
         ],
     }
@@ -260,7 +238,8 @@ def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
         "model_version": row["model_version"],
         "label": row["predicted_label"],
         "churn_probability": row["churn_probability"],
-        "customer_id": row[IDENTIFIER],
-        **_stored_reasons(row),
-        "features": _features_of(row),
+        "customer_id": row["customer_id"],
+        "reasons": row["reasons"],
+        "rest_contribution": row["rest_contribution"],
+        "features": row["features"],
     }
