@@ -39,6 +39,10 @@ class DatabaseSettings(_Settings):
     embedded_pg_host: str = "127.0.0.1"
     embedded_pg_port: int = 54329
     embedded_pg_database: str = "churn"
+    # Connections each process keeps open. The API runs at most this many requests at once in its
+    # worker threads (more wait their turn on the event loop, never refused for want of a
+    # connection); a few more connections serve its own background threads (db/session.py).
+    database_pool_size: int = Field(default=20, ge=1)
 
 
 class PredictionStorageSettings(_Settings):
