@@ -46,6 +46,12 @@ REQUEST_SCHEMA_NAME = "PredictionRequest"
 # A record is ~500 bytes of JSON; 4 KiB each leaves room for long ids and generous whitespace
 # while a runaway upload is cut off before it fills the memory.
 MAX_BYTES_PER_RECORD = 4096
+ECHO_DESCRIPTION = (
+    "false: each prediction is answered with its id, label, churn_probability and customer_id only, "
+    "without the echoed `features`, `reasons` and `rest_contribution` (still stored, and returned by "
+    "GET /past-predictions). For batch clients that do not read them: a 10,000-record answer is "
+    "about ten times smaller and much faster to build"
+)
 FIRST_QUERYABLE_DAY, LAST_QUERYABLE_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
 
@@ -78,6 +84,7 @@ def predict(
     models: ServedModelsDep,
     request: Request,
     background: BackgroundTasks,
+    echo: Annotated[bool, Query(description=ECHO_DESCRIPTION)] = True,
 ) -> Response:
     """Score one or many customer records and store every prediction in one transaction.
 
@@ -88,13 +95,12 @@ def predict(
     if body.batch_key is not None:
         stored = find_batch(session=session, batch_key=body.batch_key)
         if stored is not None:
-            return _json(_replay(stored))
+            return _json(_replay(stored, echo))
     request.app.state.model_call_records.observe(len(body.records))
-    response = _score_and_store(session, models.champion, body)
+    response, features = _score_and_store(session, models.champion, body, echo)
     _count_predictions(request, body.source, response)
     if models.challenger is not None and not response["replayed"]:
-        background.add_task(score_in_shadow, models, [p["id"] for p in response["predictions"]],
-                            [p["features"] for p in response["predictions"]])
+        background.add_task(score_in_shadow, models, [p["id"] for p in response["predictions"]], features)
     return _json(response)
 
 
@@ -143,8 +149,13 @@ def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
         raise InputProblemsError(problems)
 
 
-def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[str, Any]:
-    """Score the records, store them and commit once; a concurrent twin's batch is replayed."""
+def _score_and_store(
+    session: Session, predictor: Predictor, body: Any, echo: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score the records, store them and commit once; a concurrent twin's batch is replayed.
+
+    Returns the answer (with each record's features and reasons when `echo`) and the records'
+    features (for the challenger's shadow scoring)."""
     records: list[dict[str, Any]] = body.records
     scores = predictor.score(records)
     labels, probabilities = scores.labels.tolist(), scores.probabilities.tolist()
@@ -159,19 +170,27 @@ def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[
     replayed = (find_batch(session=session, batch_key=body.batch_key) or []) if stored.replayed else None
     session.commit()
     if replayed is not None:
-        return _replay(replayed)
+        return _replay(replayed, echo), [row["features"] for row in replayed]
     # the validated records hold exactly the features plus the optional id: reused, not copied
-    predictions = [
-        {"id": id_, "label": label, "churn_probability": probability,
-         "customer_id": record.pop(IDENTIFIER, None), "reasons": reason_codes(reason, record),
-         "rest_contribution": reason[-1], "features": record}
-        for id_, record, label, probability, reason in zip(
-            stored.ids, records, labels, probabilities, reasons, strict=True)
-    ]
-    return {"model_version": predictor.version, "replayed": False, "predictions": predictions}
+    if echo:
+        predictions = [
+            {"id": id_, "label": label, "churn_probability": probability,
+             "customer_id": record.pop(IDENTIFIER, None), "reasons": reason_codes(reason, record),
+             "rest_contribution": reason[-1], "features": record}
+            for id_, record, label, probability, reason in zip(
+                stored.ids, records, labels, probabilities, reasons, strict=True)
+        ]
+    else:
+        predictions = [
+            {"id": id_, "label": label, "churn_probability": probability,
+             "customer_id": record.pop(IDENTIFIER, None)}
+            for id_, record, label, probability in zip(
+                stored.ids, records, labels, probabilities, strict=True)
+        ]
+    return {"model_version": predictor.version, "replayed": False, "predictions": predictions}, records
 
 
-def _replay(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _replay(rows: Sequence[Mapping[str, Any]], echo: bool) -> dict[str, Any]:
     """The stored predictions of an already-seen batch key, as /predict returned them the first time."""
     return {
         "model_version": rows[0]["model_version"] if rows else "",
@@ -179,8 +198,8 @@ def _replay(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "predictions": [
             {"id": row["id"], "label": row["predicted_label"],
              "churn_probability": row["churn_probability"], "customer_id": row["customer_id"],
-             "reasons": row["reasons"], "rest_contribution": row["rest_contribution"],
-             "features": row["features"]}
+             **({"reasons": row["reasons"], "rest_contribution": row["rest_contribution"],
+                 "features": row["features"]} if echo else {})}
             for row in rows
         ],
     }
