@@ -168,7 +168,7 @@ app = create_app()
 
 def main() -> None:
     settings = ApiServerSettings()
-    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port)
+    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port, workers=settings.api_workers)
 
 
 if __name__ == "__main__":
