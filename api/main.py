@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio.to_thread
 import uvicorn
 from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -18,11 +19,12 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.deps import require_token
 from api.errors import register_error_handlers
+from api.partitions import PartitionKeeper
 from api.reports import ReportFiles
 from api.routers import health, model, predictions
 from api.routers.predictions import request_schema_components
 from api.serving import ModelHolder, RegistryFollower, build_served
-from core.settings import ApiServerSettings, RegistrySettings
+from core.settings import ApiServerSettings, DatabaseSettings, RegistrySettings
 from db.session import get_engine
 from model.predictor import ModelNotTrainedError, Predictor
 
@@ -34,12 +36,16 @@ GC_GEN0_THRESHOLD = 50_000  # allocations between young-generation collections (
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiServerSettings = app.state.settings
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    _fit_threads_to_pool()
     holder: ModelHolder = app.state.models
     follower = _load_models(holder, app.state.registry, settings)
     _tune_garbage_collector()
     if follower is not None:
         follower.start()
+    keeper = app.state.partition_keeper = PartitionKeeper(settings)
+    keeper.start()
     yield
+    keeper.stop()
     if follower is not None:
         follower.stop()
     get_engine().dispose()
@@ -70,6 +76,17 @@ def _load_models(
     if holder.current is not None:
         log.info("model %s loaded", holder.current.champion.version)
     return follower
+
+
+def _fit_threads_to_pool() -> None:
+    """As many request threads as pooled connections (DATABASE_POOL_SIZE).
+
+    Handlers and background tasks run in AnyIO's worker threads (40 by default); with more threads
+    than connections, a burst left threads waiting on the pool until its timeout and answered 503
+    "database unavailable" (64 clients against 40 threads and 20 connections). With one thread per
+    connection a thread never waits for one: extra requests queue on the event loop instead.
+    """
+    anyio.to_thread.current_default_thread_limiter().total_tokens = DatabaseSettings().database_pool_size
 
 
 def _tune_garbage_collector() -> None:
@@ -151,7 +168,7 @@ app = create_app()
 
 def main() -> None:
     settings = ApiServerSettings()
-    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port)
+    uvicorn.run("api.main:app", host=settings.api_host, port=settings.api_port, workers=settings.api_workers)
 
 
 if __name__ == "__main__":

@@ -100,14 +100,19 @@ REASONS_DESCRIPTION = (
 )
 
 
+NOT_ECHOED = " Left out of the answer with `?echo=false`."
+
+
 class PredictionOut(BaseModel):
     id: int
     label: Literal[0, 1] = Field(description="1 = the customer is predicted to churn")
     churn_probability: float
     customer_id: str | None
-    reasons: list[ReasonOut] = Field(description=REASONS_DESCRIPTION)
-    rest_contribution: float | None = Field(description="The other features' contributions, summed")
-    features: FeatureValues  # type: ignore[valid-type]
+    reasons: list[ReasonOut] | None = Field(default=None, description=REASONS_DESCRIPTION + NOT_ECHOED)
+    rest_contribution: float | None = Field(
+        default=None, description="The other features' contributions, summed." + NOT_ECHOED)
+    features: FeatureValues | None = Field(  # type: ignore[valid-type]
+        default=None, description="The record's features, as stored." + NOT_ECHOED)
 
 
 class PredictionResponse(BaseModel):

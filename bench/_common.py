@@ -12,24 +12,30 @@ import atexit
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from functools import cache
 from typing import Any
 
+import psycopg
+from sqlalchemy import Index, Table
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateIndex
 
 from core.settings import REPO_ROOT, DatabaseSettings
 from db import embedded
 from db import session as db_session
 from db.admin import create_database, drop_database
 from db.manage import migrate
+from db.models import Prediction
 from model.contract import FEATURE_NAMES, IDENTIFIER
 from model.data import load_dataset
 from tests.api_server import start_api_server
 
-__all__ = ["REPO_ROOT", "bench_server_url", "libpq_url", "median_seconds", "percentile", "sample_records",
-           "scratch_database", "start_api_server", "timed"]
+__all__ = ["REPO_ROOT", "bench_server_url", "bulk_insert_predictions", "libpq_url", "median_seconds",
+           "percentile", "sample_records", "scratch_database", "start_api_server", "timed"]
 
 
 def libpq_url(url: str) -> str:
@@ -90,3 +96,29 @@ def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def bulk_insert_predictions(
+    conn: psycopg.Connection, insert: str, params: Mapping[str, Any], first_at: datetime, last_at: datetime,
+) -> None:
+    """Run `insert` (an INSERT INTO predictions ... SELECT ... FROM generate_series) fast, leaving
+    the table as production has it: its monthly partitions, the same indexes, analyzed.
+
+    The months of [first_at, last_at] get their partitions first (the rows would otherwise all go
+    to the default partition); the secondary indexes are dropped during the load and built again
+    from db/models.py afterwards, which is several times faster than maintaining them row by row.
+    On a database without partitions (an older schema) only the index step applies. `conn` is
+    autocommit.
+    """
+    partitioned = conn.execute("SELECT to_regproc('ensure_predictions_partitions') IS NOT NULL").fetchone()
+    if partitioned and partitioned[0]:
+        conn.execute("SELECT ensure_predictions_partitions(%s, %s)", (first_at, last_at))
+    table: Table = Prediction.__table__  # type: ignore[assignment]  # a Table at run time
+    indexes: list[Index] = sorted(table.indexes, key=lambda index: str(index.name))
+    for index in indexes:
+        conn.execute(f'DROP INDEX "{index.name}"')
+    conn.execute(insert, params)
+    conn.execute("SET maintenance_work_mem = '256MB'")
+    for index in indexes:
+        conn.execute(str(CreateIndex(index).compile(dialect=postgresql.dialect())))
+    conn.execute("VACUUM ANALYZE predictions")

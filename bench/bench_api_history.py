@@ -1,16 +1,20 @@
-"""GET /past-predictions for a one-day window (first page of 100) on 100,000 and on 1,000,000 rows.
+"""GET /past-predictions for a one-day window (first page of 100) on 1,000,000 and on 10,000,000 rows.
 
-    python bench/bench_api_history.py
+    python -m bench.bench_api_history
 
-The table grows the way production's does: at a steady 1,000 predictions a day, 100,000 rows are
-100 days of history and 1,000,000 rows are 1,000 days. The queried day (the most recent) holds the
-same 1,000 rows in both runs, so the ratio shows what the table's size alone costs the query
-(total count plus the first page, newest first). Goal: the 1M figure at most 1.5x the 100k one.
+The table grows the way production's does: at a steady 10,000 predictions a day, 1,000,000 rows
+are 100 days of history (4 monthly partitions) and 10,000,000 rows are 1,000 days (34). The queried
+day (the most recent) holds the same 10,000 rows in both runs, so the ratio shows what the table's
+size alone costs the query (total count plus the first page, newest first). Goal: the 10M figure
+at most 1.5x the 1M one. The rows are generated inside PostgreSQL (generate_series, indexes built
+after the load, bench/_common.py::bulk_insert_predictions): 10M rows take a few minutes and about
+6 GB, in scratch databases dropped at the end.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,8 +23,8 @@ import psycopg
 from bench import _common
 from model.contract import FEATURE_NAMES, IDENTIFIER, default_record
 
-ROWS_PER_DAY = 1_000
-SMALL, LARGE = 100_000, 1_000_000
+ROWS_PER_DAY = 10_000
+SMALL, LARGE = 1_000_000, 10_000_000
 REQUESTS = 60
 LAST_DAY = datetime(2026, 1, 1, tzinfo=UTC)  # rows end at the last instant of 2025-12-31
 
@@ -37,13 +41,16 @@ def add_history(url: str, first: int, last: int) -> None:
         "'history.csv'", "'bench'", "(g %% 4 = 0)::int", "(g %% 100) / 100.0", "'C' || g",
         *[varying.get(name, f"%({name})s") for name in FEATURE_NAMES],
     ]
+    started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            f"INSERT INTO predictions ({', '.join(columns)}) SELECT {', '.join(values)} "
-            "FROM generate_series(%(first)s, %(last)s) AS g",
+        # newest last, as appends arrive: g counts back in time
+        _common.bulk_insert_predictions(
+            conn, f"INSERT INTO predictions ({', '.join(columns)}) SELECT {', '.join(values)} "
+            "FROM generate_series(%(last)s, %(first)s, -1) AS g",
             {"end": LAST_DAY, "first": first, "last": last, **features},
+            first_at=LAST_DAY - timedelta(days=last / ROWS_PER_DAY), last_at=LAST_DAY,
         )
-        conn.execute("VACUUM ANALYZE predictions")
+    print(f"loaded {last - first + 1:,} predictions in {time.perf_counter() - started:.0f} s", flush=True)
 
 
 def one_day_page(client: httpx.Client) -> float:
@@ -62,7 +69,7 @@ def one_day_page(client: httpx.Client) -> float:
 def main() -> None:
     # two databases and two API processes, queried alternately, so that both figures see the
     # same machine load (the machine is shared; a drift between two runs would be read as a ratio)
-    with _common.scratch_database("_100k") as small_url, _common.scratch_database("_1m") as large_url:
+    with _common.scratch_database("_1m") as small_url, _common.scratch_database("_10m") as large_url:
         add_history(_common.libpq_url(small_url), 1, SMALL)
         add_history(_common.libpq_url(large_url), 1, LARGE)
         small_api, stop_small = _common.start_api_server(small_url, env={"API_TOKEN": ""})
@@ -81,8 +88,8 @@ def main() -> None:
     small, large = statistics.median(small_times), statistics.median(large_times)
     print(
         f"api history, one-day page of 100: {large / small:.2f}x from {SMALL:,} to {LARGE:,} rows "
-        f"({small * 1000:.1f} ms at 100k, {large * 1000:.1f} ms at 1M, median of {REQUESTS}; "
-        f"goal <= 1.5x)"
+        f"({small * 1000:.1f} ms at 1M, {large * 1000:.1f} ms at 10M, median of {REQUESTS}; "
+        f"goal <= 1.5x{'' if large / small <= 1.5 else ': MISSED on this machine'})"
     )
 
 

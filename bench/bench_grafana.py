@@ -1,22 +1,25 @@
-"""Every Grafana panel query over its dashboard's default time range, at 100k and at 1M predictions.
+"""Every Grafana panel query over its dashboard's default time range, at 1M and at 10M predictions.
 
-    python bench/bench_grafana.py
+    python -m bench.bench_grafana
 
-Two scratch databases (`churn_bench_grafana_{100k,1m}_<pid>`, dropped at the end) are filled with
+Two scratch databases (`churn_bench_grafana_{1m,10m}_<pid>`, dropped at the end) are filled with
 generate_series: predictions at a steady 40 a minute (the dataset's customers, scored once by the
 real model) and one ingested file a minute with the usual share of errors, all ending now:
-100,000 predictions and 10,000 files in one, 1,000,000 and 100,000 in the other. The newest hours
-are the same rows in both, as in production where the tables grow while the dashboards keep
-looking at the last hours: a panel whose time grows with the table is a missing index or a query
-that reads all history.
+1,000,000 predictions (17 days, 1-2 monthly partitions) and 100,000 files in one, 10,000,000
+(174 days, 7 partitions) and 1,000,000 files in the other. The newest hours are the same rows in
+both, as in production where the tables grow while the dashboards keep looking at the last hours:
+a panel whose time grows with the table is a missing index or a query that reads all history.
+The rows are generated inside PostgreSQL, indexes built after the load
+(bench/_common.py::bulk_insert_predictions); 10M rows take a few minutes and about 6 GB.
 
 Each query runs with Grafana's macros expanded (tests/grafana/macros.py), alternately on both
 databases so that the load of a shared machine hits both alike; median of 15 after a warm-up.
 The bare baseline is `SELECT count(*)` of the predictions of the last hour, measured in the same
 run. Prints one line per panel and a summary line; exits 1 when a goal is missed (each panel
-under 250 ms at 1M, and at most 2x its 100k figure). The 2x ratio is judged only when the 1M
+under 250 ms at 10M, and at most 1.5x its 1M figure). The ratio is judged only when the 10M
 figure reaches RATIO_FLOOR_MS: below it a query's time is round trip, planning and scheduler
-jitter (0.1 ms against 0.2 ms says nothing about growth with the table). Panels filtered by the
+jitter (0.1 ms against 0.2 ms says nothing about growth with the table); it is printed for every
+panel all the same. Panels filtered by the
 dashboard's segment variable run at its default value (`all`).
 """
 
@@ -36,6 +39,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from bench import _common
 from bench._common import bench_server_url
 from db.admin import create_database, drop_database
 from db.manage import DEFAULT_METADATA, migrate
@@ -48,11 +52,11 @@ from tests.grafana.conftest import load_dashboards
 from tests.grafana.macros import dashboard_variables, expand_macros, panel_interval, parse_interval
 
 PREDICTIONS_PER_MINUTE = 40
-SIZES = ((100_000, 10_000), (1_000_000, 100_000))  # (predictions, ingested files)
+SIZES = ((1_000_000, 100_000), (10_000_000, 1_000_000))  # (predictions, ingested files)
 REPEATS = 15  # sub-millisecond queries: enough runs for a stable median
 LIMIT_MS = 250.0
-LIMIT_RATIO = 2.0
-RATIO_FLOOR_MS = 2.0  # under this at 1M rows, the 1M/100k ratio is noise and is not judged
+LIMIT_RATIO = 1.5
+RATIO_FLOOR_MS = 2.0  # under this at 10M rows, the 10M/1M ratio is noise and is not judged
 SQL_TYPES = {"str": "text", "int": "integer", "float": "double precision"}
 
 
@@ -87,7 +91,7 @@ def load_customers(conn: psycopg.Connection) -> int:
     scored = Predictor().predict(records)
     columns = ", ".join(f"{f.name} {SQL_TYPES[f.dtype]}" for f in FEATURES)
     reasons = ", ".join(f"{name} {kind}" for name, kind in _reason_column_types())
-    conn.execute(f"CREATE TABLE bench_customers (n integer, customer_id text, {columns}, "
+    conn.execute(f"CREATE TABLE bench_customers (n integer PRIMARY KEY, customer_id text, {columns}, "
                  f"label smallint, probability double precision, {reasons})")
     reason_names = ", ".join(name for name, _ in _reason_column_types())
     with conn.cursor().copy(f"COPY bench_customers (n, customer_id, {', '.join(FEATURE_NAMES)}, "
@@ -110,7 +114,9 @@ def add_history(
     """Predictions number i at end - i * 1.5 s, files number i at end - i minutes (older = bigger i)."""
     features = ", ".join([*FEATURE_NAMES, *(name for name, _ in _reason_column_types())])
     step = 60.0 / PREDICTIONS_PER_MINUTE
-    conn.execute(f"""
+    # g counts back in time from the oldest; each customer looked up by key: stored in time order,
+    # as appends in production are, with no sort of the whole table
+    _common.bulk_insert_predictions(conn, f"""
         INSERT INTO predictions (created_at, source, file_name, model_version, predicted_label,
                                  churn_probability, customer_id, {features})
         SELECT %(end)s - g * interval '{step} seconds',
@@ -118,10 +124,10 @@ def add_history(
                CASE WHEN mod(g, 10) = 0 THEN NULL ELSE 'file_' || (g / 40) || '.csv' END,
                (SELECT model_version FROM model_versions LIMIT 1),
                c.label, c.probability, c.customer_id, {", ".join("c." + f for f in features.split(", "))}
-        FROM generate_series(%(first)s::integer, %(last)s::integer) AS g
-        JOIN bench_customers c ON c.n = mod(g, %(customers)s)
-        ORDER BY g DESC  -- stored in time order, as appends in production are
-    """, {"end": end, "first": predictions.start, "last": predictions.stop - 1, "customers": customers})
+        FROM generate_series(%(last)s::integer, %(first)s::integer, -1) AS g
+        CROSS JOIN LATERAL (SELECT * FROM bench_customers c WHERE c.n = mod(g, %(customers)s)) c
+    """, {"end": end, "first": predictions.start, "last": predictions.stop - 1, "customers": customers},
+        first_at=end - timedelta(seconds=step * predictions.stop), last_at=end)
     conn.execute("""
         INSERT INTO ingested_files (id, file_name, dag_run_id, started_at, ingested_at, rows, valid_rows,
                                     invalid_rows, criticality, outcome, report_url, alert_sent)
@@ -188,7 +194,7 @@ def main() -> int:
     end = datetime.now(UTC)
     (small_size, big_size) = SIZES
     with (
-        scratch_database("100k") as small_url, scratch_database("1m") as big_url,
+        scratch_database("1m") as small_url, scratch_database("10m") as big_url,
         psycopg.connect(small_url, autocommit=True) as small_conn,
         psycopg.connect(big_url, autocommit=True) as big_conn,
     ):
@@ -199,7 +205,7 @@ def main() -> int:
             small_conn, big_conn, f"SELECT count(*) FROM predictions WHERE created_at > '{hour_ago}'")
         timings = {name: paired_median_ms(small_conn, big_conn, sql) for name, sql in panel_queries(end)}
     failures = 0
-    print(f"{'panel':<75} {'100k ms':>8} {'1M ms':>8} {'1M/100k':>8} {'x bare':>7}")
+    print(f"{'panel':<75} {'1M ms':>8} {'10M ms':>8} {'10M/1M':>8} {'x bare':>7}")
     for name, (small, big) in timings.items():
         ratio = big / small
         judged = big >= RATIO_FLOOR_MS
@@ -209,10 +215,11 @@ def main() -> int:
               f"{'' if judged else '  (ratio not judged: under the floor)'}{'' if ok else '  <-- missed'}")
     slowest = max(big for _, big in timings.values())
     worst_ratio = max((big / small for small, big in timings.values() if big >= RATIO_FLOOR_MS), default=1.0)
-    print(f"grafana panels: slowest {slowest:.1f} ms at 1M predictions ({slowest / bare:.1f}x the bare count "
-          f"of the last hour, {bare:.1f} ms; goal < {LIMIT_MS:.0f} ms), worst 1M/100k ratio "
-          f"{worst_ratio:.2f} over panels of {RATIO_FLOOR_MS:.0f} ms or more (goal <= {LIMIT_RATIO:.0f}); "
-          f"{len(timings)} panels, {failures} missed")
+    worst_any = max(big / small for small, big in timings.values())
+    print(f"grafana panels: slowest {slowest:.1f} ms at 10M predictions ({slowest / bare:.1f}x the bare "
+          f"count of the last hour, {bare:.1f} ms; goal < {LIMIT_MS:.0f} ms), worst 10M/1M ratio "
+          f"{worst_ratio:.2f} over panels of {RATIO_FLOOR_MS:.0f} ms or more (goal <= {LIMIT_RATIO}), "
+          f"{worst_any:.2f} over all panels; {len(timings)} panels, {failures} missed")
     return 1 if failures else 0
 
 

@@ -39,6 +39,21 @@ class DatabaseSettings(_Settings):
     embedded_pg_host: str = "127.0.0.1"
     embedded_pg_port: int = 54329
     embedded_pg_database: str = "churn"
+    # Connections each process keeps open. The API runs at most this many requests at once in its
+    # worker threads (more wait their turn on the event loop, never refused for want of a
+    # connection); a few more connections serve its own background threads (db/session.py).
+    database_pool_size: int = Field(default=20, ge=1)
+
+
+class PredictionStorageSettings(_Settings):
+    """How the partitioned predictions table is kept (db/partitions.py): months created ahead, and
+    how long predictions are kept."""
+
+    # monthly partitions kept ready beyond the current month (created at API start, then hourly)
+    predictions_partitions_ahead: int = Field(default=3, ge=1)
+    # unset: keep every prediction; set: drop each monthly partition once all its rows are older
+    # than this many days (whole partitions, never row by row; so up to a month more is kept)
+    predictions_retention_days: int | None = Field(default=None, ge=1)
 
 
 class ReadonlyRoleSettings(_Settings):
@@ -81,11 +96,14 @@ class ApiAccessSettings(_Settings):
         return self.api_token.get_secret_value() if self.api_token else None
 
 
-class ApiServerSettings(ApiAccessSettings, ReportSettings):
+class ApiServerSettings(ApiAccessSettings, ReportSettings, PredictionStorageSettings):
     """Where the API listens, how much one request may carry, and the reports folder it serves."""
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # uvicorn worker processes. 1 keeps /metrics whole (one process, one set of counters) and one
+    # registry follower; more use more cores for concurrent clients (docs/notes/h25b-partition.md)
+    api_workers: int = Field(default=1, ge=1)
     max_records_per_request: int = Field(default=10_000, ge=1)
     model_artifacts_dir: Path = REPO_ROOT / "model" / "artifacts"
 

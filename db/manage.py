@@ -8,6 +8,8 @@
     python -m db.manage readonly-role    create/update the Grafana read-only role
     python -m db.manage mlflow-database  create MLflow's backend database (MLFLOW_DATABASE) if missing
     python -m db.manage setup            migrate + readonly-role + load-baseline + mlflow-database
+    python -m db.manage partitions       create the predictions partitions ahead and apply the
+                                         retention (PREDICTIONS_RETENTION_DAYS): db/partitions.py
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from core.settings import REPO_ROOT, DatabaseSettings, ReadonlyRoleSettings
+from core.settings import REPO_ROOT, DatabaseSettings, PredictionStorageSettings, ReadonlyRoleSettings
 from db import embedded
 from db.model_versions import record_model_version
+from db.partitions import MaintenanceReport, maintain_partitions
 from db.roles import ensure_readonly_role
 from db.session import database_url, get_engine, session_scope
 
@@ -49,6 +52,14 @@ def load_baseline(metadata_path: Path = DEFAULT_METADATA) -> str:
         return record_model_version(session=session, metadata=json.loads(metadata_path.read_text()))
 
 
+def maintain_prediction_partitions(settings: PredictionStorageSettings | None = None) -> MaintenanceReport:
+    """Partitions ahead, default rows moved, retention applied: one transaction (db/partitions.py)."""
+    settings = settings or PredictionStorageSettings()
+    with session_scope() as session:
+        return maintain_partitions(session=session, months_ahead=settings.predictions_partitions_ahead,
+                                   retention_days=settings.predictions_retention_days)
+
+
 def readonly_role() -> str:
     settings = ReadonlyRoleSettings()
     with get_engine().begin() as connection:
@@ -64,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "action",
         choices=["start-db", "stop-db", "url", "migrate", "load-baseline", "readonly-role",
-                 "mlflow-database", "setup"],
+                 "mlflow-database", "setup", "partitions"],
     )
     parser.add_argument("--metadata", type=Path, default=DEFAULT_METADATA)
     args = parser.parse_args(argv)
@@ -77,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.action in ("migrate", "setup"):
         migrate()
         print("migrations applied")
+    if args.action in ("partitions", "setup"):
+        print(f"predictions partitions: {maintain_prediction_partitions().summary()}")
     if args.action in ("readonly-role", "setup"):
         print(f"read-only role {readonly_role()} ready")
     if args.action in ("load-baseline", "setup"):

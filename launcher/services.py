@@ -61,7 +61,7 @@ def _browser_host(host: str) -> str:
 def api() -> Service:
     s = ApiServerSettings()
     argv = _python("-m", "uvicorn", "api.main:app", "--host", s.api_host, "--port", str(s.api_port),
-                   "--proxy-headers")
+                   "--proxy-headers", "--workers", str(s.api_workers))
     base = f"http://{_browser_host(s.api_host)}:{s.api_port}"
     login = "Authorization: Bearer $API_TOKEN" if s.api_token else "open (API_TOKEN unset)"
     return Service("api", argv, url=f"{base}/docs", login=login, health_url=f"{base}/health")

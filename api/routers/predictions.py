@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pydantic_core
+import orjson
 from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
@@ -31,9 +31,8 @@ from api.schemas import (
     prediction_request_model,
 )
 from api.serving import score_in_shadow
-from db.models import REASON_COLUMNS, REASON_SLOTS
-from db.predictions import count_predictions, create_predictions, find_batch, list_predictions
-from model.contract import FEATURE_NAMES, IDENTIFIER, check_consistency
+from db.predictions import count_predictions, create_predictions, find_batch, list_predictions, reason_codes
+from model.contract import IDENTIFIER, check_consistency
 from model.predictor import Predictor
 from model.reasons import stored_values
 
@@ -47,7 +46,12 @@ REQUEST_SCHEMA_NAME = "PredictionRequest"
 # A record is ~500 bytes of JSON; 4 KiB each leaves room for long ids and generous whitespace
 # while a runaway upload is cut off before it fills the memory.
 MAX_BYTES_PER_RECORD = 4096
-REASON_PAIRS = tuple((2 * slot, 2 * slot + 1) for slot in range(REASON_SLOTS))  # in REASON_COLUMNS
+ECHO_DESCRIPTION = (
+    "false: each prediction is answered with its id, label, churn_probability and customer_id only, "
+    "without the echoed `features`, `reasons` and `rest_contribution` (still stored, and returned by "
+    "GET /past-predictions). For batch clients that do not read them: a 10,000-record answer is "
+    "about ten times smaller and much faster to build"
+)
 FIRST_QUERYABLE_DAY, LAST_QUERYABLE_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
 
@@ -80,6 +84,7 @@ def predict(
     models: ServedModelsDep,
     request: Request,
     background: BackgroundTasks,
+    echo: Annotated[bool, Query(description=ECHO_DESCRIPTION)] = True,
 ) -> Response:
     """Score one or many customer records and store every prediction in one transaction.
 
@@ -90,13 +95,12 @@ def predict(
     if body.batch_key is not None:
         stored = find_batch(session=session, batch_key=body.batch_key)
         if stored is not None:
-            return _json(_replay(stored))
+            return _json(_replay(stored, echo))
     request.app.state.model_call_records.observe(len(body.records))
-    response = _score_and_store(session, models.champion, body)
+    response, features = _score_and_store(session, models.champion, body, echo)
     _count_predictions(request, body.source, response)
     if models.challenger is not None and not response["replayed"]:
-        background.add_task(score_in_shadow, models, [p["id"] for p in response["predictions"]],
-                            [p["features"] for p in response["predictions"]])
+        background.add_task(score_in_shadow, models, [p["id"] for p in response["predictions"]], features)
     return _json(response)
 
 
@@ -131,7 +135,8 @@ def request_schema_components(max_records: int) -> dict[str, Any]:
 
 
 def _json(payload: Mapping[str, Any]) -> Response:
-    return Response(pydantic_core.to_json(payload), media_type="application/json")
+    """orjson: a 10,000-record echoing answer in about half pydantic_core.to_json's time."""
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
@@ -145,8 +150,13 @@ def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
         raise InputProblemsError(problems)
 
 
-def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[str, Any]:
-    """Score the records, store them and commit once; a concurrent twin's batch is replayed."""
+def _score_and_store(
+    session: Session, predictor: Predictor, body: Any, echo: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score the records, store them and commit once; a concurrent twin's batch is replayed.
+
+    Returns the answer (with each record's features and reasons when `echo`) and the records'
+    features (for the challenger's shadow scoring)."""
     records: list[dict[str, Any]] = body.records
     scores = predictor.score(records)
     labels, probabilities = scores.labels.tolist(), scores.probabilities.tolist()
@@ -161,48 +171,36 @@ def _score_and_store(session: Session, predictor: Predictor, body: Any) -> dict[
     replayed = (find_batch(session=session, batch_key=body.batch_key) or []) if stored.replayed else None
     session.commit()
     if replayed is not None:
-        return _replay(replayed)
+        return _replay(replayed, echo), [row["features"] for row in replayed]
     # the validated records hold exactly the features plus the optional id: reused, not copied
-    predictions = [
-        {"id": id_, "label": label, "churn_probability": probability,
-         "customer_id": record.pop(IDENTIFIER, None), "reasons": _reasons(reason, record),
-         "rest_contribution": reason[-1], "features": record}
-        for id_, record, label, probability, reason in zip(
-            stored.ids, records, labels, probabilities, reasons, strict=True)
-    ]
-    return {"model_version": predictor.version, "replayed": False, "predictions": predictions}
+    if echo:
+        predictions = [
+            {"id": id_, "label": label, "churn_probability": probability,
+             "customer_id": record.pop(IDENTIFIER, None), "reasons": reason_codes(reason, record),
+             "rest_contribution": reason[-1], "features": record}
+            for id_, record, label, probability, reason in zip(
+                stored.ids, records, labels, probabilities, reasons, strict=True)
+        ]
+    else:
+        predictions = [
+            {"id": id_, "label": label, "churn_probability": probability,
+             "customer_id": record.pop(IDENTIFIER, None)}
+            for id_, record, label, probability in zip(
+                stored.ids, records, labels, probabilities, strict=True)
+        ]
+    return {"model_version": predictor.version, "replayed": False, "predictions": predictions}, records
 
 
-def _features_of(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: record.get(name) for name in FEATURE_NAMES}
-
-
-def _reasons(stored: Sequence[Any], features: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Reason codes from their stored values (feature, contribution pairs, then the rest), each
-    with the feature's value; none for a prediction stored before reason codes existed.
-
-    Indexed pairs rather than zip over slices: 30 % less time on a 10,000-record answer."""
-    return [
-        {"feature": stored[name], "value": features.get(stored[name]), "contribution": stored[value]}
-        for name, value in REASON_PAIRS
-        if stored[name] is not None
-    ]
-
-
-def _stored_reasons(row: Mapping[str, Any]) -> dict[str, Any]:
-    values = [row[name] for name in REASON_COLUMNS]
-    return {"reasons": _reasons(values, row), "rest_contribution": row["rest_contribution"]}
-
-
-def _replay(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _replay(rows: Sequence[Mapping[str, Any]], echo: bool) -> dict[str, Any]:
     """The stored predictions of an already-seen batch key, as /predict returned them the first time."""
     return {
         "model_version": rows[0]["model_version"] if rows else "",
         "replayed": True,
         "predictions": [
             {"id": row["id"], "label": row["predicted_label"],
-             "churn_probability": row["churn_probability"], "customer_id": row[IDENTIFIER],
-             **_stored_reasons(row), "features": _features_of(row)}
+             "churn_probability": row["churn_probability"], "customer_id": row["customer_id"],
+             **({"reasons": row["reasons"], "rest_contribution": row["rest_contribution"],
+                 "features": row["features"]} if echo else {})}
             for row in rows
         ],
     }
@@ -260,7 +258,8 @@ def _stored(row: Mapping[str, Any]) -> dict[str, Any]:
         "model_version": row["model_version"],
         "label": row["predicted_label"],
         "churn_probability": row["churn_probability"],
-        "customer_id": row[IDENTIFIER],
-        **_stored_reasons(row),
-        "features": _features_of(row),
+        "customer_id": row["customer_id"],
+        "reasons": row["reasons"],
+        "rest_contribution": row["rest_contribution"],
+        "features": row["features"],
     }

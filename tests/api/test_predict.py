@@ -95,6 +95,29 @@ def test_a_replayed_batch_key_returns_the_stored_batch_and_inserts_nothing(
     assert {row["batch_key"] for row in stored_rows()} == {"part-0002.csv:abc123:0"}
 
 
+def test_echo_false_answers_without_features_and_reasons_and_stores_them_all(
+    api_url: str, clean_db: str,
+) -> None:
+    """A batch client that does not read them asks for no echoed features and reasons: the answer
+    carries id, label, probability and customer id; the stored rows keep everything."""
+    records = [customer_record(customer_id="C1"), customer_record(tenure=30, total_charges=2100.0)]
+    request = {"source": "scheduled", "records": records, "batch_key": "part-0009.csv:e:0"}
+    slim = httpx.post(f"{api_url}/predict", params={"echo": "false"}, json=request).json()
+    replayed_slim = httpx.post(f"{api_url}/predict", params={"echo": "false"}, json=request).json()
+    replayed_full = httpx.post(f"{api_url}/predict", json=request).json()
+
+    answered = ["churn_probability", "customer_id", "id", "label"]
+    assert [sorted(p) for p in slim["predictions"]] == [answered] * 2
+    assert [p["customer_id"] for p in slim["predictions"]] == ["C1", None]
+    assert replayed_slim["replayed"] is True and replayed_slim["predictions"] == slim["predictions"]
+    # what the default answer would have echoed is stored: features and reason codes
+    full = replayed_full["predictions"]
+    assert [{k: p[k] for k in answered} for p in full] == slim["predictions"]
+    assert full[1]["features"]["tenure"] == 30 and len(full[1]["reasons"]) == 3
+    assert all(row["reason_1_feature"] is not None and row["tenure"] is not None for row in stored_rows())
+    assert stored_count() == 2
+
+
 def test_concurrent_twins_with_one_batch_key_are_stored_once(api_url: str, clean_db: str) -> None:
     """A retry racing the original (a timed-out client): one stores, the other replays it."""
     request = {"source": "scheduled", "batch_key": "part-0003.csv:def456:0",

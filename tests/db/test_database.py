@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 import pytest
 from pydantic import ValidationError
@@ -38,9 +40,11 @@ def test_models_and_migrations_agree(database_url: str) -> None:
     from alembic.migration import MigrationContext
 
     from db.models import Base
+    from db.partitions import include_object
 
     with create_engine(database_url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_object": include_object})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
     assert alembic_config(database_url).get_main_option("script_location")
 
@@ -77,3 +81,35 @@ def test_training_baseline_loaded(database_url: str) -> None:
             select(BaselineBin.feature, text("sum(proportion)")).group_by(BaselineBin.feature)
         ).all()
         assert all(total == pytest.approx(1.0) for _, total in shares)
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(database_url: str) -> None:
+    """No pre-ping round trip on checkout, yet a connection terminated by the server (a restart,
+    an idle timeout) never reaches the caller: the checkout sees its closed socket and reconnects."""
+    from db import session as db_session
+
+    db_session.get_engine.cache_clear()
+    engine = db_session.get_engine()
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with psycopg.connect(make_url(database_url).set(drivername="postgresql")
+                             .render_as_string(hide_password=False), autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone() == (True,)
+        deadline = time.monotonic() + 10
+        while admin_sees_backend(database_url, first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with engine.connect() as connection:  # the same pooled connection would fail here
+            second = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert second != first
+        assert engine.pool.status().startswith("Pool size: ")
+    finally:
+        engine.dispose()
+        db_session.get_engine.cache_clear()
+
+
+def admin_sees_backend(database_url: str, pid: int) -> bool:
+    url = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as admin:
+        found = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return found == (1,)
