@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 Dtype = Literal["str", "int", "float"]
 
 IDENTIFIER = "customer_id"
@@ -218,6 +220,22 @@ def check_consistency(record: Mapping[str, Any]) -> list[tuple[str, str]]:
                 f"total charges {total:g} far below monthly charges x tenure ({expected:g})",
             ))
     return problems
+
+
+def inconsistent_rows(tenure: np.ndarray, monthly: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """`check_consistency` on columns at once: which rows break a cross-field rule.
+
+    Args:
+        tenure, monthly, total: float arrays of one length (NaN: empty), rows whose single values
+            are valid (the rules' column is total_charges for both).
+    Returns:
+        a boolean array, True where `check_consistency` would name total_charges.
+    """
+    with np.errstate(invalid="ignore"):
+        empty_total = np.isnan(total) & ~np.isnan(tenure) & (tenure > FIRST_MONTH_TENURE)
+        comparable = ~np.isnan(total) & ~np.isnan(monthly) & (monthly != 0) & ~np.isnan(tenure) & (tenure != 0)
+        far_below = comparable & (total < MIN_TOTAL_TO_EXPECTED_RATIO * monthly * tenure)
+    return np.asarray(empty_total | far_below, dtype=bool)
 
 
 @dataclass(frozen=True)
