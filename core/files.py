@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -425,3 +426,48 @@ def _check_decoded(path: Path, codec: str, name: str, *, refuse: bool = True) ->
     if controls > max(1, _MAX_CONTROL_SHARE * chars):
         raise UnreadableFileError(ErrorType.UNREADABLE_FILE, "is binary content, not CSV text")
     return None
+
+
+@contextlib.contextmanager
+def atomic_writers(targets: list[Path]) -> Iterator[dict[Path, io.BufferedWriter]]:
+    """Write several files as streams, all of them whole or none (write_atomic's rules).
+
+    Yields a binary handle per target, each writing a hidden temporary in the target's folder.
+    When the block ends normally every temporary is flushed to disk, then all are renamed into
+    place and the folders synced; when it raises, every temporary is removed and no target
+    appears. Folders are created.
+    """
+    staged: dict[Path, tuple[Path, io.BufferedWriter]] = {}
+    created = [t.parent for t in targets if not t.parent.exists()]
+    done = False
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = temporary_name(target)
+            staged[target] = (temporary, temporary.open("wb"))
+        yield {target: handle for target, (_, handle) in staged.items()}
+        for _, handle in staged.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+        for target, (temporary, _) in staged.items():
+            os.replace(temporary, target)
+        done = True
+    finally:
+        for temporary, handle in staged.values():
+            handle.close()
+            temporary.unlink(missing_ok=True)
+        if not done:  # nothing of this call is left behind, not even a folder it made
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+    for folder in {target.parent for target in staged}:
+        _sync_folder(folder)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    for block in _blocks(path):
+        digest.update(block)
+    return digest.hexdigest()
