@@ -222,6 +222,10 @@ class LauncherSettings(_Settings):
 class PredictionJobSettings(DataFolderSettings, ApiClientSettings):
     """Everything the `prediction_job` DAG needs: good_data, and how to call the API."""
 
+    # Rows per POST /predict from the scheduled job (the file is read this many rows at a time):
+    # at most the API's MAX_RECORDS_PER_REQUEST; larger requests cost less per row.
+    scheduled_predict_chunk_size: int = Field(default=10_000, ge=1)
+
 
 # --- the model registry and the lifecycle -----------------------------------------------------------
 

@@ -80,6 +80,10 @@ def predict(
     models: ServedModelsDep,
     request: Request,
     background: BackgroundTasks,
+    echo: Annotated[bool, Query(description=(
+        "false: each prediction carries only id, label, churn_probability and customer_id (no "
+        "echoed features, no reasons), for batch clients that do not read them; stored the same"
+    ))] = True,
 ) -> Response:
     """Score one or many customer records and store every prediction in one transaction.
 
@@ -90,14 +94,22 @@ def predict(
     if body.batch_key is not None:
         stored = find_batch(session=session, batch_key=body.batch_key)
         if stored is not None:
-            return _json(_replay(stored))
+            return _json(_replay(stored) if echo else _short(_replay(stored)))
     request.app.state.model_call_records.observe(len(body.records))
     response = _score_and_store(session, models.champion, body)
     _count_predictions(request, body.source, response)
     if models.challenger is not None and not response["replayed"]:
         background.add_task(score_in_shadow, models, [p["id"] for p in response["predictions"]],
                             [p["features"] for p in response["predictions"]])
-    return _json(response)
+    return _json(response if echo else _short(response))
+
+
+_SHORT_KEYS = ("id", "label", "churn_probability", "customer_id")
+
+
+def _short(response: Mapping[str, Any]) -> dict[str, Any]:
+    """The answer without the echoed features and reasons (`echo=false`)."""
+    return {**response, "predictions": [{k: p[k] for k in _SHORT_KEYS} for p in response["predictions"]]}
 
 
 async def _read_body(request: Request, max_bytes: int, max_records: int) -> bytes:
