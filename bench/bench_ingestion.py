@@ -96,7 +96,8 @@ def main() -> None:
         f"{ours['bad']:,} bad; chunks of {ours['chunk_rows']:,}): {ratio:.1f}x pyarrow read_csv "
         f"(goal {GOAL_RATIO:g}x: {'met' if ratio <= GOAL_RATIO else 'NOT met'}; ours {ours_s:.1f} s = "
         f"validate {ours['validate_s']:.1f} s + split {ours['split_s']:.1f} s, read_csv {bare_s:.2f} s); "
-        f"peak RSS {peak_mb:.0f} MB (goal {GOAL_RSS_MB:g} MB: {'met' if peak_mb <= GOAL_RSS_MB else 'NOT met'})"
+        f"peak RSS {peak_mb:.0f} MB (goal {GOAL_RSS_MB:g} MB: "
+        f"{'met' if peak_mb <= GOAL_RSS_MB else 'NOT met'})"
     )
 
 

@@ -80,7 +80,7 @@ def type_column(texts: Sequence[str | None], prop: Mapping[str, Any]) -> TypedCo
     finite = np.isfinite(numbers)
     present_mask = present.to_numpy()
     problems: dict[int, str] = {}
-    for position in np.flatnonzero(present_mask & ~finite):
+    for position in np.flatnonzero(present_mask & ~finite).tolist():
         written = texts[position]
         if np.isinf(numbers[position]) or str(stripped.iloc[position]).lower() in _NAN_TEXTS:
             problems[int(position)] = f"expected a finite number, got {written!r}"
@@ -90,8 +90,8 @@ def type_column(texts: Sequence[str | None], prop: Mapping[str, Any]) -> TypedCo
     numbers[~finite] = np.nan
     if json_type == "integer":
         fractions = np.flatnonzero(finite & (np.mod(numbers, 1) != 0))
-        for position in fractions:
-            problems[int(position)] = f"expected an integer, got {texts[position]!r}"
+        for position in fractions.tolist():
+            problems[position] = f"expected an integer, got {texts[position]!r}"
         numbers[fractions] = np.nan
     return TypedColumn(json_type, texts, problems, numbers)
 

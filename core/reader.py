@@ -281,7 +281,8 @@ class CustomerFileStream:
     @property
     def notes(self) -> tuple[str, ...]:
         if self._decimal_commas:
-            return (*self._notes, f"decimal commas were read as decimal points ({self._decimal_commas} cells)")
+            commas = f"decimal commas were read as decimal points ({self._decimal_commas} cells)"
+            return (*self._notes, commas)
         return tuple(self._notes)
 
     def chunks(self) -> Iterator[RowChunk]:

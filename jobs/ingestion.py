@@ -94,7 +94,8 @@ def save_ingestion_statistics(
     """
     settings = settings or IngestionSettings()
     outcome = ValidationOutcome.from_dict(validated["outcome"])
-    file_id = _store_statistics(validated, run_id, settings, alert_sent=False if outcome.has_problems else None)
+    alert_sent = False if outcome.has_problems else None
+    file_id = _store_statistics(validated, run_id, settings, alert_sent=alert_sent)
     finish_claim_step(ClaimedFile.from_dict(validated["claim"]), "statistics")
     return file_id
 

@@ -22,6 +22,7 @@ import hashlib
 import io
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,7 +158,8 @@ def _split_rows(
             )
         if (good_rows, bad_rows) != (outcome.valid_rows, outcome.invalid_rows):
             raise RowsNotConservedError(
-                f"{good_rows} good + {bad_rows} bad != {outcome.valid_rows} + {outcome.invalid_rows} validated"
+                f"{good_rows} good + {bad_rows} bad != {outcome.valid_rows} + "
+                f"{outcome.invalid_rows} validated"
             )
     return SplitResult(good_path=good_path, bad_path=bad_path, good_rows=good_rows, bad_rows=bad_rows)
 
@@ -178,7 +180,7 @@ def output_name_of_digest(original_name: str, digest: str) -> str:
     return f"{original.stem}.{digest[:OUTPUT_DIGEST_LENGTH]}{original.suffix}"
 
 
-def _raw_line(fields: tuple[str, ...], delimiter: str) -> str:
+def _raw_line(fields: Sequence[str], delimiter: str) -> str:
     out = io.StringIO()
     csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
     return out.getvalue()

@@ -515,7 +515,8 @@ def _check_agreement(expectation: Any, sample: pd.DataFrame) -> None:
     theirs = set() if expectation.success else set(expectation.result.get("unexpected_index_list") or [])
     if ours != theirs:
         raise RuntimeError(
-            f"{expectation.expectation_config.type} on {expectation.expectation_config.kwargs.get('column')}: "
+            f"{expectation.expectation_config.type} on "
+            f"{expectation.expectation_config.kwargs.get('column')}: "
             f"Great Expectations failed rows {sorted(theirs)[:10]}, the column check {sorted(ours)[:10]}"
         )
 
@@ -526,7 +527,9 @@ def _json_value(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _result_of(base: dict[str, Any], typed: pd.DataFrame, config: Any, failing: np.ndarray | None) -> dict[str, Any]:
+def _result_of(
+    base: dict[str, Any], typed: pd.DataFrame, config: Any, failing: np.ndarray | None,
+) -> dict[str, Any]:
     """An expectation's result on rows validated column by column, in Great Expectations' shape
     (the keys of `base`, GX's result on the file's first rows), for `merge_docs_results`."""
     if failing is None:
@@ -594,7 +597,7 @@ def merge_docs_results(results: list[dict[str, Any]]) -> dict[str, Any] | None:
         parts = [r["results"][position] for r in results]
         expectation["success"] = all(p["success"] for p in parts)
         combined = expectation.get("result", {})
-        for key, value in list(combined.items()):
+        for key in list(combined):
             values = [p.get("result", {}).get(key) for p in parts]
             if key.endswith("_count") and all(isinstance(v, int) for v in values):
                 combined[key] = sum(values)

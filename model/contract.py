@@ -251,7 +251,9 @@ def inconsistent_rows(tenure: np.ndarray, monthly: np.ndarray, total: np.ndarray
     """
     with np.errstate(invalid="ignore"):
         empty_total = np.isnan(total) & ~np.isnan(tenure) & (tenure > FIRST_MONTH_TENURE)
-        comparable = ~np.isnan(total) & ~np.isnan(monthly) & (monthly != 0) & ~np.isnan(tenure) & (tenure != 0)
+        comparable = (
+            ~np.isnan(total) & ~np.isnan(monthly) & (monthly != 0) & ~np.isnan(tenure) & (tenure != 0)
+        )
         far_below = comparable & (total < MIN_TOTAL_TO_EXPECTED_RATIO * monthly * tenure)
     return np.asarray(empty_total | far_below, dtype=bool)
 

@@ -12,8 +12,12 @@ from tests.factories import customer_record
 SHORT_KEYS = {"id", "label", "churn_probability", "customer_id"}
 
 
-def test_the_short_answer_leaves_out_features_and_reasons_but_stores_them(api_url: str, clean_db: str) -> None:
-    records = [customer_record(customer_id="S1"), customer_record(customer_id="S2", tenure=30, total_charges=2100.0)]
+def test_the_short_answer_leaves_out_features_and_reasons_but_stores_them(
+    api_url: str, clean_db: str,
+) -> None:
+    records = [
+        customer_record(customer_id="S1"), customer_record(customer_id="S2", tenure=30, total_charges=2100.0),
+    ]
     request = {"source": "scheduled", "records": records, "batch_key": "short.csv:abc:0"}
     full = httpx.post(f"{api_url}/predict", json={**request, "batch_key": "full.csv:abc:0"}).json()
     short = httpx.post(f"{api_url}/predict", params={"echo": "false"}, json=request)

@@ -14,7 +14,9 @@ TRICKY = ["12", " 12 ", "+12", "12.0", "12.5", "1e2", "1_000", "1,5", "$12", "na
           "-Infinity", "", "   ", None, "0x10", "١٢", "-3", "abc"]
 
 
-@pytest.mark.parametrize("column", ["tenure", "monthly_charges", "total_charges", "female", "contract", "customer_id"])
+@pytest.mark.parametrize(
+    "column", ["tenure", "monthly_charges", "total_charges", "female", "contract", "customer_id"],
+)
 def test_a_column_read_at_once_equals_each_cell_read_alone(column: str) -> None:
     prop = PROPERTIES[column]
     typed = type_column(TRICKY, prop)
@@ -29,7 +31,9 @@ def test_a_column_read_at_once_equals_each_cell_read_alone(column: str) -> None:
 
 def test_numbers_are_read_by_one_rule() -> None:
     prop = PROPERTIES["tenure"]
-    assert [read_cell(t, prop) for t in ("12", " 12 ", "12.0", "1e1")] == [(12, None), (12, None), (12, None), (10, None)]
+    assert [read_cell(t, prop) for t in ("12", " 12 ", "12.0", "1e1")] == [
+        (12, None), (12, None), (12, None), (10, None),
+    ]
     assert read_cell("1_000", prop) == (None, "expected an integer, got '1_000'")  # float() took it
     assert read_cell("12.5", prop) == (None, "expected an integer, got '12.5'")
     assert read_cell("inf", PROPERTIES["monthly_charges"]) == (None, "expected a finite number, got 'inf'")

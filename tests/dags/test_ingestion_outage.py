@@ -108,7 +108,7 @@ def test_an_outage_longer_than_the_retries_keeps_the_file_claimed_and_the_next_r
     assert Path(claim["path"]).exists()
     assert _statistics_rows(clean_db) == []
     first_outputs = _outputs(settings)
-    assert first_outputs == (["customers.%s.csv" % validated["claim"]["checksum"][:12]],) * 2
+    assert first_outputs == ([f"customers.{validated['claim']['checksum'][:12]}.csv"],) * 2
 
     proxied_db.restore()  # back, after any length of time: the next run recovers the claim
     _run_all_steps(settings)
