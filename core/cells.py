@@ -72,17 +72,15 @@ def type_column(texts: Sequence[str | None], prop: Mapping[str, Any]) -> TypedCo
     if json_type not in ("number", "integer"):
         return TypedColumn(json_type, texts)
     text = pd.Series(list(texts), dtype=object)
-    present = text.notna()
-    if present.any():
-        present &= text.where(present, "").str.strip().ne("")
-    stripped = text.where(present, None).str.strip()
-    numbers = pd.to_numeric(stripped, errors="coerce").astype("float64").to_numpy(copy=True)
+    # pandas' parser skips surrounding white space itself: no copy of the column is stripped
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64").to_numpy(copy=True)
     finite = np.isfinite(numbers)
-    present_mask = present.to_numpy()
     problems: dict[int, str] = {}
-    for position in np.flatnonzero(present_mask & ~finite).tolist():
+    for position in np.flatnonzero(~finite).tolist():
         written = texts[position]
-        if np.isinf(numbers[position]) or str(stripped.iloc[position]).lower() in _NAN_TEXTS:
+        if written is None or (isinstance(written, float) and math.isnan(written)) or not written.strip():
+            continue  # empty
+        if np.isinf(numbers[position]) or written.strip().lower() in _NAN_TEXTS:
             problems[int(position)] = f"expected a finite number, got {written!r}"
         else:
             expected = "an integer" if json_type == "integer" else "a number"

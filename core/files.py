@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import hashlib
 import io
+import itertools
 import os
 import re
 import uuid
@@ -307,15 +308,11 @@ class TextSource:
     def lines(self) -> Iterator[str]:
         """The text's lines, each with its line ending (CRLF, LF or CR alone) kept."""
         if self._text is not None:
-            yield from io.StringIO(self._text, newline="")
-            return
+            return io.StringIO(self._text, newline="")
         assert self._path is not None
-        with self._path.open(encoding=self.codec, newline="") as handle:
-            first = True
-            for line in handle:
-                if first:
-                    line, first = line.lstrip("\ufeff"), False
-                yield line
+        handle = self._path.open(encoding=self.codec, newline="")  # closed when collected
+        first = handle.readline().lstrip("\ufeff")
+        return itertools.chain((first,), handle)
 
     def head(self, chars: int) -> str:
         """The first `chars` characters of the text."""

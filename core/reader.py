@@ -291,20 +291,21 @@ class CustomerFileStream:
             names=list(self.columns), positions=list(self._positions), width=self._width,
             delimiter=self.delimiter, numbers=self._numbers, values=self._values,
         )
-        batch: list[tuple[int, list[str]]] = []
-        start = 0
+        numbers: list[int] = []
+        batch: list[list[str]] = []
+        start, size, header_index, trailing = 0, self.chunk_rows, self._header_index, self._trailing
         for index, fields in _numbered_records(self._text, self.delimiter):
-            if index <= self._header_index or _is_blank(fields):
+            # a blank record (a blank line, or delimiters and spaces only) is not a customer
+            if index <= header_index or not (fields and (fields[0].strip() or "".join(fields).strip())):
                 continue
-            if self._trailing:
-                fields = fields[:-1]
-            batch.append((index + 1, fields))
-            if len(batch) >= self.chunk_rows:
-                yield reader.read(start, batch)
+            numbers.append(index + 1)
+            batch.append(fields[:-1] if trailing else fields)
+            if len(batch) >= size:
+                yield reader.read(start, numbers, batch)
                 start += len(batch)
-                batch = []
+                numbers, batch = [], []
         if batch:
-            yield reader.read(start, batch)
+            yield reader.read(start, numbers, batch)
         self._decimal_commas = reader.decimal_commas
 
 
@@ -474,29 +475,31 @@ class _ChunkReader:
     values: Mapping[str, Mapping[str, str]]
     decimal_commas: int = 0
 
-    def read(self, start: int, batch: list[tuple[int, list[str]]]) -> RowChunk:
-        numbers = [number for number, _ in batch]
-        raw = [fields for _, fields in batch]
+    def read(self, start: int, numbers: list[int], raw: list[list[str]]) -> RowChunk:
         problems: dict[int, list[tuple[str | None, str]]] = {}
         blank = [""] * self.width
         fitting = raw
-        if any(len(fields) != self.width for fields in raw):
+        if set(map(len, raw)) != {self.width}:
             fitting = []
-            for k, (number, fields) in enumerate(batch):
+            for k, fields in enumerate(raw):
                 if len(fields) == self.width:
                     fitting.append(fields)
                 else:  # no cell assigned: read as a row of empty cells, then marked malformed
-                    problems[k] = [(None, self._field_count_problem(number, fields))]
+                    problems[k] = [(None, self._field_count_problem(numbers[k], fields))]
                     fitting.append(blank)
         by_position = list(zip(*fitting, strict=True)) if fitting else [()] * self.width
         cells: dict[str, list[str | None]] = {}
         for name, position in zip(self.names, self.positions, strict=True):
             written = by_position[position]
             coding = self.values.get(name)
+            # white space only is empty: looked for among the column's distinct texts
+            blanks = {v for v in set(written) if not v.strip()}
             if coding is not None:
-                column = [coding.get(v, v) if v.strip() else None for v in written]
+                column = [None if v in blanks else coding.get(v, v) for v in written]
+            elif blanks:
+                column = [None if v in blanks else v for v in written]
             else:
-                column = [v if v.strip() else None for v in written]
+                column = list(written)
             if name in self.numbers:
                 self._decimal_commas_in(name, column, problems)
             cells[name] = column

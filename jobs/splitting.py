@@ -20,13 +20,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import logging
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from core.error_types import ErrorType
 from core.files import atomic_writers, file_sha256
@@ -36,7 +35,6 @@ from jobs.validation import (
     Reason,
     ValidationOutcome,
     open_customer_table,
-    text_frame,
 )
 from model.contract import FEATURES_BY_NAME
 
@@ -126,31 +124,42 @@ def _split_rows(
     good_columns = [c for c in stream.columns if _is_known(c)]
     with_raw = any((ErrorType.MALFORMED_ROW, None) in reasons for reasons in outcome.row_errors.values())
     good_rows = bad_rows = seen = 0
-    # both outputs whole before the claim goes: written under hidden names, renamed at the end
+    errors = outcome.row_errors
+    bad_header = [*stream.columns, ERRORS_COLUMN, *([RAW_COLUMN] if with_raw else [])]
+    # both outputs whole before the claim goes: written under hidden names, renamed at the end.
+    # Rows go straight from the chunk's columns to the csv module's writer (the one pandas'
+    # to_csv uses, same dialect: minimal quoting, "\n", None as empty): no frame is built.
     with atomic_writers([p for p in (good_path, bad_path) if p]) as handles:
+        texts = {path: io.TextIOWrapper(handles[path], encoding="utf-8", newline="")
+                 for path in (good_path, bad_path) if path}
+        writers = {path: csv.writer(text, lineterminator="\n") for path, text in texts.items()}
         for chunk in stream.chunks():
-            frame = text_frame(chunk)
-            seen += len(frame)
+            seen += len(chunk)
             if seen > outcome.rows:
                 break
-            valid = np.fromiter(
-                (p not in outcome.row_errors for p in frame.index), dtype=bool, count=len(frame),
-            )
-            good = frame.loc[valid, good_columns]
-            bad = frame.loc[~valid].copy()
-            bad[ERRORS_COLUMN] = [format_reasons(outcome.row_errors[p]) for p in bad.index]
-            if with_raw:  # the fields of a row that did not match the header, exactly as written
-                malformed = {chunk.start + k for k in chunk.malformed}
-                bad[RAW_COLUMN] = [
-                    _raw_line(chunk.raw[p - chunk.start], stream.delimiter) if p in malformed else None
-                    for p in bad.index
-                ]
-            if len(good) and good_path:
-                handles[good_path].write(good.to_csv(index=False, header=not good_rows).encode())
-            if len(bad) and bad_path:
-                handles[bad_path].write(bad.to_csv(index=False, header=not bad_rows).encode())
-            good_rows += len(good)
-            bad_rows += len(bad)
+            valid = [p not in errors for p in range(chunk.start, chunk.start + len(chunk))]
+            kept = sum(valid)
+            if kept and good_path:
+                if not good_rows:
+                    writers[good_path].writerow(good_columns)
+                rows = zip(*(chunk.cells[c] for c in good_columns), strict=True)
+                writers[good_path].writerows(itertools.compress(rows, valid))
+            good_rows += kept
+            if kept < len(chunk) and bad_path:
+                if not bad_rows:
+                    writers[bad_path].writerow(bad_header)
+                columns = [chunk.cells[c] for c in stream.columns]
+                malformed = set(chunk.malformed)
+                for k in (k for k, ok in enumerate(valid) if not ok):
+                    row = [column[k] for column in columns]
+                    row.append(format_reasons(errors[chunk.start + k]))
+                    if with_raw:  # the fields of a row that did not match the header, as written
+                        row.append(_raw_line(chunk.raw[k], stream.delimiter) if k in malformed else None)
+                    writers[bad_path].writerow(row)
+            bad_rows += len(chunk) - kept
+        for text in texts.values():
+            text.flush()
+            text.detach()  # the atomic writer syncs and closes the file itself
         if seen != outcome.rows:
             raise RowsNotConservedError(
                 f"{claimed.path.name} has {'more than ' if seen > outcome.rows else ''}{seen} rows "
