@@ -6,6 +6,11 @@ every path. The reader knows no feature by name: what it expects (the column nam
 aliases, which columns hold numbers, the codings of known exports) comes from the record JSON
 schema that `model.contract.record_json_schema()` builds and the API publishes at `GET /model`.
 
+A file is read whole (`read_customer_file`: the webapp's upload, small files) or as a stream of
+chunks (`open_customer_file`: the jobs; memory bounded by the chunk, whatever the file's size),
+by the same rules and with the same rows, cells, problems and notes at any chunk size. Records
+are split by the csv module (C), cells handled column by column.
+
 Rules, in the order they apply (`read_customer_file`):
 
 1. Content. No bytes, or only blank lines: EMPTY_FILE. A spreadsheet (an `.xlsx`/`.ods` zip, an

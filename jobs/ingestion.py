@@ -12,6 +12,14 @@ does a later run that ingests the file again after a crash left its claim behind
 
 Each run first deletes the temporaries a killed writer left in the data folders
 (`remove_orphan_files`).
+
+A claimed file is released (its claim removed) only once both save-statistics and
+split-and-save-data are done (`jobs.claim.finish_claim_step`): with the database down while the
+statistics are stored, the file stays claimed, and after CLAIM_TIMEOUT_SECONDS a later run
+recovers and ingests it again, writing its statistics row once and the same outputs.
+
+validate-data and split-and-save-data read the file INGESTION_CHUNK_ROWS rows at a time: memory
+is bounded by the chunk, whatever the file's size.
 """
 
 from __future__ import annotations
