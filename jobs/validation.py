@@ -11,14 +11,22 @@ Order of the checks, and why:
 2. Columns: a required column missing makes every row invalid (MISSING_COLUMN, the column); a
    column the contract does not know is reported (UNEXPECTED_COLUMN) but spoils no row: the good
    rows are written without it.
-3. Types: numbers are coerced with `pd.to_numeric`; text that became NaN, and fractions in an
-   integer column, are WRONG_TYPE. Great Expectations' type checks give no row indices, hence here.
+3. Types: numbers are read by the one typed reading of cells (core/cells.py, `pd.to_numeric`);
+   text that is not a finite number, and fractions in an integer column, are WRONG_TYPE. Great
+   Expectations' type checks give no row indices, hence here.
 4. The Great Expectations suite generated from `model.contract` (not-null wherever a value check
-   exists, because range, set and regex checks ignore nulls), run with result_format COMPLETE:
-   invalid rows come from each expectation's `unexpected_index_list`, never from a pass rate.
+   exists, because range, set and regex checks ignore nulls), run with result_format COMPLETE on
+   the file's first GREAT_EXPECTATIONS_ROWS rows: their invalid rows come from each expectation's
+   `unexpected_index_list`, never from a pass rate. The rows after them are checked against the
+   same expectation objects column by column, an evaluation that must agree with GX on every row
+   GX validated (else the run stops); their counts are merged into the one result for Data Docs.
 5. A customer_id longer than the API stores (OUT_OF_RANGE), duplicates (the same customer_id
-   again; the first one stays valid) and the contract's cross-field rule
-   (`model.contract.check_consistency`) on rows whose single values are valid.
+   again, in any chunk; the first one stays valid) and the contract's cross-field rule
+   (`model.contract.inconsistent_rows`, `check_consistency` on columns) on rows whose single
+   values are valid.
+
+The file is read and checked INGESTION_CHUNK_ROWS rows at a time (`FileValidator`): the outcome
+is the same at any chunk size.
 
 One (row, column) pair carries one reason, the first found in that order: a fraction in an
 integer column is WRONG_TYPE, not also UNKNOWN_CATEGORY.
