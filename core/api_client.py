@@ -55,6 +55,30 @@ class ApiInputError(ApiRejectedError):
         self.problems = list(problems)
 
 
+MAX_RESENDS = 2
+"""A refused request is resent without its refused rows at most this often; a further refusal
+means something else is wrong."""
+
+
+def resend_key(batch_key: str, attempt: int) -> str:
+    """The idempotency key of a request's `attempt`-th resend without refused rows (0: the
+    request itself): `<key>`, `<key>:accepted`, `<key>:accepted2`, ..."""
+    if attempt == 0:
+        return batch_key
+    return f"{batch_key}:accepted" if attempt == 1 else f"{batch_key}:accepted{attempt}"
+
+
+@dataclass(frozen=True)
+class SentChunk:
+    """What `predict_setting_aside_refused` stored: the API's answer for the rows it kept (None
+    when every row was refused), the kept rows' positions in the request (in the answer's order),
+    and the refused rows' positions with the API's problems."""
+
+    answer: dict[str, Any] | None
+    kept: list[int]
+    refused: dict[int, list[RowProblem]]
+
+
 @dataclass
 class ChurnApiClient:
     """A small typed client over the churn API's HTTP endpoints (one kept-alive session).
@@ -86,11 +110,14 @@ class ChurnApiClient:
         source: str = "webapp",
         file_name: str | None = None,
         batch_key: str | None = None,
+        echo: bool = True,
     ) -> dict[str, Any]:
         """POST /predict: one prediction per record, in request order.
 
         `batch_key` is an idempotency key: a key the API already holds is answered with the
         predictions stored the first time (`replayed: true`), so a retry never stores twice.
+        `echo` False asks for the short answer (`POST /predict?echo=false`): each prediction's
+        id, label, churn_probability and customer_id, without the echoed features and reasons.
 
         Raises:
             ApiRejectedError / ApiInputError: refused (4xx); nothing stored.
@@ -100,13 +127,59 @@ class ChurnApiClient:
         body = {
             "source": source, "records": list(records), "file_name": file_name, "batch_key": batch_key,
         }
-        answer = self._call("POST", "/predict", json=body)
+        params = None if echo else {"echo": "false"}
+        answer = self._call("POST", "/predict", json=body, params=params)
         predictions = answer.get("predictions", [])
         if len(predictions) != len(records):
             raise ApiUnavailableError(
                 f"POST /predict returned {len(predictions)} predictions for {len(records)} records"
             )
         return answer
+
+    def predict_setting_aside_refused(
+        self,
+        records: Sequence[Mapping[str, Any]],
+        *,
+        source: str,
+        file_name: str | None,
+        batch_key: str,
+        echo: bool = True,
+    ) -> SentChunk:
+        """POST /predict, and when the API refuses some rows (422 naming them: a rule beyond the
+        JSON schema), the same request again without them: the one "resend the refused rows".
+
+        Idempotency: the first request carries `batch_key`; a resend carries `resend_key(batch_key,
+        n)`. The API stores nothing of a refused request, so a retry of the whole (after a lost
+        answer or a crash) is refused again the same way and its resend replays the stored rows:
+        no row is ever stored twice, and every key always names the same records.
+
+        Raises:
+            ApiInputError: a refusal naming no row of the request, or rows still refused after
+                MAX_RESENDS resends.
+            ApiRejectedError / ApiUnavailableError: as `predict`.
+        """
+        kept = list(range(len(records)))
+        refused: dict[int, list[RowProblem]] = {}
+        for attempt in range(MAX_RESENDS + 1):
+            if not kept:
+                return SentChunk(answer=None, kept=[], refused=refused)
+            sending = [records[i] for i in kept]
+            try:
+                answer = self.predict(
+                    sending, source=source, file_name=file_name,
+                    batch_key=resend_key(batch_key, attempt), echo=echo,
+                )
+            except ApiInputError as error:
+                named = {p.row for p in error.problems if p.row is not None and 0 <= p.row < len(sending)}
+                if not named or attempt == MAX_RESENDS:
+                    raise
+                for problem in error.problems:
+                    if problem.row in named:
+                        refused.setdefault(kept[problem.row], []).append(problem)
+                kept = [original for position, original in enumerate(kept) if position not in named]
+                continue
+            return SentChunk(answer=answer, kept=kept, refused=refused)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def past_predictions(
         self, *, start_date: date, end_date: date, source: str, limit: int, offset: int,

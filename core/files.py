@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import hashlib
 import io
+import itertools
 import os
 import re
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from core.error_types import ErrorType
@@ -182,9 +184,13 @@ def decode_text_and_encoding(data: bytes) -> tuple[str, str]:
     return _checked_text(text), encoding
 
 
-def _refuse_known_binary(data: bytes) -> None:
+def _refuse_known_binary(data: bytes, whole: Path | None = None) -> None:
+    """Refuse known binary formats by their first bytes (`data`: the file or its first 4 KiB).
+
+    `whole` is the file's path when `data` is only its start (a zip is opened to name its kind).
+    """
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, _zip_kind(data))
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, _zip_kind(whole if whole is not None else data))
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"is {what}")
@@ -203,9 +209,9 @@ def _refuse_known_binary(data: bytes) -> None:
         )
 
 
-def _zip_kind(data: bytes) -> str:
+def _zip_kind(data: bytes | Path) -> str:
     try:
-        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        names = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data).namelist()
     except (zipfile.BadZipFile, OSError, ValueError):
         names = []
     if any(name.startswith("xl/") for name in names):
@@ -270,3 +276,195 @@ def decode_text(data: bytes) -> str:
             (UNREADABLE_FILE, the reason as a verb phrase: "holds a NUL byte at byte 70000: ...").
     """
     return decode_text_and_encoding(data)[0]
+
+
+# --- text files read as a stream ---------------------------------------------------------------------
+
+IN_MEMORY_TEXT_BYTES = 32 * 1024 * 1024
+"""Files up to this size are decoded whole (`decode_text_and_encoding`); larger ones are checked
+by the same rules block by block (`open_text`) and never held whole in memory."""
+_BLOCK_BYTES = 1 << 20
+_HEAD_BYTES = 4096
+# a legacy encoding is detected on at most this much of a large file (charset-normalizer)
+_LEGACY_SAMPLE_BYTES = 32 * 1024 * 1024
+_BOM_CODECS = {name: codec for _, codec, name in _BOMS}
+
+
+class TextSource:
+    """A text file whose encoding is known and checked, to be read (again) as lines.
+
+    `encoding` is the name users see ("UTF-8", "Windows-1252 (detected)"), `codec` the Python
+    codec that reads it. `lines()` gives the text from its start, byte-order mark removed, with
+    line endings as written (the `newline=""` convention the csv module wants); each call reads
+    the file again, so a caller can make several passes in constant memory.
+    """
+
+    def __init__(self, *, encoding: str, codec: str, text: str | None = None, path: Path | None = None):
+        self.encoding = encoding
+        self.codec = codec
+        self._text = text
+        self._path = path
+
+    def lines(self) -> Iterator[str]:
+        """The text's lines, each with its line ending (CRLF, LF or CR alone) kept."""
+        if self._text is not None:
+            return io.StringIO(self._text, newline="")
+        assert self._path is not None
+        handle = self._path.open(encoding=self.codec, newline="")  # closed when collected
+        first = handle.readline().lstrip("\ufeff")
+        return itertools.chain((first,), handle)
+
+    def head(self, chars: int) -> str:
+        """The first `chars` characters of the text."""
+        if self._text is not None:
+            return self._text[:chars]
+        assert self._path is not None
+        with self._path.open(encoding=self.codec, newline="") as handle:
+            return handle.read(chars).lstrip("\ufeff")
+
+
+def open_text(source: bytes | Path) -> TextSource:
+    """A file's text by the rules of `decode_text_and_encoding`, without holding a large file whole.
+
+    Bytes, and files up to IN_MEMORY_TEXT_BYTES, are decoded in memory by
+    `decode_text_and_encoding` itself. A larger file is checked block by block by the same rules
+    (no bytes, known binary formats on its first bytes, a BOM, a NUL, UTF-8, more than 1% control
+    characters); a legacy encoding is detected on its first 32 MiB.
+
+    Raises:
+        UnreadableFileError: as `decode_text_and_encoding`.
+    """
+    if isinstance(source, bytes) or source.stat().st_size <= IN_MEMORY_TEXT_BYTES:
+        data = source if isinstance(source, bytes) else source.read_bytes()
+        text, encoding = decode_text_and_encoding(data)
+        return TextSource(encoding=encoding, codec=_codec_of(encoding), text=text)
+    return _open_large_text(source)
+
+
+def _codec_of(encoding: str) -> str:
+    if encoding == "UTF-8":
+        return "utf-8"
+    if encoding in _BOM_CODECS:
+        return _BOM_CODECS[encoding]
+    if encoding.startswith("Windows-1252"):
+        return "cp1252"
+    return encoding.removesuffix(" (detected)")
+
+
+def _blocks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK_BYTES):
+            yield block
+
+
+def _open_large_text(path: Path) -> TextSource:
+    with path.open("rb") as handle:
+        head = handle.read(_HEAD_BYTES)
+    if not any(block.strip() for block in _blocks(path)):
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "has no bytes")
+    _refuse_known_binary(head, path)
+    for bom, codec, name in _BOMS:
+        if head.startswith(bom):
+            _check_decoded(path, codec, name)
+            return TextSource(encoding=name, codec=codec, path=path)
+    offset = 0
+    for block in _blocks(path):
+        nul = block.find(b"\x00")
+        if nul >= 0:
+            looks_utf16 = head[1:200:2].count(0) > 40 or head[0:200:2].count(0) > 40
+            hint = (
+                "UTF-16 text without a byte-order mark: save it as 'CSV UTF-8'" if looks_utf16
+                else "binary content or a damaged file, not CSV text"
+            )
+            raise UnreadableFileError(
+                ErrorType.UNREADABLE_FILE, f"holds a NUL byte at byte {offset + nul}: {hint}",
+            )
+        offset += len(block)
+    first_bad = _check_decoded(path, "utf-8", "UTF-8", refuse=False)
+    if first_bad is None:
+        return TextSource(encoding="UTF-8", codec="utf-8", path=path)
+    with path.open("rb") as handle:
+        sample = handle.read(_LEGACY_SAMPLE_BYTES)
+    _, encoding = _detect_legacy_encoding(sample, first_bad)
+    codec = _codec_of(encoding)
+    _check_decoded(path, codec, encoding)
+    return TextSource(encoding=encoding, codec=codec, path=path)
+
+
+def _check_decoded(path: Path, codec: str, name: str, *, refuse: bool = True) -> int | None:
+    """Decode the whole file block by block with `codec`, checking the text as `_checked_text` does.
+
+    Returns None when it decodes; the offset of the first byte that does not when `refuse` is
+    False (UnreadableFileError when True).
+    """
+    decoder = codecs.getincrementaldecoder(codec)()
+    offset = chars = controls = 0
+    try:
+        for block in _blocks(path):
+            text = decoder.decode(block)
+            if "\x00" in text:
+                raise UnreadableFileError(
+                    ErrorType.UNREADABLE_FILE,
+                    f"holds a NUL character at character {chars + text.find(chr(0))}: binary content "
+                    "or a damaged file, not CSV text",
+                )
+            chars += len(text)
+            controls += len(_CONTROL.findall(text))
+            offset += len(block)
+        chars += len(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        position = max(0, offset + exc.start - len(decoder.getstate()[0]))
+        if not refuse:
+            return position
+        raise UnreadableFileError(
+            ErrorType.UNREADABLE_FILE,
+            f"is not {name} text: byte {position} cannot be read: save it as 'CSV UTF-8'",
+        ) from exc
+    if controls > max(1, _MAX_CONTROL_SHARE * chars):
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, "is binary content, not CSV text")
+    return None
+
+
+@contextlib.contextmanager
+def atomic_writers(targets: list[Path]) -> Iterator[dict[Path, io.BufferedWriter]]:
+    """Write several files as streams, all of them whole or none (write_atomic's rules).
+
+    Yields a binary handle per target, each writing a hidden temporary in the target's folder.
+    When the block ends normally every temporary is flushed to disk, then all are renamed into
+    place and the folders synced; when it raises, every temporary is removed and no target
+    appears. Folders are created.
+    """
+    staged: dict[Path, tuple[Path, io.BufferedWriter]] = {}
+    created = [t.parent for t in targets if not t.parent.exists()]
+    done = False
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = temporary_name(target)
+            staged[target] = (temporary, temporary.open("wb"))
+        yield {target: handle for target, (_, handle) in staged.items()}
+        for _, handle in staged.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+        for target, (temporary, _) in staged.items():
+            os.replace(temporary, target)
+        done = True
+    finally:
+        for temporary, handle in staged.values():
+            handle.close()
+            temporary.unlink(missing_ok=True)
+        if not done:  # nothing of this call is left behind, not even a folder it made
+            for folder in created:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+    for folder in {target.parent for target in staged}:
+        _sync_folder(folder)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    for block in _blocks(path):
+        digest.update(block)
+    return digest.hexdigest()

@@ -6,6 +6,11 @@ every path. The reader knows no feature by name: what it expects (the column nam
 aliases, which columns hold numbers, the codings of known exports) comes from the record JSON
 schema that `model.contract.record_json_schema()` builds and the API publishes at `GET /model`.
 
+A file is read whole (`read_customer_file`: the webapp's upload, small files) or as a stream of
+chunks (`open_customer_file`: the jobs; memory bounded by the chunk, whatever the file's size),
+by the same rules and with the same rows, cells, problems and notes at any chunk size. Records
+are split by the csv module (C), cells handled column by column.
+
 Rules, in the order they apply (`read_customer_file`):
 
 1. Content. No bytes, or only blank lines: EMPTY_FILE. A spreadsheet (an `.xlsx`/`.ods` zip, an
@@ -42,12 +47,13 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.error_types import ErrorType
-from core.files import UnreadableFileError, decode_text_and_encoding
+from core.files import TextSource, UnreadableFileError, open_text
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 DELIMITER_NAMES = {",": "`,`", ";": "`;`", "\t": "tab", "|": "`|`"}
@@ -57,6 +63,8 @@ _DELIMITER_SAMPLE_CHARS = 65_536
 _EXCEL_SEP_LINE = re.compile(r"^sep=(.)$", re.IGNORECASE)
 _DECIMAL_COMMA = re.compile(r"^\s*[+-]?\d+,\d+\s*$")
 _HEADER_SPACES = re.compile(r"\s+")
+DEFAULT_CHUNK_ROWS = 50_000
+"""Rows per chunk when the caller names none (the jobs pass INGESTION_CHUNK_ROWS, core/settings.py)."""
 
 
 
@@ -127,7 +135,7 @@ def normalise_column_name(name: str) -> str:
 
 
 def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
-    """Read a customer file's bytes by the module's rules.
+    """Read a customer file's bytes by the module's rules, every row in memory.
 
     Args:
         data: the file's bytes, as uploaded or as found on disk.
@@ -141,44 +149,180 @@ def read_customer_file(data: bytes, schema: Mapping[str, Any]) -> CustomerFile:
             bytes, blank lines only, a header with no row; UNREADABLE_FILE: not CSV text, an
             unknown encoding, a NUL, no delimiter, a column named twice).
     """
+    stream = open_customer_file(data, schema)
+    rows = tuple(row for chunk in stream.chunks() for row in chunk.rows())
+    return CustomerFile(
+        encoding=stream.encoding, delimiter=stream.delimiter, header_row=stream.header_row,
+        columns=stream.columns, source_columns=stream.source_columns, rows=rows,
+        shape=stream.shape, notes=stream.notes,
+    )
+
+
+def open_customer_file(
+    source: bytes | Path, schema: Mapping[str, Any], *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> CustomerFileStream:
+    """Open a customer file to read its rows chunk by chunk, in memory bounded by `chunk_rows`.
+
+    The same rules as `read_customer_file` (which reads through this): the encoding, the
+    delimiter, the header, the shape and the columns are settled here, before any row; the rows
+    then come in chunks of `chunk_rows` (`CustomerFileStream.chunks()`, callable again for
+    another pass). A rule that depends on every row (a trailing delimiter on every row, a
+    nameless column empty in every row) costs one more pass over the file, only when the header
+    or the first row makes it possible.
+
+    Raises:
+        UnreadableFileError: as `read_customer_file`; a quote never closed is found while
+            reading the chunks and raised from `chunks()`.
+    """
+    text = open_text(source)
     notes: list[str] = []
-    text, encoding = decode_text_and_encoding(data)
-    if encoding not in ("UTF-8", "UTF-8 with BOM"):
-        notes.append(f"the file was read as {encoding} text")
-    records, delimiter, header_index = _split_records(text)
+    if text.encoding not in ("UTF-8", "UTF-8 with BOM"):
+        notes.append(f"the file was read as {text.encoding} text")
+    delimiter, header_index = _find_delimiter_and_header(text)
     if delimiter != ",":
         notes.append(f"the file uses {DELIMITER_NAMES[delimiter]} as the delimiter")
-    header = list(records[header_index])
-    data_records = [(i + 1, fields) for i, fields in enumerate(records) if i > header_index]
-    data_records = [(n, fields) for n, fields in data_records if not _is_blank(fields)]
-    if not data_records:
+    records = _numbered_records(text, delimiter)
+    header: list[str] = []
+    first_row: list[str] | None = None
+    for index, fields in records:
+        if index == header_index:
+            header = list(fields)
+        elif index > header_index and not _is_blank(fields):
+            first_row = fields
+            break
+    if first_row is None:
         raise UnreadableFileError(ErrorType.EMPTY_FILE, "has a header but no rows")
-    if _trailing_field_on_every_row(header, data_records):
-        data_records = [(n, fields[:-1]) for n, fields in data_records]
+    trailing, empty_positions = False, frozenset[int]()
+    nameless = [i for i, name in enumerate(header) if not name.strip()]
+    maybe_trailing = len(first_row) == len(header) + 1 and not first_row[-1].strip()
+    if nameless or maybe_trailing:  # rules on every row: one more pass
+        trailing, empty_positions = _scan_every_row(text, delimiter, header_index, header, nameless)
+    if trailing:
         notes.append(
             f"every row ends with one {DELIMITER_NAMES[delimiter]} more than the header: "
             "that empty last field was ignored"
         )
-    kept = _kept_positions(header, data_records, notes)
+    kept = []
+    for position in range(len(header)):
+        if position in empty_positions:
+            notes.append(f"column {position + 1} has no name and no value: ignored")
+        else:
+            kept.append(position)
     names = [normalise_column_name(header[i]) or f"(unnamed column {i + 1})" for i in kept]
     shape = _recognised_shape(names, schema)
     if shape is not None:
         names = [shape.columns.get(name, name) for name in names]
         notes.append(f"the file was read as {shape.name}: its column names and codings are known aliases")
     _refuse_duplicates(names, [header[i].strip() for i in kept], [i + 1 for i in kept])
-    numbers = _number_columns(schema)
-    reader = _RowReader(
-        names=names, positions=kept, width=len(header), delimiter=delimiter,
-        numbers=numbers, values=shape.values if shape else {},
-    )
-    rows = tuple(reader.read(n, fields) for n, fields in data_records)
-    if reader.decimal_commas:
-        notes.append(f"decimal commas were read as decimal points ({reader.decimal_commas} cells)")
-    return CustomerFile(
-        encoding=encoding, delimiter=delimiter, header_row=header_index + 1,
+    return CustomerFileStream(
+        encoding=text.encoding, delimiter=delimiter, header_row=header_index + 1,
         columns=tuple(names), source_columns=tuple(header[i].strip() for i in kept),
-        rows=rows, shape=shape.name if shape else None, notes=tuple(notes),
+        shape=shape.name if shape else None, chunk_rows=chunk_rows, _text=text,
+        _header_index=header_index, _trailing=trailing, _width=len(header), _positions=tuple(kept),
+        _numbers=_number_columns(schema), _values=shape.values if shape else {}, _notes=notes,
     )
+
+
+@dataclass
+class RowChunk:
+    """Consecutive data rows of a customer file, column by column.
+
+    `numbers[k]` is the k-th row's number as a spreadsheet shows it; `start` is the position of
+    the chunk's first row among the file's data rows (0 = the first). `cells[column][k]` is the
+    text of a cell (None when empty, or when the row is malformed); `raw[k]` the row's fields as
+    written; `problems` maps k to the row's problems (column, what is wrong; column None: the
+    row's fields do not match the header, and it has no cells).
+    """
+
+    start: int
+    numbers: list[int]
+    cells: dict[str, list[str | None]]
+    raw: list[list[str]]
+    problems: dict[int, list[tuple[str | None, str]]]
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    @property
+    def malformed(self) -> list[int]:
+        """Positions in the chunk of the rows whose fields were not matched to columns."""
+        return [k for k, found in self.problems.items() if any(column is None for column, _ in found)]
+
+    def rows(self) -> Iterator[FileRow]:
+        """The chunk as FileRow objects (one dict per row: for small files)."""
+        names = list(self.cells)
+        columns = list(self.cells.values())
+        malformed = set(self.malformed)
+        for k, number in enumerate(self.numbers):
+            cells = {} if k in malformed else dict(zip(names, (c[k] for c in columns), strict=True))
+            yield FileRow(number, cells, tuple(self.raw[k]), tuple(self.problems.get(k, ())))
+
+
+@dataclass
+class CustomerFileStream:
+    """An opened customer file (`open_customer_file`): what the header says, then rows in chunks.
+
+    Attributes are those of CustomerFile; `notes` is complete once `chunks()` has been read to
+    its end (the count of decimal commas is known only then).
+    """
+
+    encoding: str
+    delimiter: str
+    header_row: int
+    columns: tuple[str, ...]
+    source_columns: tuple[str, ...]
+    shape: str | None
+    chunk_rows: int
+    _text: TextSource
+    _header_index: int
+    _trailing: bool
+    _width: int
+    _positions: tuple[int, ...]
+    _numbers: frozenset[str]
+    _values: Mapping[str, Mapping[str, str]]
+    _notes: list[str]
+    _decimal_commas: int | None = None
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        if self._decimal_commas:
+            commas = f"decimal commas were read as decimal points ({self._decimal_commas} cells)"
+            return (*self._notes, commas)
+        return tuple(self._notes)
+
+    def chunks(self) -> Iterator[RowChunk]:
+        """The data rows, `chunk_rows` at a time, in file order (each call reads the file again)."""
+        reader = _ChunkReader(
+            names=list(self.columns), positions=list(self._positions), width=self._width,
+            delimiter=self.delimiter, numbers=self._numbers, values=self._values,
+        )
+        numbers: list[int] = []
+        batch: list[list[str]] = []
+        start, size, header_index, trailing = 0, self.chunk_rows, self._header_index, self._trailing
+        for index, fields in _numbered_records(self._text, self.delimiter):
+            # a blank record (a blank line, or delimiters and spaces only) is not a customer
+            if index <= header_index or not (fields and (fields[0].strip() or "".join(fields).strip())):
+                continue
+            numbers.append(index + 1)
+            batch.append(fields[:-1] if trailing else fields)
+            if len(batch) >= size:
+                yield reader.read(start, numbers, batch)
+                start += len(batch)
+                numbers, batch = [], []
+        if batch:
+            yield reader.read(start, numbers, batch)
+        self._decimal_commas = reader.decimal_commas
+
+
+def _numbered_records(text: TextSource, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """Every record of the text (blank lines included, as []) with its index, split by `delimiter`."""
+    try:
+        yield from enumerate(csv.reader(text.lines(), delimiter=delimiter))
+    except csv.Error as exc:  # a field over the size limit: an opening quote never closed
+        raise UnreadableFileError(
+            ErrorType.UNREADABLE_FILE,
+            f"cannot be split into rows ({exc}): a quote (\") is opened and never closed",
+        ) from exc
 
 
 def _records(text: str, delimiter: str = ",") -> list[list[str]]:
@@ -192,32 +336,68 @@ def _records(text: str, delimiter: str = ",") -> list[list[str]]:
         ) from exc
 
 
+def _scan_every_row(
+    text: TextSource, delimiter: str, header_index: int, header: list[str], nameless: list[int],
+) -> tuple[bool, frozenset[int]]:
+    """One pass over every data row: is there one empty field more than the header on every
+    row (then ignored), and which nameless header positions are empty in every row."""
+    trailing = True
+    empty = set(nameless)
+    width = len(header)
+    rows: list[list[str]] = []
+    for index, fields in _numbered_records(text, delimiter):
+        if index <= header_index or _is_blank(fields):
+            continue
+        if trailing and not (len(fields) == width + 1 and not fields[-1].strip()):
+            trailing = False
+        if empty:
+            rows.append(fields)  # kept only while a nameless column may be empty throughout
+            if len(rows) >= 10_000:
+                _drop_filled(empty, rows, trailing_possible=trailing, width=width)
+                rows = []
+    _drop_filled(empty, rows, trailing_possible=trailing, width=width)
+    return trailing, frozenset(empty)
+
+
+def _drop_filled(empty: set[int], rows: list[list[str]], *, trailing_possible: bool, width: int) -> None:
+    """Remove from `empty` the positions holding a value in one of `rows` (a nameless position is
+    a header position, before any trailing field: trimming that field changes nothing here)."""
+    for position in list(empty):
+        if any(len(fields) > position and fields[position].strip() for fields in rows):
+            empty.discard(position)
+
+
 def _is_blank(fields: Sequence[str]) -> bool:
     return not "".join(fields).strip()
 
 
-def _split_records(text: str) -> tuple[list[list[str]], str, int]:
-    """Every record split with the file's delimiter, the delimiter, and the header's index.
+def _find_delimiter_and_header(text: TextSource) -> tuple[str, int]:
+    """The file's delimiter and the index of its header record.
 
     The delimiter is the candidate that splits the header (the first non-blank record) into
     the most fields; a tie goes to the one whose next rows have the header's width most often.
+    An Excel `sep=;` first line is obeyed: the header is then the next non-blank record.
     """
-    sample = text[:_DELIMITER_SAMPLE_CHARS]
+    sample = text.head(_DELIMITER_SAMPLE_CHARS)
     first_line = next((line for line in sample.splitlines() if line.strip()), "")
     declared = _EXCEL_SEP_LINE.match(first_line.strip())
     if declared and declared.group(1) in DELIMITERS:
         delimiter = declared.group(1)
-        records = _records(text, delimiter)
-        non_blank = [i for i, fields in enumerate(records) if not _is_blank(fields)]
-        if len(non_blank) < 2:
-            raise UnreadableFileError(ErrorType.EMPTY_FILE, "holds no header after its `sep=` line")
-        return records, delimiter, non_blank[1]
+        non_blank = 0
+        for index, fields in _numbered_records(text, delimiter):
+            if not _is_blank(fields):
+                non_blank += 1
+                if non_blank == 2:
+                    return delimiter, index
+        raise UnreadableFileError(ErrorType.EMPTY_FILE, "holds no header after its `sep=` line")
     scores: dict[str, tuple[int, int]] = {}
+    header_indices: dict[str, int] = {}
     for candidate in DELIMITERS:
         records = _records(sample, candidate)
         header_index = _first_non_blank(records)
         if header_index is None:
             raise UnreadableFileError(ErrorType.EMPTY_FILE, "holds only blank lines")
+        header_indices[candidate] = header_index
         scores[candidate] = (len(records[header_index]), _rows_matching_header(records, header_index))
     delimiter = max(DELIMITERS, key=lambda d: scores[d])  # max() keeps the first of equals: `,`
     if scores[delimiter][0] < 2:
@@ -225,10 +405,7 @@ def _split_records(text: str) -> tuple[list[list[str]], str, int]:
             ErrorType.UNREADABLE_FILE,
             "has a single column: no `,` `;` tab or `|` separates the header's names",
         )
-    records = _records(text, delimiter)
-    header_index = _first_non_blank(records)
-    assert header_index is not None  # the sample had one
-    return records, delimiter, header_index
+    return delimiter, header_indices[delimiter]
 
 
 def _first_non_blank(records: list[list[str]]) -> int | None:
@@ -239,23 +416,6 @@ def _rows_matching_header(records: list[list[str]], header_index: int) -> int:
     width = len(records[header_index])
     sample = records[header_index + 1: header_index + 1 + _DELIMITER_SAMPLE_ROWS]
     return sum(1 for fields in sample if len(fields) == width)
-
-
-def _trailing_field_on_every_row(header: list[str], rows: list[tuple[int, list[str]]]) -> bool:
-    return all(len(fields) == len(header) + 1 and not fields[-1].strip() for _, fields in rows)
-
-
-def _kept_positions(header: list[str], rows: list[tuple[int, list[str]]], notes: list[str]) -> list[int]:
-    """Header positions read as columns: all but a nameless column empty in every row."""
-    kept = []
-    for position, name in enumerate(header):
-        if not name.strip() and all(
-            len(fields) <= position or not fields[position].strip() for _, fields in rows
-        ):
-            notes.append(f"column {position + 1} has no name and no value: ignored")
-            continue
-        kept.append(position)
-    return kept
 
 
 def _refuse_duplicates(names: list[str], spelled: list[str], positions: list[int]) -> None:
@@ -309,8 +469,8 @@ def _number_columns(schema: Mapping[str, Any]) -> frozenset[str]:
 
 
 @dataclass
-class _RowReader:
-    """Turns one record's fields into a FileRow (rules 6 to 8)."""
+class _ChunkReader:
+    """Turns a batch of records into a RowChunk (rules 6 to 8), column by column."""
 
     names: list[str]
     positions: list[int]
@@ -320,39 +480,53 @@ class _RowReader:
     values: Mapping[str, Mapping[str, str]]
     decimal_commas: int = 0
 
-    def __post_init__(self) -> None:
-        # per column, what applies to its cells: the hot loop below then tests nothing else
-        self._plain = [(n, p) for n, p in zip(self.names, self.positions, strict=True)
-                       if n not in self.values and n not in self.numbers]
-        self._special = [(n, p, self.values.get(n), n in self.numbers)
-                         for n, p in zip(self.names, self.positions, strict=True)
-                         if n in self.values or n in self.numbers]
+    def read(self, start: int, numbers: list[int], raw: list[list[str]]) -> RowChunk:
+        problems: dict[int, list[tuple[str | None, str]]] = {}
+        blank = [""] * self.width
+        fitting = raw
+        if set(map(len, raw)) != {self.width}:
+            fitting = []
+            for k, fields in enumerate(raw):
+                if len(fields) == self.width:
+                    fitting.append(fields)
+                else:  # no cell assigned: read as a row of empty cells, then marked malformed
+                    problems[k] = [(None, self._field_count_problem(numbers[k], fields))]
+                    fitting.append(blank)
+        by_position = list(zip(*fitting, strict=True)) if fitting else [()] * self.width
+        cells: dict[str, list[str | None]] = {}
+        for name, position in zip(self.names, self.positions, strict=True):
+            written = by_position[position]
+            coding = self.values.get(name)
+            # white space only is empty: looked for among the column's distinct texts
+            blanks = {v for v in set(written) if not v.strip()}
+            if coding is not None:
+                column = [None if v in blanks else coding.get(v, v) for v in written]
+            elif blanks:
+                column = [None if v in blanks else v for v in written]
+            else:
+                column = list(written)
+            if name in self.numbers:
+                self._decimal_commas_in(name, column, problems)
+            cells[name] = column
+        return RowChunk(start=start, numbers=numbers, cells=cells, raw=raw, problems=problems)
 
-    def read(self, number: int, fields: list[str]) -> FileRow:
-        raw = tuple(fields)
-        if len(fields) != self.width:
-            return FileRow(number, {}, raw, ((None, self._field_count_problem(number, fields)),))
-        cells: dict[str, str | None] = {
-            name: fields[position] if fields[position].strip() else None for name, position in self._plain
-        }
-        problems: list[tuple[str | None, str]] = []
-        for name, position, coding, is_number in self._special:
-            written = fields[position]
-            text: str | None = None
-            if written.strip():
-                text = coding.get(written, written) if coding is not None else written
-            if text is not None and is_number and "," in text and _DECIMAL_COMMA.match(text):
-                if self.delimiter == ",":
-                    problems.append((name, f"`{text.strip()}` has a comma inside a number: write it "
-                                           "with a decimal point and no thousands separator"))
-                    text = None
-                else:
-                    text = text.replace(",", ".")
-                    self.decimal_commas += 1
-            cells[name] = text
-        if self._special:  # keep the file's column order
-            cells = {name: cells[name] for name in self.names}
-        return FileRow(number, cells, raw, tuple(problems))
+    def _decimal_commas_in(
+        self, name: str, column: list[str | None], problems: dict[int, list[tuple[str | None, str]]],
+    ) -> None:
+        for k in [k for k, text in enumerate(column) if text is not None and "," in text]:
+            text = column[k]
+            assert text is not None
+            if not _DECIMAL_COMMA.match(text) or (k in problems and problems[k][0][0] is None):
+                continue
+            if self.delimiter == ",":
+                problems.setdefault(k, []).append((
+                    name, f"`{text.strip()}` has a comma inside a number: write it "
+                          "with a decimal point and no thousands separator",
+                ))
+                column[k] = None
+            else:
+                column[k] = text.replace(",", ".")
+                self.decimal_commas += 1
 
     def _field_count_problem(self, number: int, fields: list[str]) -> str:
         problem = f"row {number} has {len(fields)} fields, the header {self.width}"

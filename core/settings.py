@@ -163,6 +163,9 @@ class IngestionSettings(DataFolderSettings, ReportSettings, AlertSettings):
     # A raw file is claimed only once it has not changed (size, modification time) for this long:
     # a file still being copied in is left for a later run. Raise it for slow network copies.
     raw_file_settle_seconds: float = 10.0
+    # Rows read, validated and split at a time: memory grows with it (about 1 KB a row at the
+    # contract's 21 columns), never with the file. Any value gives the same outcome and outputs.
+    ingestion_chunk_rows: int = Field(default=100_000, ge=1)
 
     @property
     def claims_dir(self) -> Path:
@@ -236,6 +239,10 @@ class LauncherSettings(_Settings):
 
 class PredictionJobSettings(DataFolderSettings, ApiClientSettings):
     """Everything the `prediction_job` DAG needs: good_data, and how to call the API."""
+
+    # Rows per POST /predict from the scheduled job (the file is read this many rows at a time):
+    # at most the API's MAX_RECORDS_PER_REQUEST; larger requests cost less per row.
+    scheduled_predict_chunk_size: int = Field(default=10_000, ge=1)
 
 
 # --- the model registry and the lifecycle -----------------------------------------------------------

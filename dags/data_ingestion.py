@@ -17,7 +17,10 @@ Every minute, takes **one** file from **raw-data**, validates it and sorts its r
 - `split-and-save-data`: valid rows to **good_data**, invalid rows with an `_errors` column to
   **bad_data**, named `<file>.<checksum>.csv`; an unreadable file goes to bad_data unchanged.
 
-The last three run in parallel: a Teams outage fails `send-alerts` only. The logic lives in
+The last three run in parallel: a Teams outage fails `send-alerts` only. The claimed file is
+released only once its statistics are stored and its rows split: with the database down, it stays
+claimed and a later run ingests it again (one statistics row, the same outputs). The file is read
+`INGESTION_CHUNK_ROWS` rows at a time. The logic lives in
 `jobs/` (`claim`, `validation`, `alerts`, `splitting`, `ingestion`).
 """
 

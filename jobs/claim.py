@@ -104,14 +104,46 @@ def recover_stale_claims(
             os.rename(claim, target)
         except FileNotFoundError:  # its run finished, or another run recovered it meanwhile
             continue
+        for step in CLAIM_STEPS:  # what the crashed run did is done again by the next one
+            _marker(claim, step).unlink(missing_ok=True)
         log.warning("recovered stale claim %s back to %s", claim.name, target.name)
         recovered.append(target)
     return recovered
 
 
+CLAIM_STEPS = ("statistics", "split")
+"""What must be done before a claimed file is released: its statistics stored, its rows split."""
+
+
 def release_claim(claimed: ClaimedFile) -> None:
     """Forget a claim whose outputs are written whole; a second call is harmless (task retries)."""
     claimed.path.unlink(missing_ok=True)
+    for step in CLAIM_STEPS:
+        _marker(claimed.path, step).unlink(missing_ok=True)
+
+
+def finish_claim_step(claimed: ClaimedFile, step: str) -> bool:
+    """Record that `step` (one of CLAIM_STEPS) is done for this claim; release the claim once
+    every step is. Returns whether the claim was released.
+
+    The statistics and the split run in parallel: each records itself (a hidden marker beside
+    the claim) before looking for the other, so whichever finishes last releases the file. Until
+    both are done the file stays claimed, and a run that failed halfway (the database down while
+    the statistics are stored) leaves it to be recovered and ingested again after
+    CLAIM_TIMEOUT_SECONDS: its statistics row is written once (an upsert on name and checksum),
+    its outputs replaced by the same bytes.
+    """
+    if not claimed.path.exists():  # released already (a retried task), or recovered by a later run
+        return False
+    _marker(claimed.path, step).touch()
+    if all(_marker(claimed.path, s).exists() for s in CLAIM_STEPS):
+        release_claim(claimed)
+        return True
+    return False
+
+
+def _marker(claim: Path, step: str) -> Path:
+    return claim.with_name(f".{claim.name}.{step}.done")
 
 
 def _claim_name(original_name: str, run_id: str) -> str:

@@ -12,11 +12,18 @@ does a later run that ingests the file again after a crash left its claim behind
 
 Each run first deletes the temporaries a killed writer left in the data folders
 (`remove_orphan_files`).
+
+A claimed file is released (its claim removed) only once both save-statistics and
+split-and-save-data are done (`jobs.claim.finish_claim_step`): with the database down while the
+statistics are stored, the file stays claimed, and after CLAIM_TIMEOUT_SECONDS a later run
+recovers and ingests it again, writing its statistics row once and the same outputs.
+
+validate-data and split-and-save-data read the file INGESTION_CHUNK_ROWS rows at a time: memory
+is bounded by the chunk, whatever the file's size.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -25,11 +32,11 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.files import remove_orphan_temporaries
+from core.files import file_sha256, remove_orphan_temporaries
 from core.settings import IngestionSettings
 from db.statistics import record_ingestion_statistics
 from jobs.alerts import report_and_alert, report_url
-from jobs.claim import ClaimedFile, claim_raw_file, recover_stale_claims
+from jobs.claim import ClaimedFile, claim_raw_file, finish_claim_step, recover_stale_claims
 from jobs.splitting import split_good_bad_rows
 from jobs.validation import ValidationOutcome, validate_customer_file
 
@@ -72,9 +79,12 @@ def remove_orphan_files(settings: IngestionSettings) -> list[Path]:
 def validate_claimed_file(claim: dict[str, Any]) -> dict[str, Any]:
     """The `validate-data` step; the claim goes on with the SHA-256 of the file's bytes, which
     identifies the file in the statistics whatever run ingests it (a recovered claim included)."""
+    settings = IngestionSettings()
     claimed = ClaimedFile.from_dict(claim)
-    claim = {**claim, "checksum": hashlib.sha256(claimed.path.read_bytes()).hexdigest()}
-    outcome = validate_customer_file(claimed.path, file_name=claimed.original_name)
+    claim = {**claim, "checksum": file_sha256(claimed.path)}
+    outcome = validate_customer_file(
+        claimed.path, file_name=claimed.original_name, chunk_rows=settings.ingestion_chunk_rows,
+    )
     log.info(
         "%s: %d rows, %d valid, %d invalid, criticality %s, errors %s", outcome.file_name,
         outcome.rows, outcome.valid_rows, outcome.invalid_rows, outcome.criticality,
@@ -92,7 +102,10 @@ def save_ingestion_statistics(
     """
     settings = settings or IngestionSettings()
     outcome = ValidationOutcome.from_dict(validated["outcome"])
-    return _store_statistics(validated, run_id, settings, alert_sent=False if outcome.has_problems else None)
+    alert_sent = False if outcome.has_problems else None
+    file_id = _store_statistics(validated, run_id, settings, alert_sent=alert_sent)
+    finish_claim_step(ClaimedFile.from_dict(validated["claim"]), "statistics")
+    return file_id
 
 
 def send_file_alerts(
@@ -116,11 +129,16 @@ def send_file_alerts(
 def split_and_save_rows(
     validated: dict[str, Any], settings: IngestionSettings | None = None,
 ) -> dict[str, Any]:
+    """The `split-and-save-data` step: the rows to good_data and bad_data; the claimed file is
+    released once its statistics are stored too (`jobs.claim.finish_claim_step`)."""
     settings = settings or IngestionSettings()
+    claimed = ClaimedFile.from_dict(validated["claim"])
     result = split_good_bad_rows(
-        ClaimedFile.from_dict(validated["claim"]), ValidationOutcome.from_dict(validated["outcome"]),
+        claimed, ValidationOutcome.from_dict(validated["outcome"]),
         good_data_dir=settings.good_data_dir, bad_data_dir=settings.bad_data_dir,
+        chunk_rows=settings.ingestion_chunk_rows, release=False,
     )
+    finish_claim_step(claimed, "split")
     return result.to_dict()
 
 

@@ -9,20 +9,21 @@ retried stores no row twice. Files in good_data are only read, never moved or ch
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.api_client import ApiInputError, ApiRejectedError, ChurnApiClient
+from core.api_client import ApiRejectedError, ChurnApiClient
+from core.cells import type_column
 from core.error_types import ErrorType
-from core.files import UnreadableFileError, list_visible_files, write_atomic
-from core.reader import read_customer_file
+from core.files import UnreadableFileError, file_sha256, list_visible_files, write_atomic
+from core.reader import CustomerFileStream, RowChunk, open_customer_file
 from core.settings import PredictionJobSettings
 from db.ledger import find_predicted_files, record_predicted_file
 from db.session import session_scope
@@ -48,7 +49,7 @@ class FilesNotPredictedError(RuntimeError):
 
 
 def file_checksum(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def find_unpredicted_files(good_dir: Path, session: Session) -> list[GoodDataFile]:
@@ -84,66 +85,73 @@ def read_prediction_records(data: bytes, file_name: str) -> FileRecords:
 
     Read by the one reader of customer files (core/reader.py), so a file dropped here by hand in
     any shape ingestion accepts (the IBM export, `;` and decimal commas...) is read the same way.
-    Values are converted by the contract's types because the API's numbers are strict (12, not
-    "12" nor 12.0 for an integer feature). A row that cannot become a record (a field count
-    unlike the header's, text in a number column) is set aside in `refused`, never sent.
+    Values are typed by the one typed reading of cells (core/cells.py) because the API's numbers
+    are strict (12, not "12" nor 12.0 for an integer feature). A row that cannot become a record
+    (a field count unlike the header's, text in a number column) is set aside in `refused`,
+    never sent. All rows in memory: the job itself streams (`open_prediction_file`).
 
     Raises:
         UnreadableFileError: the file as a whole is not customer rows (the reader's reasons, or
             a required column missing).
     """
-    try:
-        table = read_customer_file(data, record_json_schema())
-    except UnreadableFileError as error:
-        raise UnreadableFileError(error.error_type, f"{file_name}: the file {error.detail}") from error
-    missing = [f.name for f in FEATURES if f.required and f.name not in table.columns]
-    if missing:
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"{file_name}: missing columns {missing}")
-    columns = [name for name in (IDENTIFIER, *(f.name for f in FEATURES)) if name in table.columns]
-    converters: dict[str, Callable[[str], Any]] = {
-        IDENTIFIER: str, **{f.name: _CONVERTERS[f.dtype] for f in FEATURES},
-    }
+    stream = open_prediction_file(data, file_name, chunk_rows=1 << 30)
     result = FileRecords()
-    for row in table.rows:
-        reasons = [f"{column or 'row'}: {message}" for column, message in row.problems]
-        record: dict[str, Any] = {}
-        for name in columns if not row.malformed else ():
-            text = row.cells.get(name)
-            try:
-                record[name] = None if text is None else converters[name](text)
-            except ValueError as error:
-                reasons.append(f"{name}: {error}")
-        if reasons:
-            result.refused.append(RefusedRow(row.number, tuple(reasons), row.raw))
-        else:
-            if record.get(IDENTIFIER) is None:
-                record.pop(IDENTIFIER, None)
-            result.records.append(record)
-            result.rows.append(row.number)
-            result.raw.append(row.raw)
+    for chunk in stream.chunks():
+        read = records_of_chunk(chunk)
+        result.records += read.records
+        result.rows += read.rows
+        result.raw += read.raw
+        result.refused += read.refused
     return result
 
 
-def _to_int(value: str) -> int:
-    number = float(value)
-    if not number.is_integer():
-        raise ValueError(f"{value!r} is not an integer")
-    return int(number)
+def open_prediction_file(source: bytes | Path, file_name: str, *, chunk_rows: int) -> CustomerFileStream:
+    """A good_data file opened by the one reader, to be read `chunk_rows` rows at a time.
 
-
-def _to_float(value: str) -> float:
+    Raises:
+        UnreadableFileError: as `read_prediction_records` (a quote never closed: from `chunks()`).
+    """
     try:
-        return float(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a number") from None
+        stream = open_customer_file(source, _record_schema(), chunk_rows=chunk_rows)
+    except UnreadableFileError as error:
+        raise UnreadableFileError(error.error_type, f"{file_name}: the file {error.detail}") from error
+    missing = [f.name for f in FEATURES if f.required and f.name not in stream.columns]
+    if missing:
+        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"{file_name}: missing columns {missing}")
+    return stream
 
 
-_CONVERTERS: dict[str, Callable[[str], Any]] = {"str": str, "int": _to_int, "float": _to_float}
+def records_of_chunk(chunk: RowChunk) -> FileRecords:
+    """One chunk's rows as API records (typed by core/cells.py), and the rows set aside."""
+    properties = _record_schema()["properties"]
+    columns = [name for name in (IDENTIFIER, *(f.name for f in FEATURES)) if name in chunk.cells]
+    typed = {name: type_column(chunk.cells[name], properties[name]) for name in columns}
+    values = {name: column.values for name, column in typed.items()}
+    problems: dict[int, list[str]] = {}
+    for k, found in chunk.problems.items():
+        problems[k] = [f"{column or 'row'}: {message}" for column, message in found]
+    malformed = set(chunk.malformed)
+    for name, column in typed.items():
+        for k, message in column.problems.items():
+            if k not in malformed:
+                problems.setdefault(k, []).append(f"{name}: {message}")
+    result = FileRecords()
+    for k, number in enumerate(chunk.numbers):
+        if k in problems:
+            result.refused.append(RefusedRow(number, tuple(problems[k]), tuple(chunk.raw[k])))
+            continue
+        record = {name: values[name][k] for name in columns}
+        if record.get(IDENTIFIER) is None:
+            record.pop(IDENTIFIER, None)
+        result.records.append(record)
+        result.rows.append(number)
+        result.raw.append(tuple(chunk.raw[k]))
+    return result
 
 
-def chunks(records: Sequence[dict[str, Any]], size: int) -> Iterator[tuple[int, Sequence[dict[str, Any]]]]:
-    for index, start in enumerate(range(0, len(records), size)):
-        yield index, records[start:start + size]
+@lru_cache(maxsize=1)
+def _record_schema() -> dict[str, Any]:
+    return record_json_schema()
 
 
 def predict_file(
@@ -152,15 +160,19 @@ def predict_file(
 ) -> int:
     """Send every row of one file to the API in chunks, then record the file; returns the rows predicted.
 
-    The bytes are read once: the checksum and the rows come from the same read, so the ledger
-    never names a version of the file other than the one scored. A file that changed since
-    `check_for_new_data` is scored under its new checksum (a new version of it).
+    The file is read as a stream, `chunk_size` rows per request (SCHEDULED_PREDICT_CHUNK_SIZE), and the
+    API asked for its short answer (`echo=false`: no echoed features nor reasons; the stored
+    rows keep them). Each request carries the key `<file>:<checksum>:<chunk>`; the checksum is
+    taken before the rows are read, and the file must be the same one (inode, size, modification
+    time) once they are: a file replaced meanwhile fails the task (retried, it scores the new
+    content under its own checksum), so the ledger never names a version other than the one
+    scored. A file that changed since `check_for_new_data` is scored under its new checksum.
 
     Rows that cannot be predicted never block the file: rows the reader cannot turn into records,
     and rows the API refuses (422 naming the row: a cross-field rule), are set aside in
     `bad_data_dir/<name>.refused.csv` with their reasons (written before the ledger entry, under
     a name fixed by the file's checksum, so a rerun rewrites the same file); the other rows of
-    the chunk are sent again without them under the key `<file>:<checksum>:<chunk>:accepted`.
+    the chunk are sent again without them (`ChurnApiClient.predict_setting_aside_refused`).
 
     A file that cannot be read as a whole (or lacks a required column) is set aside the same
     way, as one line with row 0 and the reason: it is entered in the ledger with 0 rows and
@@ -170,26 +182,31 @@ def predict_file(
         ApiRejectedError: the API refused a chunk for a reason that names no row (a wrong
             token, too many records): nothing of that file is recorded.
         ApiUnavailableError: the API is down or failing (the task retries; stored chunks replay).
+        FileChangedError: the file was replaced while it was read.
     """
-    data = path.read_bytes()
-    file = GoodDataFile(path, hashlib.sha256(data).hexdigest())
+    before = _identity(path)
+    file = GoodDataFile(path, file_sha256(path))
     if expected_checksum and expected_checksum != file.checksum:
         log.warning("%s changed since it was listed; scoring its current content", file.name)
-    try:
-        read = read_prediction_records(data, file.name)
-    except UnreadableFileError as error:  # no row to send: the whole file is set aside, row 0
-        read = FileRecords(refused=[RefusedRow(0, (str(error),), ())])
-    refused = list(read.refused)
+    refused: list[RefusedRow] = []
     predicted = 0
-    for index, start in enumerate(range(0, len(read.records), chunk_size)):
-        stop = start + chunk_size
-        key = f"{file.name}:{file.checksum}:{index}"
-        sent, set_aside = send_chunk(client, read.records[start:stop], file_name=file.name, batch_key=key)
-        predicted += sent
-        refused.extend(
-            RefusedRow(read.rows[start + position], tuple(reasons), read.raw[start + position])
-            for position, reasons in set_aside.items()
-        )
+    try:
+        stream = open_prediction_file(path, file.name, chunk_rows=chunk_size)
+        for index, chunk in enumerate(stream.chunks()):
+            read = records_of_chunk(chunk)
+            refused.extend(read.refused)
+            sent, set_aside = send_chunk(
+                client, read.records, file_name=file.name, batch_key=f"{file.name}:{file.checksum}:{index}",
+            )
+            predicted += sent
+            refused.extend(
+                RefusedRow(read.rows[position], tuple(reasons), read.raw[position])
+                for position, reasons in set_aside.items()
+            )
+    except UnreadableFileError as error:  # no row to send: the whole file is set aside, row 0
+        refused = [RefusedRow(0, (str(error),), ())]
+    if _identity(path) != before:
+        raise FileChangedError(f"{file.name} was replaced while it was scored; the next try scores it again")
     if refused:
         target = bad_data_dir / refused_rows_name(file)
         write_refused_rows(target, refused)
@@ -202,6 +219,15 @@ def predict_file(
     return predicted
 
 
+class FileChangedError(RuntimeError):
+    """A good_data file was replaced while the job read it; nothing of it is recorded."""
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    status = path.stat()
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
 def send_chunk(
     client: ChurnApiClient, records: Sequence[dict[str, Any]], *, file_name: str, batch_key: str,
 ) -> tuple[int, dict[int, list[str]]]:
@@ -209,21 +235,16 @@ def send_chunk(
 
     Returns the number of rows stored and, per refused position in the chunk, the API's reasons.
     """
-    try:
-        client.predict(records, source="scheduled", file_name=file_name, batch_key=batch_key)
-        return len(records), {}
-    except ApiInputError as error:
-        refused: dict[int, list[str]] = {}
-        for problem in error.problems:
-            if problem.row is None or not 0 <= problem.row < len(records):
-                raise  # a refusal of the request itself: no row to set aside
-            refused.setdefault(problem.row, []).append(f"{problem.field}: {problem.message}")
-        if not refused:
-            raise
-    accepted = [record for position, record in enumerate(records) if position not in refused]
-    if accepted:
-        client.predict(accepted, source="scheduled", file_name=file_name, batch_key=f"{batch_key}:accepted")
-    return len(accepted), refused
+    if not records:
+        return 0, {}
+    sent = client.predict_setting_aside_refused(
+        records, source="scheduled", file_name=file_name, batch_key=batch_key, echo=False,
+    )
+    refused = {
+        position: [f"{problem.field}: {problem.message}" for problem in problems]
+        for position, problems in sent.refused.items()
+    }
+    return len(sent.kept), refused
 
 
 def refused_rows_name(file: GoodDataFile) -> str:
@@ -273,7 +294,7 @@ def make_predictions(files: Sequence[dict[str, str]], settings: PredictionJobSet
                 continue
             try:
                 rows += predict_file(
-                    path, client, settings.predict_chunk_size, listed.get("checksum"),
+                    path, client, settings.scheduled_predict_chunk_size, listed.get("checksum"),
                     bad_data_dir=settings.bad_data_dir,
                 )
             except ApiRejectedError as error:

@@ -20,20 +20,21 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import logging
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
-from core.files import write_atomic
+from core.error_types import ErrorType
+from core.files import atomic_writers, file_sha256
 from jobs.claim import ClaimedFile, release_claim
 from jobs.validation import (
     KNOWN_EXTRA_COLUMNS,
     Reason,
     ValidationOutcome,
-    read_customer_table,
-    text_frame,
+    open_customer_table,
 )
 from model.contract import FEATURES_BY_NAME
 
@@ -73,8 +74,16 @@ class SplitResult:
 
 def split_good_bad_rows(
     claimed: ClaimedFile, outcome: ValidationOutcome, *, good_data_dir: Path, bad_data_dir: Path,
+    chunk_rows: int | None = None, release: bool = True,
 ) -> SplitResult:
-    """Write the valid rows to good_data and the invalid ones to bad_data, then drop the claim."""
+    """Write the valid rows to good_data and the invalid ones to bad_data, then drop the claim.
+
+    The file is read again `chunk_rows` rows at a time (INGESTION_CHUNK_ROWS by default) and the
+    outputs written as it goes, under hidden names renamed into place at the end: memory stays
+    bounded by the chunk, and the outputs are the same bytes at any chunk size. `release` False
+    leaves the claim to the caller (the ingestion job releases it once the statistics are stored
+    too: `jobs.claim.finish_claim_step`).
+    """
     if not claimed.path.exists():
         raise ClaimLostError(
             f"{claimed.path} is gone: the run took longer than CLAIM_TIMEOUT_SECONDS and a later run "
@@ -83,8 +92,9 @@ def split_good_bad_rows(
     if not outcome.readable:
         result = _quarantine(claimed, bad_data_dir)
     else:
-        result = _split_rows(claimed, outcome, good_data_dir, bad_data_dir)
-    release_claim(claimed)
+        result = _split_rows(claimed, outcome, good_data_dir, bad_data_dir, chunk_rows)
+    if release:
+        release_claim(claimed)
     log.info(
         "%s: %d good rows -> %s, %d bad rows -> %s", claimed.original_name,
         result.good_rows, result.good_path, result.bad_rows, result.bad_path,
@@ -97,44 +107,70 @@ def format_reasons(reasons: list[Reason]) -> str:
 
 
 def _quarantine(claimed: ClaimedFile, bad_data_dir: Path) -> SplitResult:
-    data = claimed.path.read_bytes()
-    target = bad_data_dir / output_name(claimed.original_name, data)
-    write_atomic({target: data})
+    target = bad_data_dir / output_name_of_digest(claimed.original_name, file_sha256(claimed.path))
+    with atomic_writers([target]) as handles, claimed.path.open("rb") as source:
+        shutil.copyfileobj(source, handles[target])
     return SplitResult(good_path=None, bad_path=target, good_rows=0, bad_rows=0, quarantined=True)
 
 
 def _split_rows(
     claimed: ClaimedFile, outcome: ValidationOutcome, good_data_dir: Path, bad_data_dir: Path,
+    chunk_rows: int | None,
 ) -> SplitResult:
-    data = claimed.path.read_bytes()
-    table = read_customer_table(claimed.path)
-    frame = text_frame(table)
-    if len(frame) != outcome.rows:
-        raise RowsNotConservedError(
-            f"{claimed.path.name} has {len(frame)} rows but {outcome.rows} were validated"
-        )
-    valid = pd.Series(outcome.valid_mask(), index=frame.index)
-    good = frame.loc[valid, [c for c in frame.columns if _is_known(c)]]
-    bad = frame.loc[~valid].copy()
-    bad[ERRORS_COLUMN] = [format_reasons(outcome.row_errors[p]) for p in bad.index]
-    malformed = [p for p in bad.index if table.rows[p].malformed]
-    if malformed:  # the fields of a row that did not match the header, exactly as written
-        bad[RAW_COLUMN] = [
-            _raw_line(table.rows[p].raw, table.delimiter) if p in malformed else None for p in bad.index
-        ]
-    if len(good) + len(bad) != len(frame):
-        raise RowsNotConservedError(f"{len(good)} good + {len(bad)} bad != {len(frame)} rows")
-    name = output_name(claimed.original_name, data)
-    good_path = good_data_dir / name if len(good) else None
-    bad_path = bad_data_dir / name if len(bad) else None
-    # both outputs whole before the claim goes: write both, then the caller releases the claim
-    outputs = {}
-    if good_path:
-        outputs[good_path] = good.to_csv(index=False).encode()
-    if bad_path:
-        outputs[bad_path] = bad.to_csv(index=False).encode()
-    write_atomic(outputs)
-    return SplitResult(good_path=good_path, bad_path=bad_path, good_rows=len(good), bad_rows=len(bad))
+    name = output_name_of_digest(claimed.original_name, file_sha256(claimed.path))
+    stream = open_customer_table(claimed.path, chunk_rows=chunk_rows)
+    good_path = good_data_dir / name if outcome.valid_rows else None
+    bad_path = bad_data_dir / name if outcome.invalid_rows else None
+    good_columns = [c for c in stream.columns if _is_known(c)]
+    with_raw = any((ErrorType.MALFORMED_ROW, None) in reasons for reasons in outcome.row_errors.values())
+    good_rows = bad_rows = seen = 0
+    errors = outcome.row_errors
+    bad_header = [*stream.columns, ERRORS_COLUMN, *([RAW_COLUMN] if with_raw else [])]
+    # both outputs whole before the claim goes: written under hidden names, renamed at the end.
+    # Rows go straight from the chunk's columns to the csv module's writer (the one pandas'
+    # to_csv uses, same dialect: minimal quoting, "\n", None as empty): no frame is built.
+    with atomic_writers([p for p in (good_path, bad_path) if p]) as handles:
+        texts = {path: io.TextIOWrapper(handles[path], encoding="utf-8", newline="")
+                 for path in (good_path, bad_path) if path}
+        writers = {path: csv.writer(text, lineterminator="\n") for path, text in texts.items()}
+        for chunk in stream.chunks():
+            seen += len(chunk)
+            if seen > outcome.rows:
+                break
+            valid = [p not in errors for p in range(chunk.start, chunk.start + len(chunk))]
+            kept = sum(valid)
+            if kept and good_path:
+                if not good_rows:
+                    writers[good_path].writerow(good_columns)
+                rows = zip(*(chunk.cells[c] for c in good_columns), strict=True)
+                writers[good_path].writerows(itertools.compress(rows, valid))
+            good_rows += kept
+            if kept < len(chunk) and bad_path:
+                if not bad_rows:
+                    writers[bad_path].writerow(bad_header)
+                columns = [chunk.cells[c] for c in stream.columns]
+                malformed = set(chunk.malformed)
+                for k in (k for k, ok in enumerate(valid) if not ok):
+                    row = [column[k] for column in columns]
+                    row.append(format_reasons(errors[chunk.start + k]))
+                    if with_raw:  # the fields of a row that did not match the header, as written
+                        row.append(_raw_line(chunk.raw[k], stream.delimiter) if k in malformed else None)
+                    writers[bad_path].writerow(row)
+            bad_rows += len(chunk) - kept
+        for text in texts.values():
+            text.flush()
+            text.detach()  # the atomic writer syncs and closes the file itself
+        if seen != outcome.rows:
+            raise RowsNotConservedError(
+                f"{claimed.path.name} has {'more than ' if seen > outcome.rows else ''}{seen} rows "
+                f"but {outcome.rows} were validated"
+            )
+        if (good_rows, bad_rows) != (outcome.valid_rows, outcome.invalid_rows):
+            raise RowsNotConservedError(
+                f"{good_rows} good + {bad_rows} bad != {outcome.valid_rows} + "
+                f"{outcome.invalid_rows} validated"
+            )
+    return SplitResult(good_path=good_path, bad_path=bad_path, good_rows=good_rows, bad_rows=bad_rows)
 
 
 def output_name(original_name: str, data: bytes) -> str:
@@ -144,12 +180,16 @@ def output_name(original_name: str, data: bytes) -> str:
     get different outputs (neither replaces the other's rows), while the same file ingested again
     after a crash gets the same names and replaces its own outputs (no row twice).
     """
+    return output_name_of_digest(original_name, hashlib.sha256(data).hexdigest())
+
+
+def output_name_of_digest(original_name: str, digest: str) -> str:
+    """`output_name` from the SHA-256 (hex) of the file's bytes, computed by the caller."""
     original = Path(original_name)
-    digest = hashlib.sha256(data).hexdigest()[:OUTPUT_DIGEST_LENGTH]
-    return f"{original.stem}.{digest}{original.suffix}"
+    return f"{original.stem}.{digest[:OUTPUT_DIGEST_LENGTH]}{original.suffix}"
 
 
-def _raw_line(fields: tuple[str, ...], delimiter: str) -> str:
+def _raw_line(fields: Sequence[str], delimiter: str) -> str:
     out = io.StringIO()
     csv.writer(out, delimiter=delimiter, lineterminator="").writerow(fields)
     return out.getvalue()

@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
+from core.cells import check_value
+
 Dtype = Literal["str", "int", "float"]
 
 IDENTIFIER = "customer_id"
@@ -55,7 +59,11 @@ class Feature:
         return self.allowed is None
 
     def check_value(self, value: Any) -> str | None:
-        """Return why `value` breaks the contract, or None when it is valid."""
+        """Return why `value` (a JSON value: a record's field) breaks the contract, or None.
+
+        The value's JSON type is checked here; its constraints (missing, allowed values, range)
+        by `core.cells.check_value`, the rule the typed reading of file cells applies too.
+        """
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return None if self.nullable else "missing value"
         if self.dtype == "str":
@@ -67,13 +75,25 @@ class Feature:
             return f"expected an integer, got {value!r}"
         elif math.isinf(value):
             return "infinite value"
-        if self.allowed is not None and value not in self.allowed:
-            return f"{value!r} is not one of {list(self.allowed)}"
-        if self.minimum is not None and value < self.minimum:
-            return f"{value!r} is below the minimum {self.minimum:g}"
-        if self.maximum is not None and value > self.maximum:
-            return f"{value!r} is above the maximum {self.maximum:g}"
-        return None
+        return check_value(value, self.json_property())
+
+    def json_property(self) -> dict[str, Any]:
+        """The feature as a JSON schema property (type, enum, minimum, maximum): what the API
+        publishes and every reader of cells types and checks by."""
+        json_type = {"str": "string", "int": "integer", "float": "number"}[self.dtype]
+        prop: dict[str, Any] = {
+            "type": [json_type, "null"] if self.nullable else json_type,
+            "description": self.description,
+            "default": self.default,
+            "x-group": self.group,
+        }
+        if self.allowed is not None:
+            prop["enum"] = list(self.allowed)
+        if self.minimum is not None:
+            prop["minimum"] = self.minimum
+        if self.maximum is not None:
+            prop["maximum"] = self.maximum
+        return prop
 
 
 def _flag(name: str, description: str, default: int, group: str) -> Feature:
@@ -220,6 +240,24 @@ def check_consistency(record: Mapping[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
+def inconsistent_rows(tenure: np.ndarray, monthly: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """`check_consistency` on columns at once: which rows break a cross-field rule.
+
+    Args:
+        tenure, monthly, total: float arrays of one length (NaN: empty), rows whose single values
+            are valid (the rules' column is total_charges for both).
+    Returns:
+        a boolean array, True where `check_consistency` would name total_charges.
+    """
+    with np.errstate(invalid="ignore"):
+        empty_total = np.isnan(total) & ~np.isnan(tenure) & (tenure > FIRST_MONTH_TENURE)
+        comparable = (
+            ~np.isnan(total) & ~np.isnan(monthly) & (monthly != 0) & ~np.isnan(tenure) & (tenure != 0)
+        )
+        far_below = comparable & (total < MIN_TOTAL_TO_EXPECTED_RATIO * monthly * tenure)
+    return np.asarray(empty_total | far_below, dtype=bool)
+
+
 @dataclass(frozen=True)
 class FileShape:
     """A known export of customer files: its column names and value codings, as aliases.
@@ -299,22 +337,7 @@ def _is_nan(value: Any) -> bool:
 
 def record_json_schema() -> dict[str, Any]:
     """JSON Schema of one record, published by the API so clients can build forms from it."""
-    properties: dict[str, Any] = {}
-    for f in FEATURES:
-        json_type = {"str": "string", "int": "integer", "float": "number"}[f.dtype]
-        prop: dict[str, Any] = {
-            "type": [json_type, "null"] if f.nullable else json_type,
-            "description": f.description,
-            "default": f.default,
-            "x-group": f.group,
-        }
-        if f.allowed is not None:
-            prop["enum"] = list(f.allowed)
-        if f.minimum is not None:
-            prop["minimum"] = f.minimum
-        if f.maximum is not None:
-            prop["maximum"] = f.maximum
-        properties[f.name] = prop
+    properties: dict[str, Any] = {f.name: f.json_property() for f in FEATURES}
     properties[IDENTIFIER] = {
         "type": ["string", "null"],
         "description": "Optional customer identifier, stored with the prediction; not a model input",

@@ -9,14 +9,15 @@ the first customer row 2).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.cells import check_value, json_types, read_cell, type_column
 from core.files import UnreadableFileError
-from core.reader import FileRow, read_customer_file
-from webapp.forms import json_types
+from core.reader import FileRow, open_customer_file
+
+CHECK_CHUNK_ROWS = 10_000  # rows typed at once (an upload is read whole: the page shows every row)
 
 # The dataset's label. The API does not publish it (it is not an input), but files exported from
 # the training data carry it; it is dropped so such a file can be scored as is.
@@ -83,20 +84,24 @@ def check_csv(content: bytes, schema: Mapping[str, Any], *, file_name: str = "up
     ("uses `;` as the delimiter") are shown to the user. The valid rows are kept as JSON records.
     """
     result = CsvCheck(file_name=file_name)
-    try:
-        table = read_customer_file(content, schema)
-    except UnreadableFileError as exc:
-        result.file_error = f"The file {exc.detail}."
-        return result
     properties: Mapping[str, Any] = schema.get("properties", {})
-    result.reading_notes = list(table.notes)
-    check_header(result, list(table.columns), properties, schema.get("required", ()))
-    result.total_rows = len(table.rows)
-    if result.missing_columns:
-        return result
-    first_row_of: dict[str, int] = {}
-    for row in table.rows:
-        check_row(result, row, properties, first_row_of)
+    try:
+        stream = open_customer_file(content, schema, chunk_rows=CHECK_CHUNK_ROWS)
+        check_header(result, list(stream.columns), properties, schema.get("required", ()))
+        first_row_of: dict[str, int] = {}
+        for chunk in stream.chunks():
+            result.total_rows += len(chunk)
+            if result.missing_columns:
+                continue
+            # each column typed at once by the one typed reading of cells (core/cells.py)
+            typed = {name: type_column(texts, properties[name]) for name, texts in chunk.cells.items()
+                     if name in properties}
+            for k, row in enumerate(chunk.rows()):
+                cells = {name: (column.values[k], column.problems.get(k)) for name, column in typed.items()}
+                check_row(result, row, properties, first_row_of, cells)
+    except UnreadableFileError as exc:
+        return CsvCheck(file_name=file_name, file_error=f"The file {exc.detail}.")
+    result.reading_notes = list(stream.notes)
     return result
 
 
@@ -112,11 +117,14 @@ def check_header(
 
 def check_row(
     result: CsvCheck, row: FileRow, properties: Mapping[str, Any], first_row_of: dict[str, int],
+    typed: Mapping[str, tuple[Any, str | None]] | None = None,
 ) -> None:
     """Add the row to the valid records or its problems to the row errors.
 
     `first_row_of` maps each customer id seen so far to its row: the same id again is a
-    duplicate (the first stays valid), the ingestion job's rule too.
+    duplicate (the first stays valid), the ingestion job's rule too. `typed` holds each cell's
+    value and type problem as the column was read (core/cells.py); absent, cells are read one
+    by one.
     """
     problems = [RowError(row.number, column or "", reason) for column, reason in row.problems]
     if row.malformed:  # its fields were not matched to columns: nothing else to say
@@ -135,7 +143,12 @@ def check_row(
     for column, text in row.cells.items():
         if column not in properties or column in refused:
             continue
-        value, reason = parse_value(text or "", properties[column])
+        if typed is not None and column in typed:
+            value, type_problem = typed[column]
+            reason = type_problem or check_value(value, properties[column])
+            value = None if reason else value
+        else:
+            value, reason = parse_value(text or "", properties[column])
         if reason:
             problems.append(RowError(row.number, column, reason))
         else:
@@ -156,43 +169,6 @@ def _drop_empty_optional(record: dict[str, Any], properties: Mapping[str, Any]) 
 
 
 def parse_value(text: str, prop: Mapping[str, Any]) -> tuple[Any, str | None]:
-    """The typed value of one cell and why it breaks the schema (None when it is valid)."""
-    json_type, nullable = json_types(prop)
-    if text.strip() == "":
-        return None, None if nullable else "missing value"
-    value, reason = _typed(text, json_type)
-    if reason:
-        return None, reason
-    reason = _constraint_problem(value, prop)
-    return (None, reason) if reason else (value, None)
-
-
-def _typed(text: str, json_type: str) -> tuple[Any, str | None]:
-    if json_type == "string":
-        return text, None
-    try:
-        number = float(text)
-    except ValueError:
-        expected = "an integer" if json_type == "integer" else "a number"
-        return None, f"expected {expected}, got {text!r}"
-    if not math.isfinite(number):
-        return None, f"expected a finite number, got {text!r}"
-    if json_type == "integer":
-        if not number.is_integer():
-            return None, f"expected an integer, got {text!r}"
-        return int(number), None
-    return number, None
-
-
-def _constraint_problem(value: Any, prop: Mapping[str, Any]) -> str | None:
-    allowed = prop.get("enum")
-    if allowed is not None and value not in allowed:
-        return f"{value!r} is not one of {list(allowed)}"
-    if "minimum" in prop and value < prop["minimum"]:
-        return f"{value!r} is below the minimum {prop['minimum']:g}"
-    if "maximum" in prop and value > prop["maximum"]:
-        return f"{value!r} is above the maximum {prop['maximum']:g}"
-    max_length = prop.get("maxLength")
-    if max_length is not None and isinstance(value, str) and len(value) > max_length:
-        return f"longer than {max_length} characters"
-    return None
+    """The typed value of one cell and why it breaks the schema (None when it is valid):
+    the one typed reading of cells, `core.cells.read_cell`."""
+    return read_cell(text, prop)

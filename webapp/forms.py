@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.cells import json_types
+
 FieldKind = Literal["choice", "integer", "number", "text"]
 OTHER_GROUP = "Other"
 # 0/1 flags read better as words; the value sent stays the number the schema asks for.
@@ -43,15 +45,6 @@ def humanise(name: str) -> str:
     """`monthly_charges` -> `Monthly charges`."""
     words = name.replace("_", " ").strip()
     return words[:1].upper() + words[1:]
-
-
-def json_types(prop: Mapping[str, Any]) -> tuple[str, bool]:
-    """The property's JSON type and whether null is allowed (`"type": ["number", "null"]`)."""
-    declared = prop.get("type", "string")
-    types = [declared] if isinstance(declared, str) else list(declared)
-    nullable = "null" in types
-    non_null = [t for t in types if t != "null"]
-    return (non_null[0] if non_null else "string"), nullable
 
 
 def build_form_field(name: str, prop: Mapping[str, Any], *, required: bool) -> FormField:

@@ -21,8 +21,6 @@ from webapp.csv_check import RowError
 
 SESSION_ID_KEY = "webapp_session_id"
 ProgressCallback = Callable[[int, int], None]
-# A refused chunk is resent without the refused rows; a second refusal means something else is wrong.
-MAX_RESENDS_PER_CHUNK = 2
 
 
 @dataclass
@@ -120,33 +118,27 @@ def send_pending_chunks(
 
 
 def send_chunk(submission: Submission, client: ChurnApiClient, index: int) -> None:
-    """POST one chunk; rows the API refuses (rules beyond the JSON schema) are set aside, the rest resent."""
+    """POST one chunk; rows the API refuses (rules beyond the JSON schema) are set aside, the rest
+    resent (`ChurnApiClient.predict_setting_aside_refused`, the one resend and its key rule)."""
     records, rows = submission.chunk(index)
-    rejected: list[RowError] = []  # kept aside until the chunk is stored, so a rerun never counts twice
-    for _attempt in range(MAX_RESENDS_PER_CHUNK + 1):
-        if not records:
-            break
-        try:
-            response = client.predict(
-                records, source="webapp", file_name=submission.file_name,
-                batch_key=f"{submission.batch_prefix}:{index}",
-            )
-        except ApiInputError as exc:
-            refused = {p.row for p in exc.problems if p.row is not None and 0 <= p.row < len(records)}
-            if not refused:
-                raise
-            rejected.extend(
-                RowError(rows[p.row], p.field, p.message) for p in exc.problems if p.row in refused
-            )
-            records = [r for i, r in enumerate(records) if i not in refused]
-            rows = [n for i, n in enumerate(rows) if i not in refused]
-            continue
-        submission.model_version = response.get("model_version")
-        submission.predictions.extend(response.get("predictions", []))
-        submission.predicted_rows.extend(rows)
-        break
-    else:
-        raise ApiError("The prediction service kept refusing rows of the same chunk.")
+    try:
+        sent = client.predict_setting_aside_refused(
+            records, source="webapp", file_name=submission.file_name,
+            batch_key=f"{submission.batch_prefix}:{index}",
+        )
+    except ApiInputError as exc:
+        if any(p.row is not None for p in exc.problems):
+            raise ApiError("The prediction service kept refusing rows of the same chunk.") from exc
+        raise
+    # kept aside until the chunk is stored, so a rerun never counts twice
+    rejected = [
+        RowError(rows[position], problem.field, problem.message)
+        for position, problems in sorted(sent.refused.items()) for problem in problems
+    ]
+    if sent.answer is not None:
+        submission.model_version = sent.answer.get("model_version")
+        submission.predictions.extend(sent.answer.get("predictions", []))
+        submission.predicted_rows.extend(rows[position] for position in sent.kept)
     submission.rejected.extend(rejected)
 
 

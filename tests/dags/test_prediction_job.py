@@ -54,7 +54,7 @@ def good_dir(tmp_path: Path, clean_db: str, api: str, monkeypatch: pytest.Monkey
     folder = tmp_path / "good_data"
     folder.mkdir()
     for name, value in {"GOOD_DATA_DIR": str(folder), "API_URL": api, "API_TOKEN": TOKEN,
-                        "PREDICT_CHUNK_SIZE": str(CHUNK_SIZE),
+                        "SCHEDULED_PREDICT_CHUNK_SIZE": str(CHUNK_SIZE),
                         "BAD_DATA_DIR": str(tmp_path / "bad_data")}.items():
         monkeypatch.setenv(name, value)
     return folder
