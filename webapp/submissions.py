@@ -142,7 +142,9 @@ def send_chunk(submission: Submission, client: ChurnApiClient, index: int) -> No
             rows = [n for i, n in enumerate(rows) if i not in refused]
             continue
         submission.model_version = response.get("model_version")
-        submission.predictions.extend(response.get("predictions", []))
+        # each prediction keeps the version that answered it: a promotion may fall between chunks
+        submission.predictions.extend({**prediction, "model_version": submission.model_version}
+                                      for prediction in response.get("predictions", []))
         submission.predicted_rows.extend(rows)
         break
     else:
