@@ -18,6 +18,7 @@ from api.serving import (
     Admissions,
     ModelHolder,
     RegistryFollower,
+    ServedModels,
     ServingMetrics,
     ServingState,
     build_served,
@@ -55,21 +56,24 @@ def start_serving(
     served = holder.current
     if served is not None:
         log.info("model %s loaded (%s)", served.champion.version, served.source)
-        number = served.champion_number
-        # the database may be down at start: its references are recorded in the background
-        threading.Thread(target=_record_quietly, args=(served.champion, number), daemon=True,
-                         name="record-references").start()
     if follower is not None:
         follower.start()
         if not follower.first_attempt.wait(registry.model_startup_wait_seconds):
             log.warning("the registry did not answer within %.0f s of start: serving %s, following "
                         "in the background", registry.model_startup_wait_seconds,
                         served.champion.version if served else "nothing")
+    if served is not None and holder.current is served:
+        # the database may be down at start: the references are recorded in the background
+        threading.Thread(target=_record_quietly, args=(holder, served), daemon=True,
+                         name="record-references").start()
     return follower
 
 
-def _record_quietly(predictor: object, number: int | None) -> None:
+def _record_quietly(holder: ModelHolder, served: ServedModels) -> None:
+    """The start model's references, unless the follower replaced it meanwhile (it records its own)."""
+    if holder.current is not served:
+        return
     try:
-        record_references(predictor, number, served=True)  # type: ignore[arg-type]
+        record_references(served.champion, served.champion_number, served=True)
     except Exception:  # the database is another service
         log.exception("could not record the served model's references")

@@ -97,6 +97,8 @@ def log_training_run(
     `alias`: "champion", "challenger", None (no alias) or "auto" (champion when the model has no
     champion yet, else challenger: a person's `python -m model.train` never replaces the served
     model without the gate). Returns None, doing nothing, when MLFLOW_TRACKING_URI is unset.
+    Raises model.admission.AdmissionError, registering nothing, for artifacts that would not be
+    admitted to serving (model/admission.py).
     """
     settings = settings or RegistrySettings()
     if not settings.enabled:
@@ -104,6 +106,7 @@ def log_training_run(
     import mlflow
 
     metadata = json.loads((artifacts_dir / METADATA_FILE).read_text())
+    _check_admissible(artifacts_dir)
     mlflow.set_tracking_uri(_tracking_uri(settings))
     mlflow.set_registry_uri(_tracking_uri(settings))
     mlflow.set_experiment(settings.mlflow_experiment)
@@ -139,6 +142,13 @@ def log_training_run(
     log.info("registered %s version %s (%s) as %s", settings.mlflow_model_name, number,
              metadata["model_version"], alias)
     return get_version(number, settings)
+
+
+def _check_admissible(artifacts_dir: Path) -> None:
+    """Refuse (model.admission.AdmissionError) to register what the API would refuse to serve."""
+    from model.admission import admit
+
+    admit(artifacts_dir)
 
 
 def _log_training_dataset(artifacts_dir: Path, version: str) -> None:
