@@ -230,8 +230,8 @@ class Admissions:
         self.count(refusal)
         if key not in self._alerted:
             self._alerted.add(key)
-            log.error("refused to serve %s v%s (%s) as %s: %s", alias, number, model_version, alias,
-                      f"{reason}: {detail}")
+            log.error("refused to serve version %s (%s) as %s: %s: %s", number, model_version, alias,
+                      reason, detail)
             from api.refusals import alert_refusal
 
             alert_refusal(refusal, self.alerts)
@@ -410,12 +410,19 @@ class RegistryFollower:
         self._thread.start()
 
     def _follow(self) -> None:
-        first = True
+        first, failing = True, False
         while first or not self._stop.wait(self.settings.model_poll_seconds):
             try:
                 self.refresh()
-            except Exception:  # the registry is another service: its outage must not stop serving
-                log.exception("could not follow the model registry; still serving the current models")
+                if failing:
+                    log.info("the model registry answers again")
+                failing = False
+            except Exception as error:  # the registry is another service: its outage must not stop serving
+                if not failing:  # the whole story once, then one line per failed poll
+                    log.exception("could not follow the model registry; still serving the current models")
+                else:
+                    log.warning("the model registry still does not answer: %s", str(error)[:200])
+                failing = True
             finally:
                 if first:
                     self.first_attempt.set()
