@@ -4,10 +4,12 @@
     python -m model.registry show
 
 Every trained model is an MLflow run (parameters, holdout metrics, the confusion matrix, the drift
-baseline, the dataset's hash, and the whole artifacts folder under `artifacts/`: what
-`model.predictor.Predictor` loads, ONNX file included when training wrote one) and a version
-of the registered model `MLFLOW_MODEL_NAME`, whose tag `model_version` is the version string
-stored with every prediction. Serving loads the version the alias `champion` points to; the
+baseline, the dataset's hash, the training rows as its dataset input, and the whole artifacts
+folder under `artifacts/`: what `model.predictor.Predictor` loads) and a version of the registered
+model `MLFLOW_MODEL_NAME`, whose tag `model_version` is the version string stored with every
+prediction. The version's MLflow model is a pyfunc (model/pyfunc.py) over the same artifacts that
+decides as the API does (label at the version's threshold, reason codes), with a signature and
+an input example. Artifacts that admission (model/admission.py) would refuse are never registered. Serving loads the version the alias `champion` points to; the
 alias `challenger` marks the candidate scored in shadow until the promotion gate decides.
 
 With MLFLOW_TRACKING_URI unset there is no registry: training writes its local artifacts only and
@@ -22,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,8 +173,10 @@ def _log_training_dataset(artifacts_dir: Path, version: str) -> None:
             frame[feature.name] = pd.to_numeric(frame[feature.name])
     from mlflow.data.pandas_dataset import from_pandas
 
-    dataset = from_pandas(frame, source=f"{version}/{TRAINING_DATA_FILE}", name=f"{version} training rows",
-                          targets=TARGET)
+    with warnings.catch_warnings():  # "the source can be interpreted in multiple ways": it is a name
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = from_pandas(frame, source=f"{version}/{TRAINING_DATA_FILE}",
+                              name=f"{version} training rows", targets=TARGET)
     mlflow.log_input(dataset, context="training")
 
 
@@ -194,7 +199,9 @@ def _log_pyfunc(artifacts_dir: Path) -> Any:
 
     example = pd.DataFrame(canary_records(), columns=list(FEATURE_NAMES))
     example["total_charges"] = example["total_charges"].astype("float64")
-    signature = infer_signature(example, decisions_frame(Predictor(artifacts_dir), canary_records()))
+    with warnings.catch_warnings():  # integer columns cannot be missing: the contract says so too
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(example, decisions_frame(Predictor(artifacts_dir), canary_records()))
     with tempfile.TemporaryDirectory(prefix="churn-pyfunc-code-") as folder:
         code = []
         for package in ("model", "core"):

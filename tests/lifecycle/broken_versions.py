@@ -65,3 +65,14 @@ def register_unchecked(
         registered = registry.log_training_run(folder, alias=alias, settings=settings)
     assert registered is not None
     return registered
+
+
+def forget_served_versions() -> None:
+    """Clear `model_versions.served_since` (the session's database is shared: a version an API of a
+    registry test served must not stay the drift reference of the tests that follow)."""
+    from sqlalchemy import text
+
+    from db.session import session_scope
+
+    with session_scope() as session:
+        session.execute(text("UPDATE model_versions SET served_since = NULL"))

@@ -23,7 +23,12 @@ from model.train import train
 from tests.api_server import start_api_server
 from tests.dags.webhook_server import FakeTeamsWebhook, start_webhook
 from tests.factories import customer_records
-from tests.lifecycle.broken_versions import register_unchecked, with_renamed_input, with_version_suffix
+from tests.lifecycle.broken_versions import (
+    forget_served_versions,
+    register_unchecked,
+    with_renamed_input,
+    with_version_suffix,
+)
 
 POLL_SECONDS = "0.5"
 
@@ -61,6 +66,7 @@ def start_api(clean_db: str) -> Iterator[Callable[..., str]]:
     yield start
     for stop in stops:
         stop()
+    forget_served_versions()
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:

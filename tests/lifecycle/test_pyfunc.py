@@ -26,7 +26,7 @@ from model.registry import CHALLENGER, CHAMPION, log_training_run
 from model.train import train
 from tests.api_server import free_port, start_api_server, start_server_process
 from tests.factories import dataset_records
-from tests.lifecycle.broken_versions import with_version_suffix
+from tests.lifecycle.broken_versions import forget_served_versions, with_version_suffix
 
 CUSTOMERS = 2000
 SERVE_STARTUP_SECONDS = 180
@@ -74,6 +74,7 @@ def test_the_registered_champion_decides_as_the_api_with_mlflows_loader_and_serv
         version, answers = _api_decisions(api, records)
     finally:
         stop_api()
+        forget_served_versions()
     assert version == registered.model_version
     api_labels = np.array([a["label"] for a in answers])
     api_probabilities = np.array([a["churn_probability"] for a in answers])

@@ -6,6 +6,7 @@ answering while it is down, follows it once it returns, and serves the champion 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -21,9 +22,17 @@ from model.contract import default_record
 from model.registry import CHAMPION, log_training_run
 from model.train import train
 from tests.api_server import free_port, start_api_server
-from tests.lifecycle.broken_versions import with_version_suffix
+from tests.lifecycle.broken_versions import forget_served_versions, with_version_suffix
 
-FIRST_ANSWER_BOUND_SECONDS = 30  # MODEL_STARTUP_WAIT_SECONDS (15) + the interpreter's start on a busy machine
+STARTUP_WAIT_SECONDS = 15  # MODEL_STARTUP_WAIT_SECONDS, the default
+# What a registry that is down may cost the start, beyond the same API's start with no registry
+# configured (measured just before, same machine): the startup wait, plus 10 s for the noise of a
+# shared 2-core machine. Before this release the cost was 4.5-6 minutes.
+REGISTRY_COST_BOUND_SECONDS = STARTUP_WAIT_SECONDS + 10
+
+
+def _conditions() -> str:
+    return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
 class RegistryStandIn:
@@ -105,6 +114,7 @@ def timed_start(clean_db: str) -> Iterator[Callable[..., tuple[str, float]]]:
     yield start
     for stop in stops:
         stop()
+    forget_served_versions()
 
 
 def _serving(api: str) -> dict[str, Any]:
@@ -118,8 +128,8 @@ def test_time_to_first_answer_with_the_registry_refusing_connections(
     closed = f"http://127.0.0.1:{free_port('127.0.0.1')}"  # nothing listens: connections refused
     api, refused = timed_start(MODEL_ARTIFACTS_DIR=str(versions["local"]), MLFLOW_TRACKING_URI=closed)
     print(f"\ntime to first answer: {refused:.1f} s with the registry refusing connections, "
-          f"{without_registry:.1f} s with no registry configured (same machine, same run)")
-    assert refused < FIRST_ANSWER_BOUND_SECONDS
+          f"{without_registry:.1f} s with no registry configured ({_conditions()})")
+    assert refused - without_registry < REGISTRY_COST_BOUND_SECONDS
     serving = _serving(api)
     assert serving["registry"]["reachable"] is False and serving["registry"]["last_error"]
     assert serving["served"]["source"] == "local" and serving["agrees_with_registry"] is None
@@ -137,10 +147,12 @@ def test_a_hanging_registry_delays_nothing_and_is_followed_once_it_returns_then_
     cache = str(tmp_path / "cache")
     env = {"MODEL_ARTIFACTS_DIR": str(versions["local"]), "MODEL_CACHE_DIR": cache,
            "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name}
+    _, without_registry = timed_start(MODEL_ARTIFACTS_DIR=str(versions["local"]), MLFLOW_TRACKING_URI="")
     api, hanging = timed_start(MLFLOW_TRACKING_URI=stand_in.url, **env)
-    print(f"\ntime to first answer: {hanging:.1f} s with the registry hanging "
-          f"(MLFLOW_HTTP_REQUEST_TIMEOUT=5, MODEL_STARTUP_WAIT_SECONDS=15)")
-    assert hanging < FIRST_ANSWER_BOUND_SECONDS
+    print(f"\ntime to first answer: {hanging:.1f} s with the registry hanging, {without_registry:.1f} s "
+          f"with no registry configured (MLFLOW_HTTP_REQUEST_TIMEOUT=5, MODEL_STARTUP_WAIT_SECONDS=15; "
+          f"{_conditions()})")
+    assert hanging - without_registry < REGISTRY_COST_BOUND_SECONDS
     assert _serving(api)["served"]["source"] == "local"
 
     began = time.monotonic()  # serving is never behind the follower's blocked calls
@@ -165,7 +177,7 @@ def test_a_hanging_registry_delays_nothing_and_is_followed_once_it_returns_then_
     # the next start, registry down again: the champion last admitted serves, from the cache
     closed = f"http://127.0.0.1:{free_port('127.0.0.1')}"
     again, refused = timed_start(MLFLOW_TRACKING_URI=closed, **env)
-    assert refused < FIRST_ANSWER_BOUND_SECONDS
+    assert refused - without_registry < REGISTRY_COST_BOUND_SECONDS
     served = _serving(again)["served"]
     assert served["source"] == "cache"
     assert (served["champion"]["run_id"], served["champion"]["model_version"]) == (

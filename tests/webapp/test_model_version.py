@@ -15,7 +15,7 @@ from core.settings import RegistrySettings
 from model.registry import CHAMPION, log_training_run, set_alias
 from model.train import train
 from tests.api_server import start_api_server
-from tests.lifecycle.broken_versions import with_version_suffix
+from tests.lifecycle.broken_versions import forget_served_versions, with_version_suffix
 from tests.mlflow_server import mlflow_url, registry_settings  # noqa: F401  (fixtures)
 from tests.webapp.conftest import APP_FILE
 from webapp.results import answered_by, prediction_frame
@@ -56,6 +56,7 @@ def registry_api(
     st.cache_data.clear()
     yield base_url, names, numbers
     stop()
+    forget_served_versions()
 
 
 def _captions(at: AppTest) -> list[str]:
