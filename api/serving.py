@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -265,6 +266,12 @@ class RegistryFollower:
         self.holder, self.settings, self.state, self.admissions = holder, settings, state, admissions
         state.registry_enabled = True
         self.folder = settings.model_cache_dir / settings.mlflow_model_name
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # a read-only image: follow anyway, without a cache across restarts
+            self.folder = Path(tempfile.mkdtemp(prefix="churn-model-cache-"))
+            log.warning("MODEL_CACHE_DIR is not writable (%s): admitted versions kept in %s until exit",
+                        error, self.folder)
         self._stop = threading.Event()
         self.first_attempt = threading.Event()
         self._thread: threading.Thread | None = None

@@ -59,7 +59,8 @@ def start_api(clean_db: str) -> Iterator[Callable[..., str]]:
     def start(registry: RegistrySettings, **env: str) -> str:
         base_url, stop = start_api_server(clean_db, env={
             "MLFLOW_TRACKING_URI": registry.mlflow_tracking_uri or "", "API_TOKEN": "",
-            "MLFLOW_MODEL_NAME": registry.mlflow_model_name, "MODEL_POLL_SECONDS": POLL_SECONDS, **env})
+            "MLFLOW_MODEL_NAME": registry.mlflow_model_name, "MODEL_POLL_SECONDS": POLL_SECONDS,
+            "MODEL_STARTUP_WAIT_SECONDS": "120", **env})
         stops.append(stop)
         return base_url
 

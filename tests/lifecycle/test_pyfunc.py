@@ -69,7 +69,8 @@ def test_the_registered_champion_decides_as_the_api_with_mlflows_loader_and_serv
     frame = pd.DataFrame(records)
     api, stop_api = start_api_server(clean_db, env={
         "API_TOKEN": "", "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
-        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name})
+        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
+        "MODEL_STARTUP_WAIT_SECONDS": "120"})
     try:
         version, answers = _api_decisions(api, records)
     finally:

@@ -50,7 +50,8 @@ def registry_api(
         names.append(version.model_version)
     base_url, stop = start_api_server(clean_db, env={
         "API_TOKEN": "", "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
-        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name, "MODEL_POLL_SECONDS": "0.5"})
+        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
+        "MODEL_STARTUP_WAIT_SECONDS": "120", "MODEL_POLL_SECONDS": "0.5"})
     monkeypatch.setenv("API_URL", base_url)
     monkeypatch.delenv("API_TOKEN", raising=False)
     st.cache_data.clear()
