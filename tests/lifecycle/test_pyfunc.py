@@ -94,7 +94,9 @@ def test_the_registered_champion_decides_as_the_api_with_mlflows_loader_and_serv
     port = free_port("127.0.0.1")
     argv = [str(Path(sys.executable).with_name("mlflow")), "models", "serve", "-m", uri, "--env-manager",
             "local", "--host", "127.0.0.1", "--port", str(port)]
-    stop_serve = start_server_process("mlflow models serve", argv, dict(os.environ),
+    # MLflow runs `uvicorn` from PATH: the virtual environment's, as in an activated shell
+    environ = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    stop_serve = start_server_process("mlflow models serve", argv, environ,
                                       f"http://127.0.0.1:{port}/ping", timeout=SERVE_STARTUP_SECONDS)
     try:
         split = frame.astype(object).where(frame.notna(), None).to_dict(orient="split")
