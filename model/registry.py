@@ -9,7 +9,8 @@ folder under `artifacts/`: what `model.predictor.Predictor` loads) and a version
 model `MLFLOW_MODEL_NAME`, whose tag `model_version` is the version string stored with every
 prediction. The version's MLflow model is a pyfunc (model/pyfunc.py) over the same artifacts that
 decides as the API does (label at the version's threshold, reason codes), with a signature and
-an input example. Artifacts that admission (model/admission.py) would refuse are never registered. Serving loads the version the alias `champion` points to; the
+an input example. Artifacts that admission (model/admission.py) would refuse are never registered.
+Serving loads the version the alias `champion` points to; the
 alias `challenger` marks the candidate scored in shadow until the promotion gate decides.
 
 With MLFLOW_TRACKING_URI unset there is no registry: training writes its local artifacts only and
