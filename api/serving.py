@@ -350,7 +350,7 @@ class RegistryFollower:
 
     def _admitted(self, alias: str, version: Any) -> Predictor | None:
         """The version's predictor once admitted (downloaded and checked once per run), None when
-        refused. A download that fails is retried at the next poll."""
+        refused. A download that fails is a refusal (`unloadable`) tried again at the next poll."""
         from model.registry import download_run
 
         run = version.run_id
@@ -366,13 +366,22 @@ class RegistryFollower:
             else:
                 self.admissions.count(refusal)
             return None
-        folder = download_run(run, self.folder / run, self.settings)
+        try:
+            folder = download_run(run, self.folder / run, self.settings)
+        except Exception as error:  # the registry answered, its artifacts did not: tried again next poll
+            if _unreachable(error):
+                raise  # the registry went away meanwhile: an outage, not a refusal
+            self.admissions.refuse(alias=alias, number=version.number, run_id=run, reason="unloadable",
+                                   detail=f"its artifacts could not be downloaded: {type(error).__name__}: "
+                                          f"{str(error)[:300]}", model_version=version.model_version)
+            return None
         predictor = self.admissions.admit(folder, alias=alias, expected_version=version.model_version,
                                           number=version.number, run_id=run)
         if predictor is None:
             self._refused.add(run)
             shutil.rmtree(folder, ignore_errors=True)
             return None
+        self.state.refusals.pop((alias, run), None)  # an earlier failed download is over
         self._loaded[run] = predictor
         self.record_references(predictor, version.number, run, served=alias == "champion")
         return predictor
@@ -439,6 +448,21 @@ class RegistryFollower:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+
+def _unreachable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) is a connection failure or a timeout."""
+    import requests
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout | OSError) \
+                and not isinstance(seen, FileNotFoundError):
+            return True
+        if "Max retries exceeded" in str(seen) or "timed out" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _described(version: Any) -> dict[str, Any]:
