@@ -60,8 +60,11 @@ def start_api(clean_db: str) -> Iterator[Callable[..., str]]:
         base_url, stop = start_api_server(clean_db, env={
             "MLFLOW_TRACKING_URI": registry.mlflow_tracking_uri or "", "API_TOKEN": "",
             "MLFLOW_MODEL_NAME": registry.mlflow_model_name, "MODEL_POLL_SECONDS": POLL_SECONDS,
-            "MODEL_STARTUP_WAIT_SECONDS": "120", **env})
+            "MODEL_STARTUP_WAIT_SECONDS": "50", **env})
         stops.append(stop)
+        # on a loaded machine the first poll may outlast the startup wait: wait for its verdict
+        _wait_for(lambda: _serving(base_url)["agrees_with_registry"] is True
+                  or bool(_serving(base_url)["refusals"]), "the first poll's verdict", timeout=120)
         return base_url
 
     yield start

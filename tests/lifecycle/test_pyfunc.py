@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,12 @@ def test_the_registered_champion_decides_as_the_api_with_mlflows_loader_and_serv
     api, stop_api = start_api_server(clean_db, env={
         "API_TOKEN": "", "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
         "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
-        "MODEL_STARTUP_WAIT_SECONDS": "120"})
+        "MODEL_STARTUP_WAIT_SECONDS": "50"})
     try:
+        deadline = time.monotonic() + 120  # the first poll may outlast the startup wait when loaded
+        while httpx.get(f"{api}/model", timeout=10).json()["model_version"] != registered.model_version:
+            assert time.monotonic() < deadline, "the API did not serve the champion"
+            time.sleep(0.3)
         version, answers = _api_decisions(api, records)
     finally:
         stop_api()

@@ -72,7 +72,7 @@ def test_the_api_loads_the_champion_and_scores_the_challenger_in_shadow(
     base_url, stop = start_api_server(clean_db, env={
         "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
         "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
-        "MODEL_STARTUP_WAIT_SECONDS": "120", "MODEL_POLL_SECONDS": POLL_SECONDS,
+        "MODEL_STARTUP_WAIT_SECONDS": "50", "MODEL_POLL_SECONDS": POLL_SECONDS,
     })
     try:
         served = _served(base_url)
@@ -121,7 +121,7 @@ def test_a_promotion_under_concurrent_load_fails_no_request_and_switches_version
     base_url, stop = start_api_server(clean_db, env={
         "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
         "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
-        "MODEL_STARTUP_WAIT_SECONDS": "120", "MODEL_POLL_SECONDS": POLL_SECONDS,
+        "MODEL_STARTUP_WAIT_SECONDS": "50", "MODEL_POLL_SECONDS": POLL_SECONDS,
     })
     results: list[list[tuple[int, str, list[int]]]] = [[] for _ in range(THREADS)]
     failures: list[str] = []

@@ -51,13 +51,20 @@ def registry_api(
     base_url, stop = start_api_server(clean_db, env={
         "API_TOKEN": "", "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
         "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
-        "MODEL_STARTUP_WAIT_SECONDS": "120", "MODEL_POLL_SECONDS": "0.5"})
+        "MODEL_STARTUP_WAIT_SECONDS": "50", "MODEL_POLL_SECONDS": "0.5"})
     monkeypatch.setenv("API_URL", base_url)
     monkeypatch.delenv("API_TOKEN", raising=False)
     st.cache_data.clear()
     yield base_url, names, numbers
     stop()
     forget_served_versions()
+
+
+def _wait_until_serving(api: str, version: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{api}/model", timeout=10).json()["model_version"] != version:
+        assert time.monotonic() < deadline, f"the API did not serve {version} within {timeout:.0f} s"
+        time.sleep(0.3)
 
 
 def _captions(at: AppTest) -> list[str]:
@@ -68,6 +75,7 @@ def test_the_caption_follows_a_promotion_and_each_answer_names_its_version(
     registry_api: tuple[str, list[str], list[int]], registry_settings: RegistrySettings,  # noqa: F811
 ) -> None:
     api, (first, second), (_, second_number) = registry_api
+    _wait_until_serving(api, first)
     at = AppTest.from_file(APP_FILE, default_timeout=RUN_TIMEOUT)
     at.run()
     assert not at.exception, at.exception
@@ -77,10 +85,7 @@ def test_the_caption_follows_a_promotion_and_each_answer_names_its_version(
     assert at.dataframe[0].value.loc[0, "model_version"] == first
 
     set_alias(CHAMPION, second_number, registry_settings)
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{api}/model", timeout=10).json()["model_version"] != second:
-        assert time.monotonic() < deadline, "the API did not follow the promotion"
-        time.sleep(0.3)
+    _wait_until_serving(api, second)
 
     at.run()  # the model description is cached for minutes; the caption is not
     assert any(f"Model `{second}` answers now" in c for c in _captions(at))
