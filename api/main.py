@@ -23,10 +23,10 @@ from api.partitions import PartitionKeeper
 from api.reports import ReportFiles
 from api.routers import health, model, predictions
 from api.routers.predictions import request_schema_components
-from api.serving import ModelHolder, RegistryFollower, build_served
+from api.serving import ModelHolder, ServingMetrics, ServingState
+from api.startup import start_serving
 from core.settings import ApiServerSettings, DatabaseSettings, RegistrySettings
 from db.session import get_engine
-from model.predictor import ModelNotTrainedError, Predictor
 
 log = logging.getLogger(__name__)
 GC_GEN0_THRESHOLD = 50_000  # allocations between young-generation collections (default 700)
@@ -37,11 +37,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: ApiServerSettings = app.state.settings
     settings.reports_dir.mkdir(parents=True, exist_ok=True)
     _fit_threads_to_pool()
-    holder: ModelHolder = app.state.models
-    follower = _load_models(holder, app.state.registry, settings)
+    follower = start_serving(app.state.models, app.state.serving, app.state.registry, settings,
+                             ServingMetrics(app.state.metrics_registry, app.state.models, app.state.serving))
     _tune_garbage_collector()
-    if follower is not None:
-        follower.start()
     keeper = app.state.partition_keeper = PartitionKeeper(settings)
     keeper.start()
     yield
@@ -49,33 +47,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if follower is not None:
         follower.stop()
     get_engine().dispose()
-
-
-def _load_models(
-    holder: ModelHolder, registry: RegistrySettings, settings: ApiServerSettings,
-) -> RegistryFollower | None:
-    """The registry's champion when there is a registry that answers, else the local artifacts.
-
-    Returns the follower that keeps the models in step with the registry's aliases (None when
-    MLFLOW_TRACKING_URI is unset).
-    """
-    follower = RegistryFollower(holder, registry) if registry.enabled else None
-    if follower is not None:
-        try:
-            follower.refresh()
-        except Exception:  # the registry is another service; the local artifacts still serve
-            log.exception("the model registry did not answer at start: serving %s until it does",
-                          settings.model_artifacts_dir)
-    if holder.current is None:
-        try:
-            # one ONNX Runtime session for the process, shared by every request thread
-            holder.swap(build_served(Predictor(settings.model_artifacts_dir)))
-        except ModelNotTrainedError as error:
-            # keep serving /health (which reports the model down) rather than refusing to start
-            log.error("%s", error)
-    if holder.current is not None:
-        log.info("model %s loaded", holder.current.champion.version)
-    return follower
 
 
 def _fit_threads_to_pool() -> None:
@@ -107,7 +78,7 @@ def _add_metrics(app: FastAPI) -> None:
 
     A registry per app, so that several apps in one process (tests) do not collide.
     """
-    registry = CollectorRegistry()
+    registry = app.state.metrics_registry = CollectorRegistry()
     app.state.predictions_counter = Counter(
         "churn_predictions", "Stored predictions by source and predicted label (1 = churn)",
         ["source", "label"], registry=registry,
@@ -150,6 +121,7 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry or RegistrySettings()
     app.state.models = ModelHolder()  # filled in the lifespan, swapped when the registry moves
+    app.state.serving = ServingState()  # what the follower saw of the registry, and refusals
     protected = [Depends(require_token)]
     app.include_router(health.router)
     app.include_router(model.router, dependencies=protected)

@@ -158,12 +158,63 @@ class ModelInfo(BaseModel):
                              "reason-code decomposition")
     training_churn_rate: float
     record_schema: dict[str, Any]
+    serving: ServingReport | None = None
 
 
-class Health(BaseModel):
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
     status: Literal["ok", "degraded"]
-    database: Literal["ok", "down"]
-    model: Literal["ok", "down"]
+    database: Literal["ok", "down"] = Field(description="The database answers a query")
+    model: Literal["ok", "down"] = Field(description="The served champion scores the canary records")
+
+
+class RegisteredVersionOut(BaseModel):
+    registry_version: int | None = Field(description="MLflow's version number; null: not from the registry")
+    model_version: str
+    run_id: str | None = Field(description="The training run: what identifies a registered version")
+
+
+class ServedNow(BaseModel):
+    champion: RegisteredVersionOut | None
+    challenger: RegisteredVersionOut | None
+    source: Literal["registry", "cache", "local"] = Field(
+        description="registry: followed; cache: the champion last admitted (registry not answered yet); "
+                    "local: MODEL_ARTIFACTS_DIR")
+
+
+class RegistryView(BaseModel):
+    enabled: bool = Field(description="False when MLFLOW_TRACKING_URI is unset")
+    reachable: bool | None = Field(description="The last poll's outcome; null before the first")
+    champion: RegisteredVersionOut | None = Field(description="Where the alias pointed at the last answer")
+    challenger: RegisteredVersionOut | None
+    last_follow: datetime | None = Field(description="The last poll that read both aliases (UTC)")
+    last_error: str | None
+
+
+class RefusalOut(BaseModel):
+    alias: str
+    registry_version: int | None
+    model_version: str
+    run_id: str | None
+    reason: str = Field(description="unloadable, metadata, graph_inputs, graph_outputs or canary")
+    detail: str
+    at: datetime
+
+
+class ServingReport(BaseModel):
+    served: ServedNow | None
+    registry: RegistryView
+    agrees_with_registry: bool | None = Field(
+        description="The served champion and challenger are the registry's (by training run); "
+                    "null without a registry or before it first answered")
+    refusals: list[RefusalOut] = Field(description="Versions an alias points at that admission refused")
+
+
+class Health(Readiness):
+    serving: ServingReport
 
 
 class InputError(BaseModel):

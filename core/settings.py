@@ -256,6 +256,16 @@ class RegistrySettings(_Settings):
     mlflow_experiment: str = "churn"
     # the API checks the champion and challenger aliases this often and switches without a restart
     model_poll_seconds: float = Field(default=10.0, gt=0)
+    # MLflow's own variables, bounded for the API and its registry follower (MLflow's defaults retry
+    # with backoff for minutes): seconds per HTTP request, and retries after a failed one
+    mlflow_http_request_timeout: int = Field(default=5, ge=1)
+    mlflow_http_request_max_retries: int = Field(default=0, ge=0)
+    # the API keeps every version it admitted here, and the champion it last served: with the
+    # registry down at start it serves that one (else MODEL_ARTIFACTS_DIR)
+    model_cache_dir: Path = LOCAL_STATE_DIR / "model-cache"
+    # at start, the API waits this long for the registry's first answer before it serves the
+    # cached or local model (the follower keeps trying in the background)
+    model_startup_wait_seconds: float = Field(default=15.0, ge=0)
 
     @property
     def enabled(self) -> bool:

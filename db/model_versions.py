@@ -12,7 +12,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.settings import DriftMonitoringSettings
@@ -45,9 +45,12 @@ def record_model_version(*, session: Session, metadata: dict[str, Any]) -> str:
     `metadata` is the content of model/artifacts/metadata.json (model/train.py): model_version,
     trained_at (ISO 8601), metrics, threshold, training_churn_rate and `baseline` (per feature:
     kind, mean/std/null_share, and bin edges with proportions or category proportions).
-    Idempotent: recording the same version again replaces its rows.
+    Idempotent: recording the same version again replaces its rows (keeping its registry number
+    and the time it began being served).
     """
     version = metadata["model_version"]
+    kept = session.execute(select(ModelVersion.registry_version, ModelVersion.served_since)
+                           .where(ModelVersion.model_version == version)).first()
     session.execute(delete(ModelVersion).where(ModelVersion.model_version == version))
     session.flush()
     session.add(ModelVersion(
@@ -56,6 +59,9 @@ def record_model_version(*, session: Session, metadata: dict[str, Any]) -> str:
         metrics=metadata["metrics"],
         threshold=metadata["threshold"],
         training_churn_rate=metadata["training_churn_rate"],
+        # what serving recorded about the version survives a reload of its references
+        registry_version=kept.registry_version if kept else None,
+        served_since=kept.served_since if kept else None,
     ))
     session.flush()
     for feature, stats in metadata["baseline"].items():
@@ -74,6 +80,33 @@ def set_registry_version(*, session: Session, model_version: str, registry_versi
     """Record which MLflow registry version number a stored model version was registered as."""
     session.execute(update(ModelVersion).where(ModelVersion.model_version == model_version)
                     .values(registry_version=registry_version))
+
+
+def has_model_version(*, session: Session, model_version: str) -> bool:
+    """True when the version's row (and so its references) is in the database."""
+    return session.scalar(select(ModelVersion.model_version)
+                          .where(ModelVersion.model_version == model_version)) is not None
+
+
+def mark_served(*, session: Session, model_version: str) -> bool:
+    """Record that the API now serves `model_version` as champion (served_since = now), unless it is
+    already the latest served version. The drift SQL (`drift_baseline_version()`, migration 0010)
+    compares with the latest served version. True when the row changed; the row must exist."""
+    latest = select(ModelVersion.model_version).where(ModelVersion.served_since.is_not(None)) \
+        .order_by(ModelVersion.served_since.desc()).limit(1).scalar_subquery()
+    result = session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.model_version == model_version,
+               or_(ModelVersion.served_since.is_(None), ModelVersion.model_version != latest))
+        .values(served_since=func.now())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def served_version(*, session: Session) -> str | None:
+    """The version served last (the drift reference), None when none was ever marked served."""
+    return session.scalar(select(ModelVersion.model_version).where(ModelVersion.served_since.is_not(None))
+                          .order_by(ModelVersion.served_since.desc()).limit(1))
 
 
 def training_f1(*, session: Session, model_version: str) -> float | None:

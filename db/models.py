@@ -204,6 +204,8 @@ class ModelVersion(Base):
     threshold: Mapped[float] = mapped_column(Double)
     training_churn_rate: Mapped[float] = mapped_column(Double)
     registry_version: Mapped[int | None] = mapped_column(Integer)  # MLflow's version number, if any
+    # when the API last started serving it as champion; the drift reference is the latest served
+    served_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class BaselineFeature(Base):

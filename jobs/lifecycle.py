@@ -39,8 +39,11 @@ from model.registry import (
     CHALLENGER,
     CHAMPION,
     RegisteredVersion,
+    admit_registered,
     delete_alias,
+    gate_figures,
     get_version,
+    log_gate_metrics,
     log_training_run,
     set_alias,
     tag_version,
@@ -87,11 +90,23 @@ def _record(session: Session, action: str, *, by: str, automatic: bool, reason: 
     return decision_id
 
 
+def admissible(number: int, registry: RegistrySettings | None = None) -> RegisteredVersion:
+    """The version, once it passed admission (model/admission.py); LifecycleError saying why not:
+    no alias ever moves to a version the API would refuse to serve."""
+    from model.admission import AdmissionError  # ONNX Runtime and scikit-learn: only when needed
+
+    try:
+        return admit_registered(number, registry)
+    except AdmissionError as refused:
+        raise LifecycleError(f"version {number} cannot be served ({refused.reason}: {refused.detail}); "
+                             "the champion alias was not moved") from refused
+
+
 def promote(number: int, *, by: str, reason: str = "promoted by hand", automatic: bool = False,
             decision: GateDecision | None = None, registry: RegistrySettings | None = None) -> int:
     """Point `champion` at version `number` (and drop `challenger` if it pointed there)."""
     before = version_by_alias(CHAMPION, registry)
-    target = get_version(number, registry)
+    target = admissible(number, registry)
     challenger = version_by_alias(CHALLENGER, registry)
     set_alias(CHAMPION, target.number, registry)
     if challenger is not None and challenger.number == number:
@@ -109,7 +124,7 @@ def rollback(number: int, *, by: str, reason: str = "rolled back by hand",
     if before is not None and number >= before.number:
         raise LifecycleError(f"version {number} is not earlier than the champion "
                              f"(version {before.number}); use promote")
-    target = get_version(number, registry)
+    target = admissible(number, registry)
     set_alias(CHAMPION, target.number, registry)
     with session_scope() as session:
         return _record(session, "rollback", by=by, automatic=False, reason=reason,
@@ -133,6 +148,7 @@ def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettin
         rows = gate_rows(session=session, champion=champion.model_version,
                          challenger=challenger.model_version, since=since)
     decision = evaluate_gate(EvaluationSet.from_rows(rows), gate_policy(settings))
+    log_gate_metrics(challenger.run_id, gate_figures(decision), registry)  # on the challenger's run
     if decision.promote:
         promote(challenger.number, by=by, automatic=True, decision=decision, registry=registry,
                 reason=f"gate: {decision.metric} {decision.challenger:.4f} vs {decision.champion:.4f} "

@@ -360,3 +360,34 @@ def record_json_schema() -> dict[str, Any]:
 def default_record() -> dict[str, Any]:
     """A valid record made of the form defaults."""
     return {f.name: f.default for f in FEATURES}
+
+
+def canary_records() -> list[dict[str, Any]]:
+    """Five fixed, valid customers every model version must score (model/admission.py).
+
+    Chosen to cover the encoders' branches: the form defaults; a first-month fiber customer on a
+    monthly contract with no total yet (the nullable feature empty); a long-standing two-year DSL
+    customer; a customer with no internet service (every add-on "No internet service") and one
+    with no phone service. Training records their scores in the model's metadata; a version is
+    served only when it scores them again to the same probabilities.
+    """
+    high_risk = {
+        "senior_citizen": 1, "tenure": 0, "internet_service": "Fiber optic", "contract": "Month-to-month",
+        "payment_method": "Electronic check", "monthly_charges": 99.5, "total_charges": None,
+        "online_security": "No", "tech_support": "No", "streaming_tv": "Yes", "multiple_lines": "Yes",
+    }
+    loyal = {
+        "female": 1, "partner": 1, "dependents": 1, "tenure": 70, "internet_service": "DSL",
+        "contract": "Two year", "payment_method": "Credit card (automatic)", "monthly_charges": 55.2,
+        "total_charges": 3864.0, "online_security": "Yes", "online_backup": "Yes", "tech_support": "Yes",
+        "paperless_billing": 0,
+    }
+    no_internet = {
+        "tenure": 30, "internet_service": "No", "contract": "One year", "payment_method": "Mailed check",
+        "monthly_charges": 20.05, "total_charges": 601.5,
+        **{name: NO_INTERNET for name in ("online_security", "online_backup", "device_protection",
+                                          "tech_support", "streaming_tv", "streaming_movies")},
+    }
+    no_phone = {"phone_service": 0, "multiple_lines": "No phone service", "tenure": 5,
+                "monthly_charges": 29.85, "total_charges": 150.3}
+    return [{**default_record(), **changes} for changes in ({}, high_risk, loyal, no_internet, no_phone)]

@@ -4,10 +4,13 @@
     python -m model.registry show
 
 Every trained model is an MLflow run (parameters, holdout metrics, the confusion matrix, the drift
-baseline, the dataset's hash, and the whole artifacts folder under `artifacts/`: what
-`model.predictor.Predictor` loads, ONNX file included when training wrote one) and a version
-of the registered model `MLFLOW_MODEL_NAME`, whose tag `model_version` is the version string
-stored with every prediction. Serving loads the version the alias `champion` points to; the
+baseline, the dataset's hash, the training rows as its dataset input, and the whole artifacts
+folder under `artifacts/`: what `model.predictor.Predictor` loads) and a version of the registered
+model `MLFLOW_MODEL_NAME`, whose tag `model_version` is the version string stored with every
+prediction. The version's MLflow model is a pyfunc (model/pyfunc.py) over the same artifacts that
+decides as the API does (label at the version's threshold, reason codes), with a signature and
+an input example. Artifacts that admission (model/admission.py) would refuse are never registered.
+Serving loads the version the alias `champion` points to; the
 alias `challenger` marks the candidate scored in shadow until the promotion gate decides.
 
 With MLFLOW_TRACKING_URI unset there is no registry: training writes its local artifacts only and
@@ -22,12 +25,21 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.settings import RegistrySettings
-from model.files import ARTIFACTS_DIR, CONFUSION_FILE, HYPERPARAMETERS, METADATA_FILE, MODEL_FILE, SEED
+from core.settings import REPO_ROOT, RegistrySettings
+from model.contract import FEATURE_NAMES, FEATURES, TARGET
+from model.files import (
+    ARTIFACTS_DIR,
+    CONFUSION_FILE,
+    HYPERPARAMETERS,
+    METADATA_FILE,
+    SEED,
+    TRAINING_DATA_FILE,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -89,14 +101,16 @@ def log_training_run(
     `alias`: "champion", "challenger", None (no alias) or "auto" (champion when the model has no
     champion yet, else challenger: a person's `python -m model.train` never replaces the served
     model without the gate). Returns None, doing nothing, when MLFLOW_TRACKING_URI is unset.
+    Raises model.admission.AdmissionError, registering nothing, for artifacts that would not be
+    admitted to serving (model/admission.py).
     """
     settings = settings or RegistrySettings()
     if not settings.enabled:
         return None
-    import joblib
     import mlflow
 
     metadata = json.loads((artifacts_dir / METADATA_FILE).read_text())
+    _check_admissible(artifacts_dir)
     mlflow.set_tracking_uri(_tracking_uri(settings))
     mlflow.set_registry_uri(_tracking_uri(settings))
     mlflow.set_experiment(settings.mlflow_experiment)
@@ -112,11 +126,8 @@ def log_training_run(
         if (artifacts_dir / CONFUSION_FILE).exists():
             mlflow.log_artifact(str(artifacts_dir / CONFUSION_FILE))
         mlflow.log_artifacts(str(artifacts_dir), RUN_ARTIFACTS)
-        logged = mlflow.sklearn.log_model(
-            joblib.load(artifacts_dir / MODEL_FILE), name="model", serialization_format="pickle",
-            # explicit: inferring them runs the model in a subprocess (~40 s)
-            pip_requirements=[f"scikit-learn=={_installed('scikit-learn')}"],
-        )
+        _log_training_dataset(artifacts_dir, metadata["model_version"])
+        logged = _log_pyfunc(artifacts_dir)
     registry = client(settings)
     from datetime import UTC, datetime
 
@@ -135,6 +146,134 @@ def log_training_run(
     log.info("registered %s version %s (%s) as %s", settings.mlflow_model_name, number,
              metadata["model_version"], alias)
     return get_version(number, settings)
+
+
+def _check_admissible(artifacts_dir: Path) -> None:
+    """Refuse (model.admission.AdmissionError) to register what the API would refuse to serve."""
+    from model.admission import admit
+
+    admit(artifacts_dir)
+
+
+def _log_training_dataset(artifacts_dir: Path, version: str) -> None:
+    """The training rows (features and target) as the run's MLflow dataset input (context training).
+
+    Nothing is logged for artifacts trained before the rows were kept (no training_data.csv.gz).
+    """
+    import mlflow
+    import pandas as pd
+
+    path = artifacts_dir / TRAINING_DATA_FILE
+    if not path.exists():
+        log.warning("%s has no %s: the run gets no dataset input", artifacts_dir, TRAINING_DATA_FILE)
+        return
+    # every cell as text first (no NA guessing), then the contract's numbers as numbers
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    for feature in FEATURES:
+        if feature.dtype != "str":
+            frame[feature.name] = pd.to_numeric(frame[feature.name])
+    from mlflow.data.pandas_dataset import from_pandas
+
+    with warnings.catch_warnings():  # "the source can be interpreted in multiple ways": it is a name
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = from_pandas(frame, source=f"{version}/{TRAINING_DATA_FILE}",
+                              name=f"{version} training rows", targets=TARGET)
+    mlflow.log_input(dataset, context="training")
+
+
+PYFUNC_REQUIREMENTS = ("mlflow", "onnxruntime", "onnx", "scikit-learn", "pandas", "numpy", "joblib",
+                       "pydantic-settings")
+
+
+def _log_pyfunc(artifacts_dir: Path) -> Any:
+    """Log the artifacts folder as an MLflow pyfunc (model/pyfunc.py) whose `predict` answers as the
+    API does, with a signature inferred from the canary records' answers and those records as the
+    input example. The code of `model/` and `core/` (Python files only) travels with the model, so
+    MLflow's own loaders and `mlflow models serve` need nothing of this repository."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    from model.contract import canary_records
+    from model.predictor import Predictor
+    from model.pyfunc import ARTIFACTS_KEY, ChurnModel, decisions_frame
+
+    example = pd.DataFrame(canary_records(), columns=list(FEATURE_NAMES))
+    example["total_charges"] = example["total_charges"].astype("float64")
+    with warnings.catch_warnings():  # integer columns cannot be missing: the contract says so too
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(example, decisions_frame(Predictor(artifacts_dir), canary_records()))
+    with tempfile.TemporaryDirectory(prefix="churn-pyfunc-code-") as folder:
+        code = []
+        for package in ("model", "core"):
+            target = Path(folder) / package
+            target.mkdir()
+            for source in (REPO_ROOT / package).glob("*.py"):
+                shutil.copy2(source, target / source.name)
+            code.append(str(target))
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=ChurnModel(), artifacts={ARTIFACTS_KEY: str(artifacts_dir)},
+            signature=signature, input_example=example, code_paths=code,
+            # explicit: inferring them runs the model in a subprocess (~40 s)
+            pip_requirements=[f"{d}=={_installed(d)}" for d in PYFUNC_REQUIREMENTS],
+        )
+
+
+def log_gate_metrics(
+    run_id: str, metrics: dict[str, float], settings: RegistrySettings | None = None,
+) -> None:
+    """Log the promotion gate's figures on a version's training run (the challenger's)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client(settings).log_batch(run_id, metrics=[Metric(key, float(value), now, 0)
+                                                for key, value in metrics.items()])
+
+
+def gate_figures(decision: Any) -> dict[str, float]:
+    """A gate decision (model.gate.GateDecision) as MLflow metrics: the metric for both models, the
+    labelled rows, the verdict (1 promote, 0 not) and each segment's values."""
+    figures: dict[str, float] = {"gate_rows": decision.rows, "gate_promote": int(decision.promote),
+                                 "gate_enough_rows": int(decision.enough_rows)}
+    if decision.champion is not None:
+        figures[f"gate_champion_{decision.metric}"] = decision.champion
+    if decision.challenger is not None:
+        figures[f"gate_challenger_{decision.metric}"] = decision.challenger
+    for segment in decision.segments:
+        # MLflow metric names: letters, digits, _ - . / and spaces only
+        name = "".join(c if c.isalnum() or c in "_-. /" else "_"
+                       for c in f"{segment.segment}.{segment.value}")
+        figures[f"gate_segment.{name}.champion_{decision.metric}"] = segment.champion
+        figures[f"gate_segment.{name}.challenger_{decision.metric}"] = segment.challenger
+        figures[f"gate_segment.{name}.rows"] = segment.rows
+    return figures
+
+
+def admit_registered(number: int, settings: RegistrySettings | None = None) -> RegisteredVersion:
+    """Download version `number` into a temporary folder and run admission on it (model/admission.py);
+    the version when admissible. Raises model.admission.AdmissionError saying why not."""
+    from model.admission import AdmissionError, admit
+
+    settings = settings or RegistrySettings()
+    version = get_version(number, settings)
+    with tempfile.TemporaryDirectory(prefix="churn-admission-") as folder:
+        try:
+            path = download_run(version.run_id, Path(folder) / f"v{number}", settings)
+        except Exception as error:  # no artifacts under the run, or they cannot be fetched
+            raise AdmissionError("unloadable", f"its artifacts could not be downloaded: "
+                                                 f"{type(error).__name__}: {str(error)[:300]}") from error
+        admit(path, version.model_version)
+    return version
+
+
+def apply_http_limits(settings: RegistrySettings) -> None:
+    """Bound every MLflow HTTP call of this process: MLFLOW_HTTP_REQUEST_TIMEOUT seconds per request
+    and MLFLOW_HTTP_REQUEST_MAX_RETRIES retries, from the settings (MLflow's defaults retry with
+    backoff for minutes). MLflow reads these environment variables at each request."""
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(settings.mlflow_http_request_timeout)
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(settings.mlflow_http_request_max_retries)
 
 
 def _installed(distribution: str) -> str:
@@ -186,19 +325,25 @@ def download_version(number: int, destination: Path, settings: RegistrySettings 
     Written under a temporary name and renamed, so a crash never leaves a half-downloaded model
     where a loader would take it for a whole one.
     """
+    settings = settings or RegistrySettings()
+    return download_run(get_version(number, settings).run_id, destination / f"v{number}", settings)
+
+
+def download_run(run_id: str, final: Path, settings: RegistrySettings | None = None) -> Path:
+    """Download the artifacts folder of training run `run_id` to the folder `final` (kept when it
+    already exists: a run's artifacts never change); returns `final`."""
     import mlflow
 
     settings = settings or RegistrySettings()
-    version = get_version(number, settings)
+    destination = final.parent
     destination.mkdir(parents=True, exist_ok=True)
-    final = destination / f"v{number}"
     if final.exists():
         return final
-    staging = Path(tempfile.mkdtemp(prefix=f".v{number}-", dir=destination))
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=destination))
     try:
         mlflow.set_tracking_uri(_tracking_uri(settings))
         downloaded = mlflow.artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=RUN_ARTIFACTS, dst_path=str(staging),
+            run_id=run_id, artifact_path=RUN_ARTIFACTS, dst_path=str(staging),
             tracking_uri=settings.mlflow_tracking_uri,
         )
         os.replace(downloaded, final)

@@ -5,7 +5,9 @@
 Writes `model.joblib`, `model.onnx` (the same pipeline for ONNX Runtime, written only once it
 scores the holdout like scikit-learn: `model/onnx_export.py`), `metadata.json` (version, date,
 features, holdout metrics, decision threshold, training churn rate, drift baseline, dataset hash,
-ONNX parity, monitoring reference) and `confusion_matrix.png`, then prints the holdout metrics.
+ONNX parity, monitoring reference, canary scores), `confusion_matrix.png` and
+`training_data.csv.gz` (the training rows, logged to MLflow as the version's dataset), then
+prints the holdout metrics.
 With MLFLOW_TRACKING_URI set, the run is also logged to MLflow and registered as a model version
 (model/registry.py; `--alias auto`: champion when there is none yet, else challenger).
 """
@@ -37,6 +39,7 @@ from sklearn.model_selection import cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from model.admission import canary_scores
 from model.baseline import compute_baseline
 from model.contract import (
     CATEGORICAL_FEATURES,
@@ -56,6 +59,7 @@ from model.files import (
     METADATA_FILE,
     MODEL_FILE,
     SEED,
+    TRAINING_DATA_FILE,
 )
 from model.monitoring import monitoring_reference
 from model.onnx_export import ONNX_FILE, export_onnx
@@ -192,8 +196,13 @@ def train(
         "onnx": parity.as_metadata(),
         # drift references per segment, logit weights and the CBPE calibration (model/monitoring.py)
         "monitoring": monitoring_reference(X_train, y_train, oof, pipeline, baseline),
+        # what the contract's canary records score: a version is served only if it still does
+        "canary": {"probabilities": canary_scores(out_dir / ONNX_FILE)},
     }
     joblib.dump(pipeline, out_dir / MODEL_FILE)
+    # the training rows (features and target), logged with the registered version as its dataset
+    X_train.assign(**{TARGET: np.where(y_train == 1, POSITIVE_LABEL, "No")}).to_csv(
+        out_dir / TRAINING_DATA_FILE, index=False)
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     save_confusion_matrix(
         confusion_matrix(y_test, (scores >= threshold).astype(int)), out_dir / CONFUSION_FILE,

@@ -10,6 +10,7 @@ or the session fixture `api_url` (import it into a conftest.py or a test module:
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,17 +38,28 @@ def start_api_server(
 ) -> tuple[str, Callable[[], None]]:
     """Start `python -m api.main` against `database_url`; return its base URL and a stop function.
 
-    `env` adds or overrides environment variables (API_TOKEN, MAX_RECORDS_PER_REQUEST, ...).
+    `env` adds or overrides environment variables (API_TOKEN, MAX_RECORDS_PER_REQUEST, ...);
+    MODEL_CACHE_DIR is a temporary folder of this server unless `env` names one.
     Waits until /health answers (200 or 503); the server's output is shown if it fails to start.
     """
     host = ApiServerSettings(_env_file=None).api_host
     port = free_port(host)
+    cache = tempfile.mkdtemp(prefix="churn-model-cache-")  # admitted versions: never the developer's
     environ = {**os.environ, "DATABASE_URL": database_url, "API_HOST": host, "API_PORT": str(port),
-               **(env or {})}
+               "MODEL_CACHE_DIR": cache, **(env or {})}
     base_url = f"http://{host}:{port}"
-    stop = start_server_process(
-        "the API", [sys.executable, "-m", "api.main"], environ, f"{base_url}/health",
-    )
+    try:
+        stop_server = start_server_process(
+            "the API", [sys.executable, "-m", "api.main"], environ, f"{base_url}/health",
+        )
+    except Exception:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise
+
+    def stop() -> None:
+        stop_server()
+        shutil.rmtree(cache, ignore_errors=True)
+
     return base_url, stop
 
 

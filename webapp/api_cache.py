@@ -45,6 +45,12 @@ def model_info() -> dict[str, Any]:
     return _model_info(config.api_url, config.token_value(), config.api_timeout_seconds)
 
 
+def served_model() -> dict[str, Any]:
+    """GET /model now, never cached: what answers the next prediction (the page's caption must not
+    name a version the API replaced minutes ago). Raises ApiError."""
+    return api_client().model_info()
+
+
 @st.cache_data(show_spinner="Loading the history...", ttl=WebappSettings().history_ttl_seconds)
 def _history_for_chart(
     base_url: str, token: str | None, timeout_seconds: float,

@@ -35,9 +35,27 @@ def prediction_frame(
         line["churn_probability"] = prediction.get("churn_probability")
         if "reasons" in prediction:
             line[WHY_COLUMN] = reasons_text(prediction["reasons"])
+        if "model_version" in prediction:
+            line["model_version"] = prediction["model_version"]
         line.update(prediction.get("features", {}))
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def answered_by(predictions: Sequence[Mapping[str, Any]]) -> str | None:
+    """Which model version answered: "Answered by model `v1`." or, when a promotion fell between
+    chunks, "Answered by models `v1` (600 customers) and `v2` (400 customers)."; None when unknown."""
+    counts: dict[str, int] = {}
+    for prediction in predictions:
+        version = prediction.get("model_version")
+        if version:
+            counts[str(version)] = counts.get(str(version), 0) + 1
+    if not counts:
+        return None
+    if len(counts) == 1:
+        return f"Answered by model `{next(iter(counts))}`."
+    parts = [f"`{version}` ({count} customers)" for version, count in counts.items()]
+    return f"Answered by models {', '.join(parts[:-1])} and {parts[-1]}."
 
 
 def reasons_text(reasons: Sequence[Mapping[str, Any]]) -> str:

@@ -137,7 +137,9 @@ def send_chunk(submission: Submission, client: ChurnApiClient, index: int) -> No
     ]
     if sent.answer is not None:
         submission.model_version = sent.answer.get("model_version")
-        submission.predictions.extend(sent.answer.get("predictions", []))
+        # each prediction keeps the version that answered it: a promotion may fall between chunks
+        submission.predictions.extend({**prediction, "model_version": submission.model_version}
+                                      for prediction in sent.answer.get("predictions", []))
         submission.predicted_rows.extend(rows[position] for position in sent.kept)
     submission.rejected.extend(rejected)
 

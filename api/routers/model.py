@@ -4,21 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from api.deps import ServedModelsDep
 from api.schemas import ModelInfo
+from api.serving import serving_report
 from model.contract import record_json_schema
 
 router = APIRouter(tags=["model"])
 
 
 @router.get("/model", response_model=ModelInfo)
-def describe_model(models: ServedModelsDep) -> dict[str, Any]:
+def describe_model(models: ServedModelsDep, request: Request) -> dict[str, Any]:
     """The served model's version, training metrics and the JSON schema clients build forms from.
 
     `champion` and `challenger` name the served versions: the registry's version number (None when
-    the API serves local artifacts) and the model version stored with predictions.
+    the API serves local artifacts) and the model version stored with predictions. `serving` says
+    what /health says: the registry's aliases, whether they agree with what is served, refusals.
     """
     predictor = models.champion
     metadata = predictor.metadata
@@ -34,4 +36,5 @@ def describe_model(models: ServedModelsDep) -> dict[str, Any]:
         "intercept": predictor.intercept,
         "training_churn_rate": metadata["training_churn_rate"],
         "record_schema": record_json_schema(),
+        "serving": serving_report(models, request.app.state.serving),
     }

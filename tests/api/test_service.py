@@ -29,7 +29,13 @@ def test_model_describes_the_served_model_and_the_record_schema(api_url: str) ->
 def test_health_reports_database_and_model(api_url: str) -> None:
     response = httpx.get(f"{api_url}/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "model": "ok"}
+    body = response.json()
+    assert {k: body[k] for k in ("status", "database", "model")} == {
+        "status": "ok", "database": "ok", "model": "ok"}
+    assert body["serving"]["served"]["source"] == "local"  # no registry configured
+    assert body["serving"]["registry"]["enabled"] is False and body["serving"]["agrees_with_registry"] is None
+    assert httpx.get(f"{api_url}/health/live").json() == {"status": "ok"}
+    assert httpx.get(f"{api_url}/health/ready").json() == {"status": "ok", "database": "ok", "model": "ok"}
 
 
 def test_without_a_model_health_is_503_and_predict_refuses(
@@ -39,7 +45,11 @@ def test_without_a_model_health_is_503_and_predict_refuses(
 
     health = httpx.get(f"{api}/health")
     assert health.status_code == 503
-    assert health.json() == {"status": "degraded", "database": "ok", "model": "down"}
+    assert {k: health.json()[k] for k in ("status", "database", "model")} == {
+        "status": "degraded", "database": "ok", "model": "down"}
+    assert health.json()["serving"]["served"] is None
+    assert httpx.get(f"{api}/health/ready").status_code == 503
+    assert httpx.get(f"{api}/health/live").status_code == 200  # the process answers: no restart
     refused = httpx.post(f"{api}/predict", json={"source": "webapp", "records": [customer_record()]})
     assert refused.status_code == 503
     assert "model.train" in refused.json()["detail"]

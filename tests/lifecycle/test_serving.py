@@ -71,7 +71,8 @@ def test_the_api_loads_the_champion_and_scores_the_challenger_in_shadow(
     assert champion is not None
     base_url, stop = start_api_server(clean_db, env={
         "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
-        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name, "MODEL_POLL_SECONDS": POLL_SECONDS,
+        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
+        "MODEL_STARTUP_WAIT_SECONDS": "50", "MODEL_POLL_SECONDS": POLL_SECONDS,
     })
     try:
         served = _served(base_url)
@@ -119,7 +120,8 @@ def test_a_promotion_under_concurrent_load_fails_no_request_and_switches_version
     assert old is not None and new is not None
     base_url, stop = start_api_server(clean_db, env={
         "MLFLOW_TRACKING_URI": registry_settings.mlflow_tracking_uri or "",
-        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name, "MODEL_POLL_SECONDS": POLL_SECONDS,
+        "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name,
+        "MODEL_STARTUP_WAIT_SECONDS": "50", "MODEL_POLL_SECONDS": POLL_SECONDS,
     })
     results: list[list[tuple[int, str, list[int]]]] = [[] for _ in range(THREADS)]
     failures: list[str] = []

@@ -15,7 +15,7 @@ from core.api_client import ApiError
 from webapp import api_cache
 from webapp.csv_check import ROW_NUMBER_NOTE, CsvCheck, RowError, check_csv
 from webapp.forms import FormField, build_form_fields, group_fields, record_from_form
-from webapp.results import churn_share, prediction_frame, probability_histogram, reasons_frame
+from webapp.results import answered_by, churn_share, prediction_frame, probability_histogram, reasons_frame
 from webapp.submissions import Submission, current_submission, send_pending_chunks, submit
 from webapp.widgets import prediction_columns
 
@@ -36,10 +36,15 @@ def main() -> None:
     except ApiError as exc:
         st.error(exc.message)
         return
-    st.caption(
-        f"Model `{info.get('model_version')}`: a customer is predicted to churn when the churn "
-        f"probability reaches {info.get('threshold', 0.5):.2f}."
-    )
+    try:  # the caption names the version answering now (the schema above may be minutes old)
+        now = api_cache.served_model()
+    except ApiError:
+        now = None
+    if now is not None:
+        st.caption(
+            f"Model `{now.get('model_version')}` answers now: a customer is predicted to churn when "
+            f"the churn probability reaches {now.get('threshold', 0.5):.2f}."
+        )
     schema = info["record_schema"]
     one_tab, many_tab = st.tabs(["One customer", "Many customers (CSV file)"])
     with one_tab:
@@ -120,6 +125,7 @@ def show_single_result(submission: Submission) -> None:
     left, right = st.columns(2)
     left.metric("Prediction", "Churn" if churn else "Stays")
     right.metric("Churn probability", f"{prediction.get('churn_probability', 0):.1%}")
+    show_answered_by(submission)
     st.dataframe(prediction_frame([prediction]), hide_index=True, column_config=prediction_columns())
     if prediction.get("reasons"):
         st.markdown("**Why**: the three features that moved this score most (contribution to the "
@@ -219,6 +225,7 @@ def show_many_results(submission: Submission) -> None:
     left, right = st.columns(2)
     left.metric("Predicted to churn", f"{share:.1%}", help=f"{churners} of {len(frame)} customers")
     right.metric("Customers predicted", len(frame))
+    show_answered_by(submission)
     st.markdown("**Churn probability distribution**")
     st.bar_chart(
         probability_histogram([p["churn_probability"] for p in submission.predictions]),
@@ -231,6 +238,13 @@ def show_many_results(submission: Submission) -> None:
         file_name=f"predictions-{submission.file_name or 'upload.csv'}", mime="text/csv",
         key="download_predictions",
     )
+
+
+def show_answered_by(submission: Submission) -> None:
+    """The model version(s) that answered these predictions, from the API's answers themselves."""
+    said = answered_by(submission.predictions)
+    if said is not None:
+        st.caption(said)
 
 
 # --- sending ------------------------------------------------------------------------------------
