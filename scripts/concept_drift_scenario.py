@@ -73,12 +73,10 @@ def direct_ingest() -> None:
 
 def direct_retrain_job() -> None:
     """What the retrain_model DAG does: the gate first, then retrain when the condition holds."""
-    from jobs.lifecycle import retrain, run_gate, should_retrain
+    from jobs.lifecycle import promotion_gate_step, retrain_if_needed
 
-    run_gate()
-    check = should_retrain()
-    if check.retrain:
-        retrain(reason=check.reason)
+    promotion_gate_step()
+    retrain_if_needed()
 
 
 @dataclass
