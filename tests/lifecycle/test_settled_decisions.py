@@ -97,7 +97,7 @@ def _label(ids: Sequence[int], outcomes: Sequence[int], name: str) -> None:
         session.execute(text("""
             INSERT INTO label_files (file_name, checksum, rows, stored_rows, invalid_rows, duplicate_rows,
                                      contradictory_rows, matched_rows, outcome, errors)
-            VALUES (:name, :name, 0, 0, 0, 0, 0, 0, 'good', '{}')"""), {"name": name})
+            VALUES (:name, :checksum, 0, 0, 0, 0, 0, 0, 'good', '{}')"""), {"name": name, "checksum": name})
         session.execute(text("""
             INSERT INTO labels (customer_id, churn, known_at, label_file_id, prediction_id)
             SELECT p.customer_id, o.churn, p.created_at + interval '1 second',
