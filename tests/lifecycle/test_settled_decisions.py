@@ -23,6 +23,7 @@ from jobs.lifecycle import (
     GateVerdictError,
     RetrainCheck,
     RetrainingRunningError,
+    gate_policy,
     main,
     promote,
     recent_decisions,
@@ -145,7 +146,7 @@ def test_churners_first_outcomes_do_not_promote_a_worse_challenger(
     with db_session.session_scope() as session:  # what the old gate judged: every labelled row
         labelled = evaluate_gate(EvaluationSet.from_rows(gate_rows(
             session=session, champion=champion.model_version, challenger=challenger.model_version,
-            since=datetime(2000, 1, 1, tzinfo=UTC))))
+            since=datetime(2000, 1, 1, tzinfo=UTC))), gate_policy(SETTINGS))
     assert labelled.challenger is not None and labelled.champion is not None
     assert labelled.challenger > labelled.champion + 0.05  # the trap: better on the labelled part
 
