@@ -2,12 +2,13 @@
 alert have a story the first time (scripts/seed_demo_history.py calls it).
 
 The outcome of a demo prediction is the dataset's own label of that customer, known for all but
-one in LABEL_GAP of them (coverage 98 %: the demo's outcomes are in, so its windows are settled,
-SETTLED_MIN_COVERAGE, and the realized-F1 alert may judge them); the promotion's newcomers of the drift episode all stay (their contract
-holds them), so a model that predicted churn for every one of them is wrong about them all and
-the realized F1 of the windows they fall in drops well below the training F1. The windows are
-computed by the realized-performance job's own function (jobs/realized.py), from the
-demo's predictions as scored, and stored through jobs/realized.py.
+one in LABEL_GAP of them (coverage 98 %: the demo's outcomes are in, so its windows are
+settled, SETTLED_MIN_COVERAGE, and the realized-F1 alert may judge them); the promotion's
+newcomers of the drift episode all stay (their contract holds them), so a model that predicted
+churn for every one of them is wrong about them all and the realized F1 of the windows they fall
+in drops well below the training F1. The windows are computed by the realized-performance job's
+own function (jobs/realized.py), from the demo's predictions as scored, and stored through
+jobs/realized.py.
 """
 
 from __future__ import annotations

@@ -94,7 +94,8 @@ def test_invalid_rows_are_set_aside_with_their_reasons(clean_db: str, settings: 
     bad = pd.read_csv(report.bad_file, dtype=str, keep_default_na=False)
     assert bad["_errors"].tolist()[:3] == ["missing_value:customer_id", "unknown_category:churn",
                                            "wrong_type:known_at"]
-    assert bad["_errors"].iloc[3].startswith("out_of_range:known_at (future: the date 2999-01-01 is after today")
+    assert bad["_errors"].iloc[3].startswith(
+        "out_of_range:known_at (future: the date 2999-01-01 is after today")
     assert "in UTC (LABELS_TIMEZONE); server clock 20" in bad["_errors"].iloc[3]
     assert bad["customer_id"].tolist() == ["", "C3", "C4", "C5"]
 
@@ -213,7 +214,8 @@ def test_tokyo_times_without_an_offset_are_read_in_labels_timezone(
     assert [(r["prediction_id"], r["known_at"]) for r in _labels()] == [
         (made, datetime(2026, 3, 1, 11, 30, tzinfo=UTC))]
     with db_session.get_engine().connect() as connection:
-        notes = connection.execute(text("SELECT notes FROM label_files WHERE file_name = 'tokyo_2.csv'")).scalar()
+        notes = connection.execute(
+            text("SELECT notes FROM label_files WHERE file_name = 'tokyo_2.csv'")).scalar()
     assert notes == report.notes
 
 
@@ -312,7 +314,8 @@ def test_a_failure_before_the_bad_rows_are_safe_records_nothing_and_the_retry_lo
     assert [r["customer_id"] for r in _labels()] == ["B1"]
     settings.labels_bad_dir.unlink()
     retried = ingest_label_file(path, settings=settings)
-    assert not retried.already_ingested and (retried.stored, retried.contradictory, retried.invalid) == (1, 1, 1)
+    assert not retried.already_ingested
+    assert (retried.stored, retried.contradictory, retried.invalid) == (1, 1, 1)
     assert retried.bad_file is not None
     assert pd.read_csv(retried.bad_file, dtype=str)["customer_id"].tolist() == ["B1", "B3"]
     again = ingest_label_file(_drop(settings, "blank.csv", BLANK_LINES), settings=settings)
@@ -330,7 +333,7 @@ def test_two_label_files_under_one_name_never_overwrite_each_other(
     assert pd.read_csv(one.bad_file, dtype=str)["customer_id"].tolist() == ["S2"]
     assert pd.read_csv(two.bad_file, dtype=str)["customer_id"].tolist() == ["S4"]
     processed = sorted(p.name for p in settings.processed_dir.iterdir())
-    assert processed == sorted([stored_name(Path("labels.csv"), first), stored_name(Path("labels.csv"), second)])
+    assert processed == sorted(stored_name(Path("labels.csv"), c) for c in (first, second))
     assert (settings.processed_dir / stored_name(Path("labels.csv"), first)).read_text() == first
 
 

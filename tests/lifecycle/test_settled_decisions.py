@@ -226,7 +226,8 @@ def test_the_trigger_counts_labels_since_the_last_attempt_and_backs_off_after_a_
     assert isinstance(registered, RegisteredVersion)
     delete_alias(CHALLENGER, registry_settings)  # as if the new one had been judged
     after = should_retrain(no_backoff, registry_settings)  # counted since that attempt: none new
-    assert not after.retrain and after.reason.startswith("0 new labels since the last retrain attempt, 300 needed")
+    assert not after.retrain
+    assert after.reason.startswith("0 new labels since the last retrain attempt, 300 needed")
 
 
 def test_retrainings_never_overlap(champion: RegisteredVersion, registry_settings: RegistrySettings) -> None:
