@@ -164,6 +164,7 @@ def _move_champion(number: int, basis: AliasBasis, *, action: str, by: str, auto
     target = get_version(number, registry)
     with advisory_lock(REGISTRY_ALIASES, wait=True):
         _check_basis(basis, action=action, by=by, automatic=automatic, target=number, registry=registry)
+        # every champion move passes here: the one place for checks on the target before it is served
         set_alias(CHAMPION, target.number, registry)
         if basis.challenger == number:
             delete_alias(CHALLENGER, registry)
