@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -296,6 +296,20 @@ class LabelSettings(_Settings):
 
     labels_dir: Path = REPO_ROOT / "labels"
     labels_bad_dir: Path = REPO_ROOT / "bad_data" / "labels"
+    # the IANA zone (zoneinfo) of label times written without an offset, and of date-only times
+    labels_timezone: str = "UTC"
+
+    @field_validator("labels_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"LABELS_TIMEZONE={value!r} is not an IANA time zone "
+                             "(e.g. UTC, Asia/Tokyo, America/New_York)") from error
+        return value
 
     @property
     def processed_dir(self) -> Path:
@@ -313,16 +327,24 @@ class LabelSeedSettings(LabelSettings):
 
 
 class RealizedPerformanceSettings(_Settings):
-    """The window of realized performance (minutes of prediction time; a day is 1440)."""
+    """The window of realized performance (minutes of prediction time; a day is 1440), and when a
+    prediction's outcome counts as settled (jobs/realized.py's `is_settled`)."""
 
     realized_window_minutes: int = Field(default=60, ge=1)
+    # every outcome of a prediction is known this many days after it (churners at once, stayers at
+    # renewal: a monthly bill); older predictions are settled
+    label_horizon_days: float = Field(default=30, ge=0)
+    # a window is settled early once this share of its predictions has an outcome
+    settled_min_coverage: float = Field(default=0.95, gt=0, le=1)
 
 
-class LifecycleSettings(_Settings):
+class LifecycleSettings(RealizedPerformanceSettings):
     """When to retrain and what the promotion gate demands (jobs/lifecycle.py, model/gate.py)."""
 
-    # retrain once this many new labels (joined to a prediction) arrived since the champion was trained
+    # retrain once this many new labels (joined to a prediction) arrived since the last retrain attempt
     retrain_min_new_labels: int = Field(default=1000, ge=1)
+    # after a challenger is rejected, no automatic retrain for this long
+    retrain_backoff_minutes: float = Field(default=1440, ge=0)
     gate_metric: str = "f1"
     # fewest labelled customers scored by both models before the gate judges (fewer: wait)
     gate_min_rows: int = Field(default=200, ge=1)

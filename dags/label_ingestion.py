@@ -5,13 +5,16 @@ Every minute, ingests every label file of **labels/** (`customer_id`, `churn` Ye
 and recomputes realized performance.
 
 - `ingest-labels`: per file, one transaction: valid labels stored once per (customer, known_at),
-  each joined to the customer's latest prediction made at or before `known_at`; statistics in
-  `label_files`; invalid and contradictory rows set aside in LABELS_BAD_DIR with an `_errors`
-  column; the file moved to `labels/.processed/`. No file: the run is **skipped**.
-- `refresh-realized-performance`: F1, precision, recall, ROC AUC, Brier score and coverage with
-  95 % intervals per model version and window (`realized_performance`, read by Grafana).
+  each joined to the customer's latest prediction made at or before `known_at` (times without an
+  offset read in LABELS_TIMEZONE); statistics and notes in `label_files`; invalid and
+  contradictory rows set aside in LABELS_BAD_DIR as `<stem>.<sha256[:12]>.csv` with `_row` and
+  `_errors` columns; the file moved to `labels/.processed/`. No file: this task is **skipped**.
+- `refresh-realized-performance`: runs whether or not a file came (trigger rule `none_failed`), so
+  coverage and the `settled` flag stay current: F1, precision, recall, ROC AUC, Brier score and
+  coverage with 95 % intervals per model version and window (`realized_performance`, read by
+  Grafana).
 
-Rules for late, partial, duplicate and contradictory labels: `jobs/labels.py`.
+Rules for outcome times, late, partial, duplicate and contradictory labels: `jobs/labels.py`.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ def label_ingestion() -> None:
             raise AirflowSkipException("no label file in LABELS_DIR")
         return [report.to_dict() for report in reports]
 
-    @task(task_id="refresh-realized-performance")
-    def refresh_realized_performance(reports: list[dict[str, Any]]) -> int:
+    # none_failed: also after a skipped ingest (no file), never after a failed one
+    @task(task_id="refresh-realized-performance", trigger_rule="none_failed")
+    def refresh_realized_performance() -> int:
         from jobs import realized
 
         return realized.refresh_realized_performance()
 
-    refresh_realized_performance(ingest_waiting_label_files())
+    ingest_waiting_label_files() >> refresh_realized_performance()
 
 
 label_ingestion()

@@ -3,14 +3,18 @@
 
 Every 5 minutes:
 
-- `promotion-gate`: when a challenger exists, judge it against the champion on the labelled
-  customers both scored since it was registered (the champion served them, the challenger scored
-  them in shadow). Promote it (the API switches by itself), reject it with the reasons, or leave
-  it in shadow until GATE_MIN_ROWS labelled customers are there. Decisions: `promotion_decisions`.
-- `retrain-if-needed`: when no challenger waits and RETRAIN_MIN_NEW_LABELS new labels arrived
-  since the champion was trained, or its realized F1 fell significantly below its training F1,
-  train on the original training split plus the labelled serving rows and register the result
-  as `challenger`. Otherwise the task is **skipped**, saying why.
+- `promotion-gate`: when a challenger exists, judge it against the champion on the settled
+  labelled customers both scored since it was registered (the champion served them, the
+  challenger scored them in shadow; settled: LABEL_HORIZON_DAYS passed or the window's coverage
+  reached SETTLED_MIN_COVERAGE). Promote it (the API switches by itself), reject it with the
+  reasons, or leave it in shadow until GATE_MIN_ROWS settled labelled customers are there.
+  Aliases move by compare-and-set. Decisions: `promotion_decisions`.
+- `retrain-if-needed`: under a PostgreSQL advisory lock (one retraining at a time), when no
+  challenger waits, no challenger was rejected in the last RETRAIN_BACKOFF_MINUTES, and
+  RETRAIN_MIN_NEW_LABELS new labels arrived since the last retrain attempt or the settled
+  realized F1 fell significantly below the training F1: train on the original training split
+  plus the settled labelled serving rows (holdout customers left out) and register the result as
+  `challenger`. Otherwise the task is **skipped**, saying why.
 
 Logic: `jobs/lifecycle.py` (the same functions as `python -m jobs.lifecycle`).
 """

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import pandas as pd
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import LabelFile
@@ -37,6 +37,7 @@ class LabelRowLike(Protocol):
 class StoredLabelFile:
     """The `label_files` row of a file, and the lines contradicted by a stored label (line -> churn)."""
 
+    id: int
     file_name: str
     rows: int
     stored: int
@@ -45,10 +46,11 @@ class StoredLabelFile:
     contradictory: int
     matched: int
     outcome: str
+    notes: list[str] = field(default_factory=list)
     contradicted: dict[int, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "contradicted"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("contradicted", "id")}
 
 
 INSERT_LABELS = text("""
@@ -83,13 +85,14 @@ def find_label_file(*, session: Session, file_name: str, checksum: str) -> dict[
     return {"file_name": row.file_name, "rows": row.rows, "stored": row.stored_rows,
             "invalid": row.invalid_rows, "duplicates": row.duplicate_rows,
             "contradictory": row.contradictory_rows, "matched": row.matched_rows,
-            "outcome": row.outcome, "bad_file": None}
+            "outcome": row.outcome, "notes": list(row.notes),
+            "bad_file": None if row.bad_file is None else row.bad_file}
 
 
 def store_label_file(
     *, session: Session, file_name: str, checksum: str, dag_run_id: str | None, rows: Sequence[LabelRowLike],
     total_rows: int, invalid_rows: int, duplicates: int, errors: dict[str, int], outcome: str | None,
-    contradictory_in_file: int = 0,
+    contradictory_in_file: int = 0, notes: Sequence[str] = (),
 ) -> StoredLabelFile:
     """Store a file's valid labels and its statistics in one transaction; join them to predictions.
 
@@ -97,10 +100,13 @@ def store_label_file(
     rows set aside by validation, of which `contradictory_in_file` for in-file contradictions.
     A row whose (customer, time) is stored already is a duplicate (same outcome) or contradicted
     (the other outcome: the stored one stays, its line is returned in `contradicted`).
+    `notes`: what a reader of the statistics must know (how times were read); a note is added when
+    new labels match no prediction, and the outcome is then `unmatched` rather than `good`.
     """
     record = LabelFile(file_name=file_name, checksum=checksum, dag_run_id=dag_run_id,
                        rows=total_rows, stored_rows=0, invalid_rows=0, duplicate_rows=0,
-                       contradictory_rows=0, matched_rows=0, outcome="bad", errors=errors)
+                       contradictory_rows=0, matched_rows=0, outcome="bad", errors=errors,
+                       notes=list(notes))
     session.add(record)
     session.flush()
     inserted = _insert(session, record.id, rows)
@@ -116,11 +122,24 @@ def store_label_file(
                          errors.get("contradictory_label:churn", 0) + len(contradicted)}
     record.outcome = outcome or _outcome(total_rows, len(inserted) + record.duplicate_rows,
                                          invalid_rows + len(contradicted))
+    if inserted and matched < len(inserted):
+        record.notes = [*record.notes, (
+            f"no new label matched a prediction ({len(inserted)} stored): no prediction of these "
+            "customers was made at or before their known_at" if matched == 0 else
+            f"{len(inserted) - matched} of {len(inserted)} new labels matched no prediction")]
+        if matched == 0 and record.outcome == "good":
+            record.outcome = "unmatched"
     return StoredLabelFile(
-        file_name=file_name, rows=total_rows, stored=len(inserted), invalid=record.invalid_rows,
-        duplicates=record.duplicate_rows, contradictory=record.contradictory_rows,
-        matched=matched, outcome=record.outcome, contradicted=contradicted,
+        id=record.id, file_name=file_name, rows=total_rows, stored=len(inserted),
+        invalid=record.invalid_rows, duplicates=record.duplicate_rows,
+        contradictory=record.contradictory_rows, matched=matched, outcome=record.outcome,
+        notes=list(record.notes), contradicted=contradicted,
     )
+
+
+def record_label_file_outputs(*, session: Session, file_id: int, bad_file: str) -> None:
+    """Record the name of the file's set-aside rows (in LABELS_BAD_DIR) on its `label_files` row."""
+    session.execute(update(LabelFile).where(LabelFile.id == file_id).values(bad_file=bad_file))
 
 
 def _insert(session: Session, file_id: int, rows: Sequence[LabelRowLike]) -> set[tuple[str, datetime]]:
@@ -181,12 +200,16 @@ def labelled_predictions(
 
 
 def count_predictions_per_window(*, session: Session, window_minutes: int) -> pd.DataFrame:
-    """Predictions per (model_version, window start), windows of `window_minutes` from the epoch."""
+    """Predictions and labelled predictions per (model_version, window start), windows of
+    `window_minutes` from the epoch: columns model_version, window_start, predictions, labelled."""
     seconds = window_minutes * 60
     query = text(f"""
-        SELECT model_version, to_timestamp(floor(extract(epoch FROM created_at) / {seconds}) * {seconds})
-               AS window_start, count(*) AS predictions
-        FROM predictions GROUP BY 1, 2
+        SELECT p.model_version,
+               to_timestamp(floor(extract(epoch FROM p.created_at) / {seconds}) * {seconds}) AS window_start,
+               count(*) AS predictions,
+               count(*) FILTER (WHERE EXISTS (SELECT 1 FROM labels l WHERE l.prediction_id = p.id))
+               AS labelled
+        FROM predictions AS p GROUP BY 1, 2
     """)
     return pd.read_sql(query, session.connection())
 

@@ -245,8 +245,11 @@ class BaselineBin(Base):
 
 # --- the model lifecycle (issue 15): outcomes, shadow scoring, promotion decisions -----------------
 
-LABEL_FILE_OUTCOMES = ("good", "bad", "mixed", "unreadable")
-DECISION_ACTIONS = ("register", "promote", "keep", "reject", "rollback")
+LABEL_FILE_OUTCOMES = ("good", "bad", "mixed", "unreadable", "unmatched")
+# superseded: a challenger displaced before the gate judged it; conflict: an alias moved under a
+# decision (compare-and-set refused), nothing was changed
+DECISION_ACTIONS = ("register", "promote", "keep", "reject", "rollback", "superseded", "conflict")
+RETRAIN_OUTCOMES = ("running", "registered", "failed", "conflict")
 
 
 class LabelFile(Base):
@@ -272,6 +275,9 @@ class LabelFile(Base):
     matched_rows: Mapped[int] = mapped_column(Integer)  # stored labels joined to a prediction
     outcome: Mapped[str] = mapped_column(String(16))
     errors: Mapped[dict[str, Any]] = mapped_column(JSONB)  # {"<error type>:<column>": rows}
+    # what a reader of the statistics must know: the time zone used, no prediction matched...
+    notes: Mapped[list[str]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    bad_file: Mapped[str | None] = mapped_column(Text)  # where the set-aside rows are (name only)
 
 
 class Label(Base):
@@ -382,6 +388,32 @@ class RealizedPerformanceWindow(Base):
     brier: Mapped[float | None] = mapped_column(Double)
     training_f1: Mapped[float | None] = mapped_column(Double)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # every outcome of the window is in: LABEL_HORIZON_DAYS passed since its end, or its coverage
+    # reached SETTLED_MIN_COVERAGE (decisions and alerts read settled windows only)
+    settled: Mapped[bool] = mapped_column(server_default=text("false"))
+
+
+class RetrainAttempt(Base):
+    """One retraining, recorded when it starts (committed at once) and updated when it ends.
+
+    The retrain trigger counts labels received since the latest attempt's start, whatever its
+    outcome, so a failed or rejected retraining is not followed at once by another.
+    """
+
+    __tablename__ = "retrain_attempts"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", RETRAIN_OUTCOMES), name="ck_retrain_attempts_outcome"),
+        Index("ix_retrain_attempts_started_at", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)  # why it retrained (the trigger, or "asked")
+    started_by: Mapped[str] = mapped_column(Text)
+    registry_version: Mapped[int | None] = mapped_column(Integer)  # the challenger registered
+    detail: Mapped[str | None] = mapped_column(Text)  # the error, or the conflict
 
 
 # The monitoring reference tables have their own module; imported so that Base's metadata holds

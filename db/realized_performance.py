@@ -4,7 +4,8 @@ are known. Every function takes the caller's session; the caller commits."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -27,14 +28,26 @@ def replace_realized_performance(*, session: Session, rows: Sequence[Mapping[str
     return len(rows)
 
 
-def latest_realized_f1(
-    *, session: Session, model_version: str,
-) -> tuple[float, float | None, float | None, float | None] | None:
-    """(F1, interval low, high, training F1) of the version's latest window with labels, or None."""
+class RealizedF1(NamedTuple):
+    f1: float
+    low: float | None  # 95 % interval
+    high: float | None
+    training_f1: float | None
+    window_end: datetime
+    computed_at: datetime
+
+
+def latest_realized_f1(*, session: Session, model_version: str) -> RealizedF1 | None:
+    """The realized F1 of the version's latest SETTLED window with labels (unsettled windows
+    over-represent churners, known first), or None when there is none."""
     row = session.execute(
         select(RealizedPerformanceWindow.f1, RealizedPerformanceWindow.f1_low,
-               RealizedPerformanceWindow.f1_high, RealizedPerformanceWindow.training_f1)
+               RealizedPerformanceWindow.f1_high, RealizedPerformanceWindow.training_f1,
+               RealizedPerformanceWindow.window_end, RealizedPerformanceWindow.computed_at)
         .where(RealizedPerformanceWindow.model_version == model_version,
-               RealizedPerformanceWindow.f1.is_not(None))
+               RealizedPerformanceWindow.settled, RealizedPerformanceWindow.f1.is_not(None))
         .order_by(RealizedPerformanceWindow.window_start.desc()).limit(1)).first()
-    return None if row is None or row[0] is None else (row[0], row[1], row[2], row[3])
+    if row is None or row[0] is None:
+        return None
+    return RealizedF1(f1=row[0], low=row[1], high=row[2], training_f1=row[3], window_end=row[4],
+                      computed_at=row[5])

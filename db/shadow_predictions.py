@@ -41,7 +41,7 @@ def count_shadow_predictions(*, session: Session, prediction_ids: Sequence[int])
 
 
 GATE_ROWS = text(f"""
-    SELECT DISTINCT ON (p.id) l.churn AS outcome,
+    SELECT DISTINCT ON (p.id) p.id AS prediction_id, p.created_at, p.model_version, l.churn AS outcome,
            p.predicted_label AS champion_label, p.churn_probability AS champion_probability,
            s.predicted_label AS challenger_label, s.churn_probability AS challenger_probability,
            {", ".join(f"p.{f}" for f in FEATURE_NAMES)}
@@ -55,6 +55,7 @@ GATE_ROWS = text(f"""
 
 def gate_rows(*, session: Session, champion: str, challenger: str, since: datetime) -> list[dict[str, Any]]:
     """The labelled customers both models scored (the champion served, the challenger in shadow),
-    predicted since `since`: outcome, both labels and probabilities, and the features."""
+    predicted since `since`: prediction_id, created_at, model_version (the champion's), outcome,
+    both labels and probabilities, and the features. Settled or not: the caller filters."""
     return [dict(r) for r in session.execute(
         GATE_ROWS, {"champion": champion, "challenger": challenger, "since": since}).mappings()]

@@ -2,12 +2,28 @@
 
     python -m jobs.lifecycle status
     python -m jobs.lifecycle promote --version N --by "<your name>" [--reason "..."]
+                                     [--override-reason "..."]
     python -m jobs.lifecycle rollback --version N --by "<your name>" [--reason "..."]
     python -m jobs.lifecycle gate       (what the retrain_model DAG runs)
     python -m jobs.lifecycle retrain    (train a challenger now, whatever the condition)
 
 Every decision is a `promotion_decisions` row (when, versions, metric values, automatic or by
 whom, why) and tags on the MLflow version. The API follows the `champion` alias by itself.
+
+The rules that keep decisions sound:
+- **Settled outcomes only**: the gate, the retrain rule and retraining's rows read labelled
+  predictions whose outcome is settled (jobs/realized.py's `is_settled`: LABEL_HORIZON_DAYS since
+  the prediction, or its window's coverage at SETTLED_MIN_COVERAGE).
+- **One retraining at a time**: a PostgreSQL advisory lock (db/locks.py) held for the whole
+  retraining; a second one finds it held and is skipped. Each attempt is a `retrain_attempts` row
+  committed when it starts; the trigger counts labels received since the latest attempt, and
+  after a rejected challenger no automatic retraining starts for RETRAIN_BACKOFF_MINUTES.
+- **Compare-and-set aliases**: every alias move reads the aliases under a second advisory lock,
+  checks they are what the decision was based on, then moves them; on a mismatch nothing moves
+  and a `conflict` decision is recorded. A challenger displaced by a newer one before the gate
+  judged it gets a `superseded` decision.
+- **A manual promote is judged too**: the gate's verdict on the version is shown and recorded; a
+  promote against it needs `--override-reason`.
 
 Each step is one database transaction: a retraining's model-version row, its registry number and
 its "register" decision commit together or not at all; so do a gate's reads and its decision.
@@ -16,22 +32,27 @@ its "register" decision commit together or not at all; so do a gate's reads and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from core.settings import LifecycleSettings, RegistrySettings
-from db.decisions import list_decisions, record_decision
-from db.labels import count_labels_received_since, labelled_predictions
+from db.decisions import latest_decision, list_decisions, record_decision
+from db.labels import count_labels_received_since, count_predictions_per_window, labelled_predictions
+from db.locks import REGISTRY_ALIASES, RETRAINING, advisory_lock
 from db.model_versions import record_model_version, set_registry_version
 from db.realized_performance import latest_realized_f1
+from db.retraining import finish_retrain_attempt, latest_retrain_start, start_retrain_attempt
 from db.session import session_scope
 from db.shadow_predictions import gate_rows
+from jobs.realized import settled_predictions
 from model.contract import TARGET
 from model.files import METADATA_FILE
 from model.gate import EvaluationSet, GateDecision, GatePolicy, evaluate_gate
@@ -51,17 +72,35 @@ from model.registry import (
 )
 
 AUTOMATIC = "retrain_model DAG"
+log = logging.getLogger(__name__)
 
 
 def gate_policy(settings: LifecycleSettings) -> GatePolicy:
-    """The promotion gate's policy from the GATE_* settings."""
-    return GatePolicy(metric=settings.gate_metric, min_rows=settings.gate_min_rows,
-                      min_margin=settings.gate_min_margin, segment_tolerance=settings.gate_segment_tolerance,
-                      min_segment_rows=settings.gate_min_segment_rows)
+    """The promotion gate's policy from the GATE_* settings (the stated false-promotion rate and the
+    bootstrap draws included)."""
+    return GatePolicy.from_settings(settings)
 
 
 class LifecycleError(RuntimeError):
     """A lifecycle command that cannot be done as asked (no such version, no champion...)."""
+
+
+class AliasConflictError(LifecycleError):
+    """An alias moved between a decision's reads and its move: nothing moved, a `conflict`
+    decision was recorded."""
+
+
+class GateVerdictError(LifecycleError):
+    """A manual promote against the gate's verdict without an override reason: nothing moved."""
+
+    def __init__(self, verdict: GateDecision) -> None:
+        self.verdict = verdict
+        super().__init__("the promotion gate does not promote this version: " + "; ".join(verdict.reasons)
+                         + ". To promote it anyway, give --override-reason (recorded with the decision).")
+
+
+class RetrainingRunningError(LifecycleError):
+    """Another retraining holds the retraining lock."""
 
 
 def _number(version: RegisteredVersion | None) -> int | None:
@@ -70,17 +109,18 @@ def _number(version: RegisteredVersion | None) -> int | None:
 
 def _record(session: Session, action: str, *, by: str, automatic: bool, reason: str,
             champion_before: int | None, challenger: int | None, champion_after: int | None,
-            decision: GateDecision | None = None, registry: RegistrySettings | None = None) -> int:
+            decision: GateDecision | None = None, registry: RegistrySettings | None = None,
+            details: dict[str, Any] | None = None) -> int:
     """A promotion_decisions row (in the caller's transaction), and the same facts as tags on the
     versions concerned."""
+    recorded = json.loads(json.dumps(decision.as_dict(), default=str)) if decision else {}
     decision_id = record_decision(
         session=session, action=action, champion_before=champion_before, challenger=challenger,
         champion_after=champion_after, metric=decision.metric if decision else None,
         champion_value=decision.champion if decision else None,
         challenger_value=decision.challenger if decision else None,
         rows=decision.rows if decision else None, reason=reason,
-        details=json.loads(json.dumps(decision.as_dict(), default=str)) if decision else {},
-        automatic=automatic, decided_by=by,
+        details=recorded | (details or {}), automatic=automatic, decided_by=by,
     )
     when = datetime.now(UTC).isoformat(timespec="seconds")
     for number in {challenger, champion_after} - {None}:
@@ -102,65 +142,162 @@ def admissible(number: int, registry: RegistrySettings | None = None) -> Registe
                              "the champion alias was not moved") from refused
 
 
-def promote(number: int, *, by: str, reason: str = "promoted by hand", automatic: bool = False,
-            decision: GateDecision | None = None, registry: RegistrySettings | None = None) -> int:
-    """Point `champion` at version `number` (and drop `challenger` if it pointed there)."""
-    before = version_by_alias(CHAMPION, registry)
-    target = admissible(number, registry)
-    challenger = version_by_alias(CHALLENGER, registry)
-    set_alias(CHAMPION, target.number, registry)
-    if challenger is not None and challenger.number == number:
-        delete_alias(CHALLENGER, registry)
-    with session_scope() as session:
-        return _record(session, "promote", by=by, automatic=automatic, reason=reason,
-                       champion_before=_number(before), challenger=number, champion_after=number,
-                       decision=decision, registry=registry)
+# --- alias moves: compare-and-set ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AliasBasis:
+    """The aliases a decision was based on (registry version numbers, None: alias unset)."""
+
+    champion: int | None
+    challenger: int | None
 
 
-def rollback(number: int, *, by: str, reason: str = "rolled back by hand",
-             registry: RegistrySettings | None = None) -> int:
-    """Point `champion` back at an earlier version `number`."""
-    before = version_by_alias(CHAMPION, registry)
-    if before is not None and number >= before.number:
-        raise LifecycleError(f"version {number} is not earlier than the champion "
-                             f"(version {before.number}); use promote")
-    target = admissible(number, registry)
-    set_alias(CHAMPION, target.number, registry)
+def _check_basis(basis: AliasBasis, *, action: str, by: str, automatic: bool, target: int | None,
+                 registry: RegistrySettings | None) -> None:
+    """Read both aliases (the caller holds REGISTRY_ALIASES); when they are not the basis, record a
+    `conflict` decision and raise AliasConflictError."""
+    champion, challenger = version_by_alias(CHAMPION, registry), version_by_alias(CHALLENGER, registry)
+    now = AliasBasis(_number(champion), _number(challenger))
+    if now == basis:
+        return
+    reason = (f"{action} of version {target} refused: the aliases moved since the decision was made "
+              f"(champion {basis.champion} -> {now.champion}, challenger {basis.challenger} -> "
+              f"{now.challenger}); nothing changed")
     with session_scope() as session:
-        return _record(session, "rollback", by=by, automatic=False, reason=reason,
-                       champion_before=_number(before), challenger=None, champion_after=number,
-                       registry=registry)
+        _record(session, "conflict", by=by, automatic=automatic, reason=reason,
+                champion_before=now.champion, challenger=target, champion_after=now.champion,
+                registry=registry, details={"attempted": action, "basis": dataclasses.asdict(basis)})
+    raise AliasConflictError(reason)
+
+
+def _move_champion(number: int, basis: AliasBasis, *, action: str, by: str, automatic: bool, reason: str,
+                   decision: GateDecision | None, registry: RegistrySettings | None,
+                   details: dict[str, Any] | None = None) -> int:
+    """Point `champion` at `number` if the aliases are still `basis` (compare-and-set); drop
+    `challenger` if it pointed there; record the decision. Returns the decision id."""
+    target = admissible(number, registry)  # admission first: no alias moves to a version the API refuses
+    with advisory_lock(REGISTRY_ALIASES, wait=True):
+        _check_basis(basis, action=action, by=by, automatic=automatic, target=number, registry=registry)
+        # every champion move passes here: the one place for checks on the target before it is served
+        set_alias(CHAMPION, target.number, registry)
+        if basis.challenger == number:
+            delete_alias(CHALLENGER, registry)
+        with session_scope() as session:
+            return _record(session, action, by=by, automatic=automatic, reason=reason,
+                           champion_before=basis.champion, challenger=number if action == "promote" else None,
+                           champion_after=number, decision=decision, registry=registry, details=details)
+
+
+# --- the gate --------------------------------------------------------------------------------------
+
+def _settled_gate_rows(champion: RegisteredVersion, candidate: RegisteredVersion,
+                       settings: LifecycleSettings, now: datetime | None) -> tuple[list[dict[str, Any]], int]:
+    """The settled labelled customers both versions scored since `candidate` was registered, and
+    how many labelled ones were left out as not settled yet."""
+    import pandas as pd
+
+    since = datetime.fromisoformat(candidate.tags.get("registered_at", "1970-01-01T00:00:00+00:00"))
+    with session_scope() as session:
+        rows = gate_rows(session=session, champion=champion.model_version,
+                         challenger=candidate.model_version, since=since)
+        windows = count_predictions_per_window(session=session,
+                                               window_minutes=settings.realized_window_minutes)
+    if not rows:
+        return [], 0
+    frame = pd.DataFrame(rows)
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    kept = settled_predictions(frame, windows, settings, now)
+    settled = [row for row, keep in zip(rows, frame.index.isin(kept.index), strict=True) if keep]
+    return settled, len(rows) - len(kept)
+
+
+def gate_verdict(candidate: RegisteredVersion, champion: RegisteredVersion,
+                 settings: LifecycleSettings | None = None, now: datetime | None = None) -> GateDecision:
+    """The promotion gate's verdict on `candidate` against `champion` (model/gate.py), on the
+    settled labelled customers both scored since the candidate was registered."""
+    settings = settings or LifecycleSettings()
+    rows, unsettled = _settled_gate_rows(champion, candidate, settings, now)
+    decision = evaluate_gate(EvaluationSet.from_rows(rows), gate_policy(settings))
+    if unsettled and not decision.enough_rows:
+        decision = dataclasses.replace(decision, reasons=[
+            *decision.reasons, f"{unsettled} more labelled customers are not settled yet (their "
+            f"window's coverage under SETTLED_MIN_COVERAGE={settings.settled_min_coverage} and their "
+            f"prediction younger than LABEL_HORIZON_DAYS={settings.label_horizon_days:g})"])
+    return decision
 
 
 def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettings | None = None,
-             by: str = AUTOMATIC) -> GateDecision | None:
-    """Judge the challenger on the labelled customers both models scored since it was registered.
+             by: str = AUTOMATIC, now: datetime | None = None) -> GateDecision | None:
+    """Judge the challenger on the settled labelled customers both models scored since it was
+    registered.
 
     Promotes it, or rejects it (alias removed, decision recorded with the reasons), or, with too few
-    labelled customers yet, leaves it in shadow. None when there is no challenger.
+    settled labelled customers yet, leaves it in shadow. None when there is no challenger.
+    AliasConflictError (recorded) when an alias moved while it judged.
     """
     settings = settings or LifecycleSettings()
     challenger, champion = version_by_alias(CHALLENGER, registry), version_by_alias(CHAMPION, registry)
     if challenger is None or champion is None:
         return None
-    since = datetime.fromisoformat(challenger.tags.get("registered_at", "1970-01-01T00:00:00+00:00"))
-    with session_scope() as session:
-        rows = gate_rows(session=session, champion=champion.model_version,
-                         challenger=challenger.model_version, since=since)
-    decision = evaluate_gate(EvaluationSet.from_rows(rows), gate_policy(settings))
+    basis = AliasBasis(champion.number, challenger.number)
+    decision = gate_verdict(challenger, champion, settings, now)
     log_gate_metrics(challenger.run_id, gate_figures(decision), registry)  # on the challenger's run
     if decision.promote:
-        promote(challenger.number, by=by, automatic=True, decision=decision, registry=registry,
-                reason=f"gate: {decision.metric} {decision.challenger:.4f} vs {decision.champion:.4f} "
-                       f"on {decision.rows} labelled customers, no segment regression")
+        _move_champion(challenger.number, basis, action="promote", by=by, automatic=True,
+                       decision=decision, registry=registry,
+                       reason=f"gate: {decision.metric} {decision.challenger:.4f} vs {decision.champion:.4f} "
+                              f"on {decision.rows} settled labelled customers, no segment regression")
     elif decision.enough_rows:
-        delete_alias(CHALLENGER, registry)
-        with session_scope() as session:
-            _record(session, "reject", by=by, automatic=True, reason="; ".join(decision.reasons),
-                    champion_before=champion.number, challenger=challenger.number,
-                    champion_after=champion.number, decision=decision, registry=registry)
+        with advisory_lock(REGISTRY_ALIASES, wait=True):
+            _check_basis(basis, action="reject", by=by, automatic=True, target=challenger.number,
+                         registry=registry)
+            delete_alias(CHALLENGER, registry)
+            with session_scope() as session:
+                _record(session, "reject", by=by, automatic=True, reason="; ".join(decision.reasons),
+                        champion_before=champion.number, challenger=challenger.number,
+                        champion_after=champion.number, decision=decision, registry=registry)
     return decision
 
+
+# --- promote and roll back by hand ----------------------------------------------------------------
+
+def promote(number: int, *, by: str, reason: str = "promoted by hand", override_reason: str | None = None,
+            settings: LifecycleSettings | None = None, registry: RegistrySettings | None = None) -> int:
+    """Point `champion` at version `number` by hand (and drop `challenger` if it pointed there).
+
+    The gate's verdict on the version (against the current champion, on the settled labelled
+    customers both scored) is recorded with the decision; when it does not promote, the promote
+    needs `override_reason` (GateVerdictError otherwise, nothing moved). AliasConflictError when
+    an alias moved meanwhile. Returns the decision id.
+    """
+    champion, challenger = version_by_alias(CHAMPION, registry), version_by_alias(CHALLENGER, registry)
+    target = get_version(number, registry)
+    if champion is not None and champion.number == number:
+        raise LifecycleError(f"version {number} is already the champion")
+    verdict = None if champion is None else gate_verdict(target, champion, settings)
+    if verdict is not None and not verdict.promote and not override_reason:
+        raise GateVerdictError(verdict)
+    details: dict[str, Any] = {"gate_verdict": "promote" if verdict is None or verdict.promote else "against"}
+    if verdict is not None and not verdict.promote:
+        reason = f"{reason}; against the gate ({'; '.join(verdict.reasons)}); override: {override_reason}"
+        details["override_reason"] = override_reason
+    return _move_champion(number, AliasBasis(_number(champion), _number(challenger)), action="promote",
+                          by=by, automatic=False, reason=reason, decision=verdict, registry=registry,
+                          details=details)
+
+
+def rollback(number: int, *, by: str, reason: str = "rolled back by hand",
+             registry: RegistrySettings | None = None) -> int:
+    """Point `champion` back at an earlier version `number` (compare-and-set, as promote)."""
+    before, challenger = version_by_alias(CHAMPION, registry), version_by_alias(CHALLENGER, registry)
+    if before is not None and number >= before.number:
+        raise LifecycleError(f"version {number} is not earlier than the champion "
+                             f"(version {before.number}); use promote")
+    return _move_champion(number, AliasBasis(_number(before), _number(challenger)), action="rollback",
+                          by=by, automatic=False, reason=reason, decision=None, registry=registry)
+
+
+# --- retraining -----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class RetrainCheck:
@@ -168,77 +305,142 @@ class RetrainCheck:
     reason: str
 
 
-def should_retrain(settings: LifecycleSettings | None = None,
-                   registry: RegistrySettings | None = None) -> RetrainCheck:
-    """Retrain when no challenger waits and enough new labels arrived since the champion was
-    trained, or the champion's latest realized F1 fell below its training F1 with the 95 %
-    interval excluding it."""
+def should_retrain(settings: LifecycleSettings | None = None, registry: RegistrySettings | None = None,
+                   now: datetime | None = None) -> RetrainCheck:
+    """Retrain when no challenger waits, no rejection happened within RETRAIN_BACKOFF_MINUTES, and
+    either RETRAIN_MIN_NEW_LABELS labels arrived since the last retrain attempt (or, before any,
+    since the champion was trained) or the champion's latest settled realized F1 window, newer
+    than the last attempt, lies significantly below its training F1 (its 95 % interval excludes it)."""
     settings = settings or LifecycleSettings()
+    now = now or datetime.now(UTC)
     if version_by_alias(CHALLENGER, registry) is not None:
         return RetrainCheck(False, "a challenger is already waiting for the gate")
     champion = version_by_alias(CHAMPION, registry)
     if champion is None:
         return RetrainCheck(False, "no champion registered")
-    trained_at = datetime.fromisoformat(champion.tags["trained_at"])
     with session_scope() as session:
-        new = count_labels_received_since(session=session, since=trained_at)
+        last_attempt = latest_retrain_start(session=session)
+        since = last_attempt or datetime.fromisoformat(champion.tags["trained_at"])
+        new = count_labels_received_since(session=session, since=since)
+        rejected = latest_decision(session=session, action="reject")
         realized = latest_realized_f1(session=session, model_version=champion.model_version)
+    backoff = timedelta(minutes=settings.retrain_backoff_minutes)
+    if rejected is not None and rejected["decided_at"] + backoff > now:
+        return RetrainCheck(False, f"backing off: version {rejected['challenger']} was rejected at "
+                                   f"{rejected['decided_at']:%Y-%m-%d %H:%M} UTC; no retraining before "
+                                   f"{rejected['decided_at'] + backoff:%Y-%m-%d %H:%M} UTC "
+                                   f"(RETRAIN_BACKOFF_MINUTES={settings.retrain_backoff_minutes:g})")
+    what = "the last retrain attempt" if last_attempt else "the champion was trained"
     if new >= settings.retrain_min_new_labels:
-        return RetrainCheck(True, f"{new} new labels since the champion was trained "
+        return RetrainCheck(True, f"{new} new labels since {what} "
                                   f"(RETRAIN_MIN_NEW_LABELS={settings.retrain_min_new_labels})")
-    if realized is not None:
-        f1, low, high, training = realized
-        if training is not None and low is not None and high is not None and high < training:
-            return RetrainCheck(True, f"realized F1 {f1:.3f} (95 % interval {low:.3f}-{high:.3f}) "
-                                      f"below the training F1 {training:.3f}")
-    return RetrainCheck(False, f"{new} new labels of {settings.retrain_min_new_labels} needed; "
-                               "realized F1 not significantly below training")
+    fresh = realized is not None and (last_attempt is None or realized.window_end > last_attempt)
+    if fresh and realized is not None and realized.training_f1 is not None and realized.high is not None \
+            and realized.high < realized.training_f1:
+        return RetrainCheck(True, f"settled realized F1 {realized.f1:.3f} (95 % interval "
+                                  f"{realized.low:.3f}-{realized.high:.3f}) below the training F1 "
+                                  f"{realized.training_f1:.3f}")
+    return RetrainCheck(False, f"{new} new labels since {what}, {settings.retrain_min_new_labels} needed; "
+                               "settled realized F1 not significantly below training")
 
 
-def retrain(
-    by: str = AUTOMATIC, reason: str = "asked", registry: RegistrySettings | None = None,
-) -> RegisteredVersion:
-    """Train on the original training split plus every labelled serving row; register the result
-    as `challenger`, load its drift baseline into the database and record the registration."""
+def retrain(by: str = AUTOMATIC, reason: str = "asked", registry: RegistrySettings | None = None,
+            settings: LifecycleSettings | None = None) -> RegisteredVersion:
+    """Train a challenger now (see `_retrain_locked`); RetrainingRunningError when another
+    retraining holds the lock."""
+    with advisory_lock(RETRAINING, wait=False) as acquired:
+        if not acquired:
+            raise RetrainingRunningError("another retraining is running; try again when it ends")
+        return _retrain_locked(by, reason, registry, settings or LifecycleSettings())
+
+
+def retrain_if_needed(by: str = AUTOMATIC, settings: LifecycleSettings | None = None,
+                      registry: RegistrySettings | None = None) -> RetrainCheck | RegisteredVersion:
+    """The retrain_model DAG's `retrain-if-needed` task: the registered challenger, or the check
+    that said no (the task is then skipped with its reason). The check runs under the retraining
+    lock, so two runs never both decide to retrain."""
+    settings = settings or LifecycleSettings()
+    with advisory_lock(RETRAINING, wait=False) as acquired:
+        if not acquired:
+            return RetrainCheck(False, "another retraining is running")
+        check = should_retrain(settings, registry)
+        if not check.retrain:
+            return check
+        return _retrain_locked(by, check.reason, registry, settings)
+
+
+def _retrain_locked(by: str, reason: str, registry: RegistrySettings | None,
+                    settings: LifecycleSettings) -> RegisteredVersion:
+    """Train on the original training split plus every settled labelled serving row (holdout
+    customers left out by model/train.py); register the result as `challenger` by compare-and-set,
+    load its drift baseline and record the registration. The caller holds the retraining lock."""
+    with session_scope() as session:  # committed now: a crash below still counts as an attempt
+        attempt = start_retrain_attempt(session=session, reason=reason, started_by=by)
+    try:
+        return _train_and_register(attempt, by, reason, registry, settings)
+    except AliasConflictError as error:
+        with session_scope() as session:
+            finish_retrain_attempt(session=session, attempt_id=attempt, outcome="conflict", detail=str(error))
+        raise
+    except BaseException as error:
+        with session_scope() as session:
+            finish_retrain_attempt(session=session, attempt_id=attempt, outcome="failed", detail=repr(error))
+        raise
+
+
+def _train_and_register(attempt: int, by: str, reason: str, registry: RegistrySettings | None,
+                        settings: LifecycleSettings) -> RegisteredVersion:
     from model.train import train  # scikit-learn and friends: only when a retraining runs
 
+    basis_challenger = _number(version_by_alias(CHALLENGER, registry))
     with session_scope() as session:
         judged = labelled_predictions(session=session)
-    extra = judged.assign(**{TARGET: judged["outcome"].map({1: "Yes", 0: "No"})})
-    champion = version_by_alias(CHAMPION, registry)
+        windows = count_predictions_per_window(session=session,
+                                               window_minutes=settings.realized_window_minutes)
+    settled = settled_predictions(judged, windows, settings)
+    extra = settled.assign(**{TARGET: settled["outcome"].map({1: "Yes", 0: "No"})})
     with tempfile.TemporaryDirectory(prefix="churn-retrain-") as folder:
         metadata = train(out_dir=Path(folder), extra_rows=extra)
-        registered = log_training_run(Path(folder), alias=CHALLENGER, settings=registry,
+        registered = log_training_run(Path(folder), alias=None, settings=registry,
                                       extra_params={"serving_rows_added": metadata["serving_rows_added"]})
         assert registered is not None, "MLFLOW_TRACKING_URI is unset: nowhere to register a challenger"
         saved = json.loads((Path(folder) / METADATA_FILE).read_text())
-    with session_scope() as session:  # the version's records and its decision: all or nothing
-        record_model_version(session=session, metadata=saved)
-        set_registry_version(session=session, model_version=registered.model_version,
-                             registry_version=registered.number)
-        _record(session, "register", by=by, automatic=by == AUTOMATIC, registry=registry,
-                reason=f"retrained ({reason}) on {metadata['training_rows']} rows, "
-                       f"{metadata['serving_rows_added']} of them labelled serving rows",
-                champion_before=_number(champion), challenger=registered.number,
-                champion_after=_number(champion))
+    with advisory_lock(REGISTRY_ALIASES, wait=True):
+        champion_now = _number(version_by_alias(CHAMPION, registry))  # not the one at the start
+        _check_basis(AliasBasis(champion_now, basis_challenger), action="register", by=by,
+                     automatic=by == AUTOMATIC, target=registered.number, registry=registry)
+        set_alias(CHALLENGER, registered.number, registry)
+        with session_scope() as session:  # the version's records and its decisions: all or nothing
+            record_model_version(session=session, metadata=saved)
+            set_registry_version(session=session, model_version=registered.model_version,
+                                 registry_version=registered.number)
+            if basis_challenger is not None:
+                _record(session, "superseded", by=by, automatic=by == AUTOMATIC, registry=registry,
+                        reason=f"displaced by version {registered.number} before the gate judged it",
+                        champion_before=champion_now, challenger=basis_challenger,
+                        champion_after=champion_now)
+            _record(session, "register", by=by, automatic=by == AUTOMATIC, registry=registry,
+                    reason=f"retrained ({reason}) on {metadata['training_rows']} rows, "
+                           f"{metadata['serving_rows_added']} of them settled labelled serving rows "
+                           f"({metadata['serving_rows_excluded']} holdout customers left out)",
+                    champion_before=champion_now, challenger=registered.number, champion_after=champion_now)
+            finish_retrain_attempt(session=session, attempt_id=attempt, outcome="registered",
+                                   registry_version=registered.number)
     return get_version(registered.number, registry)
 
+
+# --- the DAG's steps and the command line ----------------------------------------------------------
 
 def promotion_gate_step(by: str = AUTOMATIC) -> dict[str, Any] | None:
     """The retrain_model DAG's `promotion-gate` task: run the gate; what it decided, or None when
     no challenger waits."""
-    decision = run_gate(by=by)
+    try:
+        decision = run_gate(by=by)
+    except AliasConflictError as error:  # recorded; the next run judges the aliases as they are
+        log.warning("%s", error)
+        return {"promote": False, "reasons": [str(error)], "rows": None, "conflict": True}
     return None if decision is None else {"promote": decision.promote, "reasons": decision.reasons,
                                           "rows": decision.rows}
-
-
-def retrain_if_needed(by: str = AUTOMATIC) -> RetrainCheck | RegisteredVersion:
-    """The retrain_model DAG's `retrain-if-needed` task: the registered challenger, or the check
-    that said no (the task is then skipped with its reason)."""
-    check = should_retrain()
-    if not check.retrain:
-        return check
-    return retrain(by=by, reason=check.reason)
 
 
 def recent_decisions(limit: int = 20) -> list[dict[str, Any]]:
@@ -256,6 +458,29 @@ def status(registry: RegistrySettings | None = None) -> dict[str, Any]:
     } | {"decisions": recent_decisions(10)}
 
 
+def _print_verdict(verdict: GateDecision) -> None:
+    said = "promote" if verdict.promote else "do not promote"
+    figures = (f": {verdict.metric} {verdict.challenger:.4f} vs champion {verdict.champion:.4f} on "
+               f"{verdict.rows} settled labelled customers" if verdict.challenger is not None
+               and verdict.champion is not None else "")
+    print(f"gate verdict: {said}{figures}")
+    for reason in verdict.reasons:
+        print(f"  - {reason}")
+
+
+def _promote_command(args: argparse.Namespace) -> None:
+    try:
+        decision = promote(args.version, by=args.by, reason=args.reason, override_reason=args.override_reason)
+    except GateVerdictError as error:
+        _print_verdict(error.verdict)
+        raise SystemExit(f"not promoted: the gate says no; to promote version {args.version} anyway, "
+                         "add --override-reason \"<why>\" (recorded with the decision)") from error
+    recorded = recent_decisions(1)[0]
+    print(f"gate verdict: {recorded['details'].get('gate_verdict', 'n/a')}"
+          + (f" (overridden: {args.override_reason})" if recorded["details"].get("override_reason") else ""))
+    print(f"decision {decision}: version {args.version} is champion")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Promote, roll back, gate or retrain the churn model.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -265,6 +490,9 @@ def main(argv: list[str] | None = None) -> None:
         command.add_argument("--by", required=True, help="who decides (recorded)")
         done = "promoted" if name == "promote" else "rolled back"
         command.add_argument("--reason", default=f"{done} by hand")
+        if name == "promote":
+            command.add_argument("--override-reason",
+                                 help="promote although the gate says no (required then; recorded)")
     sub.add_parser("gate")
     sub.add_parser("retrain")
     sub.add_parser("status")
@@ -273,8 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("MLFLOW_TRACKING_URI is unset: there is no registry to act on")
     try:
         if args.command == "promote":
-            print(f"decision {promote(args.version, by=args.by, reason=args.reason)}: "
-                  f"version {args.version} is champion")
+            _promote_command(args)
         elif args.command == "rollback":
             print(f"decision {rollback(args.version, by=args.by, reason=args.reason)}: "
                   f"version {args.version} is champion again")

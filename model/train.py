@@ -126,6 +126,36 @@ def dataset_hash(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
 
 
+HOLDOUT_KEY_LENGTH = 16  # hex characters of a row key kept in metadata.json
+
+
+def row_keys(frame: pd.DataFrame) -> pd.Series:
+    """Each row's identity as the holdout was drawn on it: the start of the SHA-256 of its feature
+    values written canonically (numbers as `%.10g`, empty for missing, text as is), so the same
+    customer read from the CSV or from stored predictions gets the same key whatever its
+    customer_id looks like. A Series of hex strings (HOLDOUT_KEY_LENGTH), aligned on `frame`."""
+    parts = []
+    for name in FEATURE_NAMES:
+        column = frame[name]
+        if name in NUMERIC_FEATURES:
+            numbers = pd.to_numeric(column, errors="coerce")
+            parts.append(numbers.map(lambda v: "" if pd.isna(v) else format(float(v), ".10g")))
+        else:
+            parts.append(column.map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v))
+                                    else str(v)))
+    text = pd.concat(parts, axis=1).astype(str).agg("\x1f".join, axis=1)
+    return text.map(lambda row: hashlib.sha256(row.encode()).hexdigest()[:HOLDOUT_KEY_LENGTH])
+
+
+def exclude_holdout(extra_rows: pd.DataFrame, holdout: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `extra_rows` that are no holdout customer: neither the same customer_id nor the
+    same feature values (`row_keys`) as a row of `holdout`, so a holdout customer served again
+    under another id (a prefixed one, say) is never trained on."""
+    same_id = extra_rows[IDENTIFIER].astype(str).isin(set(holdout[IDENTIFIER].astype(str)))
+    same_row = row_keys(extra_rows).isin(set(row_keys(holdout)))
+    return extra_rows[~(same_id | same_row)]
+
+
 def save_confusion_matrix(matrix: np.ndarray, path: Path) -> None:
     import matplotlib
 
@@ -153,8 +183,10 @@ def train(
 
     `extra_rows` (retraining): labelled serving rows, the contract's features plus `customer_id`
     and `churn` ("Yes"/"No"), added to the original training split. The holdout stays the
-    original one, and a serving row of a holdout customer is left out of training, so holdout
-    metrics stay comparable between versions and never see a trained-on customer.
+    original one (same data, same seed), and a serving row of a holdout customer, by id or by
+    feature values (`exclude_holdout`), is left out of training, so holdout metrics stay
+    comparable between versions and are measured on customers never trained on. The holdout's
+    identity (customer ids and row keys) is recorded in the metadata.
     """
     frame = load_dataset(data_path)
     y = (frame[TARGET] == POSITIVE_LABEL).astype(int).to_numpy()
@@ -162,12 +194,13 @@ def train(
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=HOLDOUT_SHARE, stratify=y, random_state=SEED,
     )
-    added = 0
+    added = excluded = 0
     if extra_rows is not None and len(extra_rows):
-        kept = extra_rows[~extra_rows[IDENTIFIER].isin(set(X_test[IDENTIFIER]))]
-        added = len(kept)
+        kept = exclude_holdout(extra_rows, X_test)
+        added, excluded = len(kept), len(extra_rows) - len(kept)
         X_train = pd.concat([X_train, kept[[*FEATURE_NAMES, IDENTIFIER]]], ignore_index=True)
         y_train = np.concatenate([y_train, (kept[TARGET] == POSITIVE_LABEL).astype(int).to_numpy()])
+    holdout_ids, holdout_keys = X_test[IDENTIFIER].astype(str).tolist(), row_keys(X_test).tolist()
     X_train, X_test = X_train[list(FEATURE_NAMES)], X_test[list(FEATURE_NAMES)]
     pipeline = build_pipeline()
     oof = cross_val_predict(pipeline, X_train, y_train, cv=5, method="predict_proba")[:, 1]
@@ -188,9 +221,13 @@ def train(
         "threshold": threshold,
         "training_rows": len(X_train),
         "serving_rows_added": added,
+        "serving_rows_excluded": excluded,  # serving rows of holdout customers, left out
         "dataset_sha256": dataset_hash(pd.concat(
             [X_train.reset_index(drop=True), pd.Series(y_train, name=TARGET)], axis=1)),
         "holdout_rows": len(X_test),
+        # who the holdout is: never trained on, by id or by feature values (exclude_holdout)
+        "holdout_customer_ids": holdout_ids,
+        "holdout_row_keys": holdout_keys,
         "training_churn_rate": round(float(y_train.mean()), 4),
         "baseline": baseline,
         "onnx": parity.as_metadata(),

@@ -12,7 +12,9 @@ the scenario's and never mix with the demo's. The stages:
 1. `serve-before`: batch A scored by the champion; its drifted labels written and ingested; the
    champion's realized F1 on A measured.
 2. `retrain`: the retrain_model job (gate, then retrain-if-needed) trains a challenger on the
-   original training split plus the labelled serving rows and registers it; the API picks it up.
+   original training split plus the settled labelled serving rows (every outcome of a batch
+   arrives at once: coverage 100 %, settled) and registers it; the API picks it up. Batch A's
+   holdout customers, scored under scenario ids, are left out by their feature values.
 3. `shadow`: batch B scored by the champion and, in shadow, by the challenger; labels ingested.
 4. `gate`: the retrain_model job's gate compares both on B's labelled customers and promotes the
    challenger (or says why not); the API switches.
@@ -73,12 +75,10 @@ def direct_ingest() -> None:
 
 def direct_retrain_job() -> None:
     """What the retrain_model DAG does: the gate first, then retrain when the condition holds."""
-    from jobs.lifecycle import retrain, run_gate, should_retrain
+    from jobs.lifecycle import promotion_gate_step, retrain_if_needed
 
-    run_gate()
-    check = should_retrain()
-    if check.retrain:
-        retrain(reason=check.reason)
+    promotion_gate_step()
+    retrain_if_needed()
 
 
 @dataclass

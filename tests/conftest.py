@@ -25,6 +25,7 @@ from db.manage import load_baseline, migrate
 RUNTIME_TABLES = (
     "predictions", "prediction_batches", "predicted_files", "ingestion_errors", "ingested_files",
     "labels", "label_files", "shadow_predictions", "promotion_decisions", "realized_performance",
+    "retrain_attempts",
 )
 
 

@@ -4,12 +4,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from model.contract import FEATURE_NAMES, IDENTIFIER, default_record
 from model.data import load_dataset
 from model.predictor import ModelNotTrainedError, Predictor
-from model.train import CONFUSION_FILE, METADATA_FILE, MODEL_FILE, main
+from model.train import CONFUSION_FILE, METADATA_FILE, MODEL_FILE, exclude_holdout, main, row_keys, train
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,25 @@ def test_version_changes_with_the_contract(monkeypatch: pytest.MonkeyPatch) -> N
     schema["properties"]["contract"]["enum"].append("Three year")
     monkeypatch.setattr(train, "record_json_schema", lambda: schema)
     assert train.model_version(DATASET_PATH) != before
+
+
+def test_retraining_never_trains_on_a_holdout_customer_whatever_its_id(tmp_path: Path) -> None:
+    """Every customer of the dataset comes back as a labelled serving row under a scenario id
+    (`SCN1-A-<id>`, as scripts/concept_drift_scenario.py scores them), read back from the database
+    as plain values: the old id rule excluded none of the holdout; the holdout's identity (ids and
+    feature-value keys recorded in the metadata) excludes every one of them."""
+    dataset = load_dataset()
+    served = pd.DataFrame(dataset.astype(object).where(dataset.notna(), None).to_dict("records"))
+    served[IDENTIFIER] = "SCN1-A-" + served[IDENTIFIER]
+    metadata = train(out_dir=tmp_path, extra_rows=served)
+    holdout_ids, holdout_keys = metadata["holdout_customer_ids"], set(metadata["holdout_row_keys"])
+    assert len(holdout_ids) == metadata["holdout_rows"] == len(metadata["holdout_row_keys"])
+    assert not served[IDENTIFIER].isin(holdout_ids).any()  # the old rule: no holdout customer left out
+    holdout = dataset[dataset[IDENTIFIER].isin(holdout_ids)]
+    kept = exclude_holdout(served, holdout)
+    assert not set(row_keys(kept)) & holdout_keys  # no holdout customer is trained on
+    original_ids = kept[IDENTIFIER].str.removeprefix("SCN1-A-")
+    assert not original_ids.isin(holdout_ids).any()
+    assert metadata["serving_rows_added"] == len(kept)
+    assert metadata["serving_rows_excluded"] == len(served) - len(kept) >= metadata["holdout_rows"]
+    assert set(row_keys(holdout)) == holdout_keys  # the keys are those of the holdout drawn
