@@ -154,6 +154,11 @@ def mlflow() -> Service:
     return Service("mlflow", argv, url=url, login="none", health_url=f"{url}/health")
 
 
+def api_token() -> Service:
+    # compose's one-shot: API_TOKEN_FILE created on first start (make run does it in the launcher)
+    return Service("api-token", _python("-m", "launcher.api_token"), long_running=False)
+
+
 def seed_labels() -> Service:
     # make run's stand-in for outcomes coming back: label files for customers already predicted
     return Service("seed-labels", _python("-m", "scripts.seed_labels", "--every"))
@@ -252,6 +257,7 @@ def _guess_grafana_home() -> Path | None:
 
 
 SERVICES: dict[str, Callable[[], Service]] = {
+    "api-token": api_token,
     "db-setup": db_setup,
     "seed-raw-data": seed_raw_data,
     "api": api,

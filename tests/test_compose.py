@@ -34,7 +34,7 @@ from tests.compose.run import (
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # `$${X}` is escaped: the container's shell expands it, not compose
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
-ONE_SHOTS = {"migrate", "seed-raw-data", "airflow-init", "register-model"}
+ONE_SHOTS = {"migrate", "seed-raw-data", "airflow-init", "register-model", "api-token"}
 DATA_DIRS = ("RAW_DATA_DIR", "GOOD_DATA_DIR", "BAD_DATA_DIR", "REPORTS_DIR", "LABELS_DIR")
 
 
