@@ -147,21 +147,23 @@ def test_error_rate_and_scrape_alerts_on_the_real_api(
 
 @pytest.fixture
 def model_gauges(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """A real Prometheus scraping an exporter of h22a's gauges (names and types as the API's)."""
+    """A real Prometheus scraping an exporter of h22a's gauges (names, labels and types as in its
+    api/serving.py ServingMetrics: the counter grows once per poll that still finds an alias on a
+    refused version)."""
     registry = CollectorRegistry()
     metrics: dict[str, Any] = {
         "refusals": Counter("churn_model_admission_refusals", "Versions refused at admission",
-                            ["version", "reason"], registry=registry),
+                            ["alias", "version", "reason"], registry=registry),
         "agreement": Gauge("churn_model_registry_agreement", "1: served = registry champion",
                            registry=registry),
         "reachable": Gauge("churn_model_registry_reachable", "1: the registry answered the last poll",
                            registry=registry),
-        "served": Gauge("churn_model_served_info", "The served version", ["version", "role"],
+        "served": Gauge("churn_model_served_info", "The served version", ["version", "alias"],
                         registry=registry),
     }
     metrics["agreement"].set(1)
     metrics["reachable"].set(1)
-    metrics["served"].labels(version="2", role="champion").set(1)
+    metrics["served"].labels(version="2", alias="champion").set(1)
     exporter_port = free_port(HOST)
     server, thread = start_http_server(exporter_port, addr=HOST, registry=registry)
     config = tmp_path / "prometheus.yml"
@@ -185,7 +187,8 @@ def test_a_refused_version_alerts_for_ten_minutes_then_resolves(
     assert value(refused, prometheus, time.time()) == [0.0]  # never refused: 0, not No Data
     assert not firing(refused, prometheus, time.time())
 
-    metrics["refusals"].labels(version="3", reason="graph inputs differ from the contract").inc()
+    reason = "graph inputs differ from the contract"
+    metrics["refusals"].labels(alias="champion", version="3", reason=reason).inc()
     time.sleep(3)
     refused_at = time.time()
     assert value(refused, prometheus, refused_at) == [1.0]  # the series' first refusal counts
