@@ -180,8 +180,12 @@ def run_step(name: str, env: Mapping[str, str], log_dir: Path) -> str:
         process = subprocess.Popen([sys.executable, "-m", "launcher.services", name], env=dict(env),
                                    cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        STACK.steps.append(RunningService(Service(name, [], long_running=False), process, log_path))
+        step = RunningService(Service(name, [], long_running=False), process, log_path)
+        STACK.steps.append(step)
     stdout, stderr = process.communicate()
+    # done: forget it, so that the stop never signals a process group number the system reused
+    with GATE.deferred(), contextlib.suppress(ValueError):
+        STACK.steps.remove(step)
     with log_path.open("a") as out:
         out.write(stdout + stderr)
     if process.returncode != 0:
