@@ -20,7 +20,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,55 +92,64 @@ def throwaway_database() -> Iterator[DatabaseSettings]:
 def test_error_rate_and_scrape_alerts_on_the_real_api(
     throwaway_database: DatabaseSettings, tmp_path: Path,
 ) -> None:
-    rules = service_rules()
-    error_rate, not_scraped = rules["churn-api-error-rate"], rules["churn-api-not-scraped"]
     token_file = tmp_path / "api-token"
     token = ensure_token_file(token_file)
     api, stop_api = start_api_server(embedded.server_url(throwaway_database),
                                      env={"API_TOKEN": "", "API_TOKEN_FILE": str(token_file)})
-    port = free_port(HOST)
-    config = render_prometheus_config(
-        tmp_path / "prometheus", api_target=api.removeprefix("http://"), api_token=token,
-        prometheus_target=f"{HOST}:{port}", scrape_interval_seconds=1,
-    )
-    prometheus, stop_prometheus = start_prometheus(config, tmp_path / "prometheus" / "data", port)
+    stops = [stop_api]
+    try:
+        port = free_port(HOST)
+        config = render_prometheus_config(
+            tmp_path / "prometheus", api_target=api.removeprefix("http://"), api_token=token,
+            prometheus_target=f"{HOST}:{port}", scrape_interval_seconds=1,
+        )
+        prometheus, stop_prometheus = start_prometheus(config, tmp_path / "prometheus" / "data", port)
+        stops.append(stop_prometheus)
+        _error_rate_and_scrape_episode(api, token, prometheus, stop_api, throwaway_database)
+    finally:
+        for stop in stops:
+            stop()
+
+
+def _error_rate_and_scrape_episode(
+    api: str, token: str | None, prometheus: str, stop_api: Callable[[], None], database: DatabaseSettings,
+) -> None:
+    """Healthy traffic, a database outage, then the API down: each rule's state at each moment."""
+    rules = service_rules()
+    error_rate, not_scraped = rules["churn-api-error-rate"], rules["churn-api-not-scraped"]
     headers = {"Authorization": f"Bearer {token}"}
     body = {"source": "webapp", "records": [customer_record()]}
-    try:
-        # /metrics wants the token: up = 1 proves Prometheus sends the one make run gave it
-        assert wait_for_series(prometheus, 'up{job="churn-api"} == 1')
-        assert not firing(not_scraped, prometheus, time.time())
-        # no traffic yet: fewer than 20 requests is No Data, which this rule treats as OK
-        assert value(error_rate, prometheus, time.time()) == []
-        assert not firing(error_rate, prometheus, time.time())
+    # /metrics wants the token: up = 1 proves Prometheus sends the one make run gave it
+    assert wait_for_series(prometheus, 'up{job="churn-api"} == 1')
+    assert not firing(not_scraped, prometheus, time.time())
+    # no traffic yet: fewer than 20 requests is No Data, which this rule treats as OK
+    assert value(error_rate, prometheus, time.time()) == []
+    assert not firing(error_rate, prometheus, time.time())
 
-        for _ in range(40):
-            assert httpx.post(f"{api}/predict", json=body, headers=headers).status_code == 200
-        time.sleep(3)
-        healthy = time.time()
-        assert value(error_rate, prometheus, healthy) == [0.0]
-        assert not firing(error_rate, prometheus, healthy)
+    for _ in range(40):
+        assert httpx.post(f"{api}/predict", json=body, headers=headers).status_code == 200
+    time.sleep(3)
+    healthy = time.time()
+    assert value(error_rate, prometheus, healthy) == [0.0]
+    assert not firing(error_rate, prometheus, healthy)
 
-        assert embedded.stop(throwaway_database)  # the bad episode: the database goes away
-        for _ in range(40):
-            assert httpx.post(f"{api}/predict", json=body, headers=headers).status_code == 503
-        time.sleep(3)
-        outage = time.time()
-        (share,) = value(error_rate, prometheus, outage)
-        print(f"\nerror-rate rule: {share:.1%} 5xx in the outage (threshold 5 %), 0.0 % before")
-        assert 0.3 < share < 0.7  # 40 of 80 requests in the window
-        assert firing(error_rate, prometheus, outage)
-        assert not firing(error_rate, prometheus, healthy)  # the past stays as it was
+    assert embedded.stop(database)  # the bad episode: the database goes away
+    for _ in range(40):
+        assert httpx.post(f"{api}/predict", json=body, headers=headers).status_code == 503
+    time.sleep(3)
+    outage = time.time()
+    (share,) = value(error_rate, prometheus, outage)
+    print(f"\nerror-rate rule: {share:.1%} 5xx in the outage (threshold 5 %), 0.0 % before")
+    assert 0.3 < share < 0.7  # 40 of 80 requests in the window
+    assert firing(error_rate, prometheus, outage)
+    assert not firing(error_rate, prometheus, healthy)  # the past stays as it was
 
-        stop_api()  # the API goes down: scrapes fail from now on
-        time.sleep(3)
-        down = time.time()
-        assert not firing(not_scraped, prometheus, down)  # 2 minutes have not passed
-        # had it stayed down for 2 minutes: the window then holds only failed scrapes
-        assert firing(not_scraped, prometheus, down + 118)
-    finally:
-        stop_api()
-        stop_prometheus()
+    stop_api()  # the API goes down: scrapes fail from now on
+    time.sleep(3)
+    down = time.time()
+    assert not firing(not_scraped, prometheus, down)  # 2 minutes have not passed
+    # had it stayed down for 2 minutes: the window then holds only failed scrapes
+    assert firing(not_scraped, prometheus, down + 118)
 
 
 # --- the served model's gauges ------------------------------------------------------------------------
