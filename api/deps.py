@@ -37,13 +37,16 @@ async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    """Open when API_TOKEN is unset; otherwise `Authorization: Bearer <API_TOKEN>` is required."""
-    expected = get_settings(request).api_token
+    """Open when no token is configured; otherwise `Authorization: Bearer <token>` is required.
+
+    The token (API_TOKEN, or the content of API_TOKEN_FILE) is read once, by create_app.
+    """
+    expected: str | None = request.app.state.api_token
     if expected is None:
         return
     given = credentials.credentials if credentials else ""
     # constant-time comparison: the answer time says nothing about how much of the token matched
-    if not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not secrets.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing or wrong API token: send `Authorization: Bearer <API_TOKEN>`",
@@ -70,6 +73,26 @@ async def request_session() -> AsyncIterator[Session]:
             await run_in_threadpool(session.close)
         else:
             session.close()
+
+
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+async def require_json_body(request: Request) -> None:
+    """A write must say it carries JSON: 415 otherwise.
+
+    A web page can send a `text/plain` (or form) POST to any address without a CORS preflight; a
+    JSON content type needs one, which this API never grants. So a page the user visits cannot
+    store predictions through the user's browser. Reads pass through.
+    """
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_MEDIA_TYPES and not media_type.endswith("+json"):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"send the body as JSON with `Content-Type: application/json` (got {media_type or 'none'!r})",
+        )
 
 
 SessionDep = Annotated[Session, Depends(request_session)]

@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from api.deps import require_token
+from api.deps import require_json_body, require_token
 from api.errors import register_error_handlers
 from api.partitions import PartitionKeeper
 from api.reports import ReportFiles
@@ -122,7 +122,8 @@ def create_app(
     app.state.registry = registry or RegistrySettings()
     app.state.models = ModelHolder()  # filled in the lifespan, swapped when the registry moves
     app.state.serving = ServingState()  # what the follower saw of the registry, and refusals
-    protected = [Depends(require_token)]
+    app.state.api_token = settings.token_value()  # read once; an unreadable API_TOKEN_FILE fails here
+    protected = [Depends(require_token), Depends(require_json_body)]
     app.include_router(health.router)
     app.include_router(model.router, dependencies=protected)
     app.include_router(predictions.router, dependencies=protected)

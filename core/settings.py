@@ -86,14 +86,34 @@ class ReportSettings(_Settings):
 # --- the model service and its clients -------------------------------------------------------------
 
 class ApiAccessSettings(_Settings):
-    """The API's bearer token, shared by the API (which checks it) and its clients (which send it)."""
+    """The API's bearer token, shared by the API (which checks it) and its clients (which send it).
 
-    # unset: the API is open (local use); set: every endpoint but /health wants `Bearer <token>`
+    `make run` and compose generate one on first start (launcher/api_token.py) and hand it to every
+    service as API_TOKEN_FILE; API_TOKEN, when set, wins over the file.
+    """
+
+    # unset (and no API_TOKEN_FILE): the API is open; set: every endpoint but /health wants `Bearer <token>`
     api_token: SecretStr | None = None
+    # a file holding the token (make run: .local/api-token; compose: the api-token volume)
+    api_token_file: Path | None = None
 
     def token_value(self) -> str | None:
-        """The token as plain text for an Authorization header, None when the API is open."""
-        return self.api_token.get_secret_value() if self.api_token else None
+        """The token as plain text for an Authorization header, None when the API is open.
+
+        Raises:
+            RuntimeError: API_TOKEN_FILE is set but missing or empty (never silently open).
+        """
+        if self.api_token:
+            return self.api_token.get_secret_value()
+        if self.api_token_file is None:
+            return None
+        try:
+            token = self.api_token_file.read_text().strip()
+        except OSError as error:
+            raise RuntimeError(f"API_TOKEN_FILE {self.api_token_file} cannot be read: {error}") from error
+        if not token:
+            raise RuntimeError(f"API_TOKEN_FILE {self.api_token_file} is empty")
+        return token
 
 
 class ApiServerSettings(ApiAccessSettings, ReportSettings, PredictionStorageSettings):
@@ -220,6 +240,29 @@ class GrafanaSettings(_Settings):
     grafana_home_path: Path | None = None  # the folder holding conf/defaults.ini; guessed when unset
     grafana_data_dir: Path = LOCAL_STATE_DIR / "grafana"
     grafana_provisioning_dir: Path = REPO_ROOT / "grafana" / "provisioning"
+    # the Prometheus datasource (uid churn-prometheus); unset: make run's Prometheus (PrometheusSettings)
+    prometheus_url: str | None = None
+
+
+class PrometheusSettings(_Settings):
+    """The Prometheus server `make run` starts when a `prometheus` binary is on PATH (Debian's package).
+
+    It scrapes the API's /metrics with the API token; its configuration is rendered at launch from
+    prometheus/prometheus.yml into the data folder (launcher/services.py).
+    """
+
+    prometheus_host: str = "127.0.0.1"
+    prometheus_port: int = 9090
+    prometheus_data_dir: Path = LOCAL_STATE_DIR / "prometheus"
+    # how often the API's /metrics is scraped (the alert rules' windows assume 15 s or less)
+    prometheus_scrape_interval_seconds: int = Field(default=15, ge=1)
+    prometheus_retention: str = "15d"
+
+    @property
+    def url(self) -> str:
+        """The address a browser or Grafana on this machine uses."""
+        host = "127.0.0.1" if self.prometheus_host in ("0.0.0.0", "::", "") else self.prometheus_host
+        return f"http://{host}:{self.prometheus_port}"
 
 
 class LauncherSettings(_Settings):

@@ -3,11 +3,20 @@
 Loads `.env` when present, starts the embedded PostgreSQL unless DATABASE_URL is set, prepares
 the application database (migrations, read-only role, training baseline) and a separate `airflow`
 database on the same server, seeds `raw-data` when it is empty, then starts every service that
-exists (API, webapp, Airflow API server / scheduler / DAG processor / triggerer, and Grafana when
-a `grafana` binary is on PATH) as child processes, each in its own process group with its log in
-`.local/logs/<service>.log`. The commands themselves come from `launcher/services.py`, the same ones
-docker compose runs. Ctrl-C (or SIGTERM) stops every child: SIGTERM to each group, a grace
-period, then SIGKILL for whatever is left. A second run reuses the database and the folders.
+exists (MLflow, API, webapp, Airflow API server / scheduler / DAG processor / triggerer, Prometheus
+when a `prometheus` binary is on PATH, Grafana when a `grafana` binary is) as child processes, each
+in its own process group with its log in `.local/logs/<service>.log`. The commands themselves come
+from `launcher/services.py`, the same ones docker compose runs. Every socket listens on loopback.
+
+Closed by default: unless API_TOKEN is set, the API token is kept in `.local/api-token`
+(generated and printed on first start) and every child reads it through API_TOKEN_FILE.
+
+Stopping: Ctrl-C, SIGTERM or SIGHUP, to the launcher or to its whole process group, once or many
+times, during start-up or later, ends in the same stop (`StopGate`): every child and one-shot step
+gets SIGTERM to its process group, a grace period (STOP_GRACE_SECONDS), then SIGKILL for whatever
+is left, Airflow's task processes in other sessions included; then the embedded PostgreSQL is
+stopped if this run started it. Signals arriving during the stop are noted and ignored. A second
+run reuses the database and the folders.
 """
 
 from __future__ import annotations
@@ -24,15 +33,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 
 from core.settings import REPO_ROOT, AirflowSettings, DatabaseSettings, LauncherSettings, MlflowServerSettings
 from db import embedded
+from launcher.api_token import DEFAULT_TOKEN_FILE, ensure_token_file
 from launcher.services import Service, command_for
 
 ENV_FILE = REPO_ROOT / ".env"
@@ -43,8 +54,73 @@ AIRFLOW_SERVICES = ("airflow-api-server", "airflow-scheduler", "airflow-dag-proc
 @dataclass
 class RunningService:
     service: Service
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[Any]
     log_path: Path
+
+
+class StopGate:
+    """SIGINT, SIGTERM and SIGHUP turn into one orderly stop, however many arrive and whenever.
+
+    The first signal raises KeyboardInterrupt in the main thread, which unwinds the start-up or the
+    supervision into the stop. Inside `deferred()` (a child being started and registered, the
+    embedded server being started) the signal is held and raised when the block ends, so nothing
+    is ever started without being known to the stop. Once stopping, every further signal (Ctrl-C
+    pressed again, SIGTERM to the process group) is noted on stderr and ignored: the stop finishes.
+    """
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self._held = False
+        self._deferring = 0
+
+    def install(self) -> None:
+        """Handle the stop signals (a shell starts background jobs with SIGINT ignored: handle it too)."""
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self.handle)
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if self.stopping:
+            # os.write, not print: a handler may run while the main thread is inside print()
+            name = signal.Signals(signum).name
+            os.write(2, f"[make run] {name} while stopping: the stop goes on\n".encode())
+            return
+        if self._deferring:
+            self._held = True
+            return
+        self.stopping = True
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold a stop signal until the block ends (then raise it); for steps that must complete."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+        if self._held and not self._deferring and not self.stopping:
+            self.stopping = True
+            raise KeyboardInterrupt
+
+
+@dataclass
+class Stack:
+    """What this run started, so that the stop, however and whenever it is reached, undoes it all."""
+
+    running: list[RunningService] = field(default_factory=list)
+    steps: list[RunningService] = field(default_factory=list)  # one-shot steps (run_step)
+    # embedded mode (no DATABASE_URL) with the server down when this run began: the server is ours
+    owns_embedded_db: bool = False
+
+    def stop(self, grace: float) -> None:
+        """Stop every service and step (process groups, SIGKILL after `grace`), then our database."""
+        stop_services([*self.running, *self.steps], grace)
+        if self.owns_embedded_db and embedded.stop():
+            log("embedded PostgreSQL stopped")
+
+
+GATE = StopGate()
+STACK = Stack()
 
 
 def log(message: str) -> None:
@@ -102,15 +178,27 @@ def airflow_env(airflow_database_url: str, home: Path | None = None,
 
 
 def run_step(name: str, env: Mapping[str, str], log_dir: Path) -> str:
-    """Run a one-shot service (migrations, seeding) to completion; return its output, also logged."""
+    """Run a one-shot service (migrations, seeding) to completion; return its output, also logged.
+
+    The step runs in its own process group, registered with STACK before any signal can interrupt,
+    so a stop that arrives meanwhile ends the step and everything it started (`stop_services`).
+    """
     log_path = log_dir / f"{name}.log"
-    result = subprocess.run([sys.executable, "-m", "launcher.services", name], env=dict(env), cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=False)
+    with GATE.deferred():
+        process = subprocess.Popen([sys.executable, "-m", "launcher.services", name], env=dict(env),
+                                   cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        step = RunningService(Service(name, [], long_running=False), process, log_path)
+        STACK.steps.append(step)
+    stdout, stderr = process.communicate()
+    # done: forget it, so that the stop never signals a process group number the system reused
+    with GATE.deferred(), contextlib.suppress(ValueError):
+        STACK.steps.remove(step)
     with log_path.open("a") as out:
-        out.write(result.stdout + result.stderr)
-    if result.returncode != 0:
-        raise SystemExit(f"{name} failed (exit {result.returncode}); see {log_path}:\n{tail(log_path)}")
-    return result.stdout
+        out.write(stdout + stderr)
+    if process.returncode != 0:
+        raise SystemExit(f"{name} failed (exit {process.returncode}); see {log_path}:\n{tail(log_path)}")
+    return stdout
 
 
 def tail(path: Path, lines: int = 20) -> str:
@@ -138,6 +226,8 @@ def available_services() -> list[str]:
     if (REPO_ROOT / "webapp" / "app.py").exists():
         names.append("webapp")
     names += AIRFLOW_SERVICES
+    if shutil.which("prometheus"):  # Debian's package (apt-get install prometheus)
+        names.append("prometheus")
     if shutil.which("grafana") and (REPO_ROOT / "grafana" / "provisioning").is_dir():
         names.append("grafana")
     return names
@@ -156,7 +246,8 @@ def describe(name: str, env: Mapping[str, str]) -> Service:
 
 
 PORT_VARIABLES = {"mlflow": "MLFLOW_PORT", "api": "API_PORT", "webapp": "WEBAPP_PORT",
-                  "airflow-api-server": "AIRFLOW_API_PORT", "grafana": "GRAFANA_PORT"}
+                  "airflow-api-server": "AIRFLOW_API_PORT", "grafana": "GRAFANA_PORT",
+                  "prometheus": "PROMETHEUS_PORT"}
 
 
 def check_ports_free(names: Iterable[str], env: Mapping[str, str]) -> None:
@@ -174,18 +265,21 @@ def check_ports_free(names: Iterable[str], env: Mapping[str, str]) -> None:
 
 
 def start_service(name: str, env: Mapping[str, str], log_dir: Path) -> RunningService:
-    """Start `name` in its own process group (so stopping it also stops its workers)."""
+    """Start `name` in its own process group (so stopping it also stops its workers); STACK knows it."""
     service = describe(name, env)
     log_path = log_dir / f"{name}.log"
     out = log_path.open("ab")
     out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(service.argv)}\n".encode())
     out.flush()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "launcher.services", name], env=dict(env), cwd=REPO_ROOT,
-        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )
+    with GATE.deferred():  # started and registered together: the stop knows every child
+        process = subprocess.Popen(
+            [sys.executable, "-m", "launcher.services", name], env=dict(env), cwd=REPO_ROOT,
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        started = RunningService(service, process, log_path)
+        STACK.running.append(started)
     out.close()  # the child holds its own descriptor
-    return RunningService(service, process, log_path)
+    return started
 
 
 def http_up(url: str) -> bool:
@@ -212,11 +306,12 @@ def wait_until_up(running: Iterable[RunningService], timeout: float) -> list[str
     return sorted(set(pending) | set(dead))
 
 
-def stop_services(running: Iterable[RunningService], grace: float) -> None:
-    """SIGTERM every process group, wait up to `grace`, then SIGKILL whatever remains.
+def stop_services(running: Iterable[RunningService], grace: float, kill_wait: float = 10) -> None:
+    """SIGTERM every process group, wait up to `grace`, then SIGKILL whatever remains; idempotent.
 
     Airflow runs each task in a process that starts its own session, out of reach of the
-    scheduler's group; the process tree is noted before stopping so those die too.
+    scheduler's group; the process tree is noted before stopping so those die too. Calling it
+    again (or on services that already exited) is harmless: signals to gone groups are skipped.
     """
     running = list(running)
     tree = descendants(r.process.pid for r in running)
@@ -234,8 +329,12 @@ def stop_services(running: Iterable[RunningService], grace: float) -> None:
     for pid in tree:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + kill_wait
     for r in running:
-        r.process.wait()
+        try:
+            r.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{r.service.name} (pid {r.process.pid}) survived SIGKILL for {kill_wait:.0f}s")
 
 
 def descendants(pids: Iterable[int]) -> set[int]:
@@ -300,6 +399,7 @@ def prepare(settings: LauncherSettings, database_url: str) -> dict[str, str]:
     settings.local_logs_dir.mkdir(parents=True, exist_ok=True)
     log(f"database: {make_url(database_url).render_as_string(hide_password=True)}")
     env = dict(os.environ, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
+    configure_api_token(env)
     if "GRAFANA_DB_PASSWORD" not in env and example_value("GRAFANA_DB_PASSWORD"):
         env["GRAFANA_DB_PASSWORD"] = example_value("GRAFANA_DB_PASSWORD") or ""
     run_step("db-setup", env, settings.local_logs_dir)
@@ -312,6 +412,20 @@ def prepare(settings: LauncherSettings, database_url: str) -> dict[str, str]:
         seeded = run_step("seed-raw-data", env, settings.local_logs_dir).splitlines()
         log(f"raw-data: {seeded[0] if seeded else 'see .local/logs/seed-raw-data.log'}")
     return env
+
+
+def configure_api_token(env: dict[str, str]) -> None:
+    """Closed by default: unless API_TOKEN is set, every child reads the token in API_TOKEN_FILE
+    (default .local/api-token, git-ignored), created on first start and printed only then."""
+    if env.get("API_TOKEN"):
+        return
+    path = Path(env.get("API_TOKEN_FILE") or DEFAULT_TOKEN_FILE)
+    env["API_TOKEN_FILE"] = str(path)
+    token = ensure_token_file(path)
+    if token is not None:
+        log(f"API token generated (shown this once; kept in {path}, git-ignored): {token}")
+    else:
+        log(f"API token: kept in {path}")
 
 
 def start_registry(env: dict[str, str], settings: LauncherSettings) -> RunningService:
@@ -350,6 +464,9 @@ def print_urls(running: Iterable[RunningService], env: Mapping[str, str]) -> Non
     database = make_url(env["DATABASE_URL"]).render_as_string(hide_password=True)
     reader = env.get("GRAFANA_DB_USER", "grafana_reader")
     lines.append(f"  {'database':20} {database}  (Grafana reads as {reader})")
+    if not any(r.service.name == "prometheus" for r in running):
+        lines.append(f"  {'prometheus':20} not started: no `prometheus` binary on PATH "
+                     "(apt-get install prometheus)")
     if not any(r.service.name == "grafana" for r in running):
         lines.append(f"  {'grafana':20} not started: no `grafana` binary on PATH (docker compose runs it)")
     print("\nServices (logs in .local/logs/):\n" + "\n".join(lines), flush=True)
@@ -372,45 +489,55 @@ def supervise(running: list[RunningService]) -> None:
 def main() -> None:
     began = time.monotonic()
     settings = LauncherSettings()
-    running: list[RunningService] = []
-    started_db = False
-
-    def stop_on_signal(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop_on_signal)
-    # a shell starts background jobs with SIGINT ignored, and Python then installs no handler
-    signal.signal(signal.SIGINT, stop_on_signal)
+    GATE.install()
     try:
         load_env_file()
+        STACK.owns_embedded_db = embedded_server_is_down()
         # the database first: describing a service must not start (or reach) a server of its own
-        database_url, started_db = application_database_url()
+        with GATE.deferred():  # a stop during the server's start waits for it, then stops it
+            database_url, _started_db = application_database_url()
         check_ports_free(available_services(), dict(os.environ, DATABASE_URL=database_url))
         env = prepare(settings, database_url)
-        running.append(start_registry(env, settings))
+        start_registry(env, settings)
         for name in available_services():
             if name != "mlflow":
-                running.append(start_service(name, env, settings.local_logs_dir))
+                start_service(name, env, settings.local_logs_dir)
         if settings.seed_labels:  # outcomes of predicted customers, LABEL_DELAY_SECONDS later
-            running.append(start_service("seed-labels", env, settings.local_logs_dir))
-        log(f"started {', '.join(r.service.name for r in running)}")
-        failed = wait_until_up(running, settings.startup_timeout_seconds)
+            start_service("seed-labels", env, settings.local_logs_dir)
+        log(f"started {', '.join(r.service.name for r in STACK.running)}")
+        failed = wait_until_up(STACK.running, settings.startup_timeout_seconds)
         for name in failed:
             log(f"{name} is not up; see {settings.local_logs_dir / (name + '.log')}")
         log(f"services up in {time.monotonic() - began:.1f}s")
-        print_urls(running, env)
+        print_urls(STACK.running, env)
         unpause_dags(env, settings.local_logs_dir, timeout=120)
         if settings.run_concept_drift_scenario:
             threading.Thread(target=run_concept_drift_scenario, args=(env, settings), daemon=True).start()
-        supervise(running)
+        supervise(STACK.running)
     except KeyboardInterrupt:
         log("stopping...")
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave orphans
-        stop_services(running, settings.stop_grace_seconds)
-        if started_db:  # leave the database as we found it: running only if it already was
-            embedded.stop()
+        GATE.stopping = True  # from here on, every signal is noted and ignored
+        _stop_to_the_end(settings.stop_grace_seconds)
         log("all services stopped")
+
+
+def embedded_server_is_down() -> bool:
+    """True in embedded mode (no DATABASE_URL) when nothing answers on the embedded server's port:
+    the server this run is about to start is then ours to stop."""
+    settings = DatabaseSettings()
+    return not settings.database_url and not embedded.is_accepting(settings.embedded_pg_host,
+                                                                   settings.embedded_pg_port)
+
+
+def _stop_to_the_end(grace: float) -> None:
+    """STACK.stop, run again should a signal slip in before GATE.stopping took effect (it is idempotent)."""
+    for _attempt in range(3):
+        try:
+            STACK.stop(grace)
+            return
+        except KeyboardInterrupt:
+            GATE.stopping = True
 
 
 if __name__ == "__main__":

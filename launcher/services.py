@@ -26,8 +26,11 @@ from core.settings import (
     ApiServerSettings,
     GrafanaSettings,
     MlflowServerSettings,
+    PrometheusSettings,
     WebappSettings,
 )
+
+PROMETHEUS_TEMPLATE = REPO_ROOT / "prometheus" / "prometheus.yml"
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,12 @@ def api() -> Service:
     argv = _python("-m", "uvicorn", "api.main:app", "--host", s.api_host, "--port", str(s.api_port),
                    "--proxy-headers", "--workers", str(s.api_workers))
     base = f"http://{_browser_host(s.api_host)}:{s.api_port}"
-    login = "Authorization: Bearer $API_TOKEN" if s.api_token else "open (API_TOKEN unset)"
+    if s.api_token is not None:
+        login = "Authorization: Bearer $API_TOKEN"
+    elif s.api_token_file is not None:
+        login = f"Authorization: Bearer $(cat {s.api_token_file})"
+    else:
+        login = "open (no API_TOKEN)"
     return Service("api", argv, url=f"{base}/docs", login=login, health_url=f"{base}/health")
 
 
@@ -90,22 +98,29 @@ def airflow_api_server() -> Service:
     )
 
 
-def _airflow_job(name: str, command: str, job_type: str) -> Service:
+def _airflow_job(name: str, command: list[str], job_type: str) -> Service:
     # alive = a heartbeat from this host's job in the metadata database (Airflow's own check)
     check = _airflow("jobs", "check", "--job-type", job_type, "--local")
-    return Service(name, _airflow(command), health_argv=check)
+    return Service(name, _airflow(*command), health_argv=check)
+
+
+# Airflow's log server (scheduler: WORKER_LOG_SERVER_PORT 8793, triggerer: 8794) listens on every
+# interface, with no setting for the address (airflow/utils/serve_logs/core.py binds host "").
+# The API server reads task logs from the shared log folder (local files under make run, the
+# airflow-home volume in compose), so these two never start it: no socket beyond loopback.
+SKIP_SERVE_LOGS = "--skip-serve-logs"
 
 
 def airflow_scheduler() -> Service:
-    return _airflow_job("airflow-scheduler", "scheduler", "SchedulerJob")
+    return _airflow_job("airflow-scheduler", ["scheduler", SKIP_SERVE_LOGS], "SchedulerJob")
 
 
 def airflow_dag_processor() -> Service:
-    return _airflow_job("airflow-dag-processor", "dag-processor", "DagProcessorJob")
+    return _airflow_job("airflow-dag-processor", ["dag-processor"], "DagProcessorJob")
 
 
 def airflow_triggerer() -> Service:
-    return _airflow_job("airflow-triggerer", "triggerer", "TriggererJob")
+    return _airflow_job("airflow-triggerer", ["triggerer", SKIP_SERVE_LOGS], "TriggererJob")
 
 
 def airflow_celery_worker() -> Service:
@@ -155,6 +170,11 @@ def mlflow() -> Service:
     return Service("mlflow", argv, url=url, login="none", health_url=f"{url}/health")
 
 
+def api_token() -> Service:
+    # compose's one-shot: API_TOKEN_FILE created on first start (make run does it in the launcher)
+    return Service("api-token", _python("-m", "launcher.api_token"), long_running=False)
+
+
 def seed_labels() -> Service:
     # make run's stand-in for outcomes coming back: label files for customers already predicted
     return Service("seed-labels", _python("-m", "scripts.seed_labels", "--every"))
@@ -191,6 +211,56 @@ def grafana() -> Service:
     )
 
 
+def prometheus() -> Service:
+    """Prometheus on loopback, scraping the API; its configuration is rendered at start."""
+    s = PrometheusSettings()
+    argv = [
+        "prometheus", f"--config.file={s.prometheus_data_dir / 'prometheus.yml'}",
+        f"--storage.tsdb.path={s.prometheus_data_dir / 'data'}",
+        f"--storage.tsdb.retention.time={s.prometheus_retention}",
+        f"--web.listen-address={s.prometheus_host}:{s.prometheus_port}",
+    ]
+    return Service("prometheus", argv, url=s.url, login="none", health_url=f"{s.url}/-/ready")
+
+
+def render_prometheus_config(
+    data_dir: Path, *, api_target: str, api_token: str | None, prometheus_target: str,
+    scrape_interval_seconds: int,
+) -> Path:
+    """Write prometheus/prometheus.yml, filled in, into `data_dir`; return the written file.
+
+    `api_target` is host:port of the API; `api_token` goes to `data_dir/api-token` (0600), which
+    the configuration names as the scrape's bearer credentials file (empty when the API is open).
+    """
+    from string import Template
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token_file = data_dir / "api-token"
+    descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(api_token or "")
+    config = Template(PROMETHEUS_TEMPLATE.read_text()).substitute(
+        scrape_interval=f"{scrape_interval_seconds}s",
+        scrape_timeout=f"{max(1, min(10, scrape_interval_seconds))}s",
+        api_token_file=str(token_file), api_target=api_target, prometheus_target=prometheus_target,
+    )
+    path = data_dir / "prometheus.yml"
+    path.write_text(config)
+    return path
+
+
+def prepare_prometheus_process() -> None:
+    """Render the configuration from this process's settings (the API's address and token)."""
+    s, api_settings = PrometheusSettings(), ApiServerSettings()
+    render_prometheus_config(
+        s.prometheus_data_dir,
+        api_target=f"{_browser_host(api_settings.api_host)}:{api_settings.api_port}",
+        api_token=api_settings.token_value(),
+        prometheus_target=f"{_browser_host(s.prometheus_host)}:{s.prometheus_port}",
+        scrape_interval_seconds=s.prometheus_scrape_interval_seconds,
+    )
+
+
 def _guess_grafana_home() -> Path | None:
     """Debian packages keep it in /usr/share/grafana; tarballs beside bin/."""
     binary = shutil.which("grafana")
@@ -203,6 +273,7 @@ def _guess_grafana_home() -> Path | None:
 
 
 SERVICES: dict[str, Callable[[], Service]] = {
+    "api-token": api_token,
     "db-setup": db_setup,
     "seed-raw-data": seed_raw_data,
     "api": api,
@@ -214,6 +285,7 @@ SERVICES: dict[str, Callable[[], Service]] = {
     "airflow-triggerer": airflow_triggerer,
     "airflow-celery-worker": airflow_celery_worker,
     "grafana": grafana,
+    "prometheus": prometheus,
     "mlflow": mlflow,
     "register-model": register_model,
     "seed-labels": seed_labels,
@@ -264,6 +336,8 @@ def prepare_grafana_process(environ: MutableMapping[str, str]) -> None:
     environ.setdefault("GRAFANA_TEAMS_WEBHOOK_URL", "http://127.0.0.1:9/teams-webhook-unset")
     environ.setdefault("GF_SECURITY_ADMIN_USER", s.grafana_admin_user)
     environ.setdefault("GF_SECURITY_ADMIN_PASSWORD", s.grafana_admin_password.get_secret_value())
+    # the second datasource (uid churn-prometheus): make run's Prometheus unless PROMETHEUS_URL says
+    environ.setdefault("PROMETHEUS_URL", s.prometheus_url or PrometheusSettings().url)
     if "DATABASE_URL" in environ:
         url = make_url(environ["DATABASE_URL"])
         environ.setdefault("GRAFANA_DB_HOST", url.host or "127.0.0.1")
@@ -301,6 +375,8 @@ def exec_service(name: str) -> None:
         ensure_airflow_database(os.environ)
     if name == "grafana":
         prepare_grafana_process(os.environ)
+    if name == "prometheus":
+        prepare_prometheus_process()
     os.chdir(REPO_ROOT)  # `api.main:app`, `dags/` and relative settings resolve from the repo root
     os.execvp(service.argv[0], service.argv)
 

@@ -6,16 +6,20 @@ Starting the whole stack is covered by tests/e2e/test_stack.py, which uses the s
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from launcher.run_local import RunningService, _dag_ids, check_ports_free, describe, stop_services
-from launcher.services import SERVICES, Service, command_for
+from launcher.run_local import RunningService, StopGate, _dag_ids, check_ports_free, describe, stop_services
+from launcher.services import SERVICES, Service, command_for, render_prometheus_config
 
 # A server that ignores SIGTERM and runs a worker in its own session, out of reach of the
 # server's process group (as Airflow's task processes are).
@@ -90,3 +94,92 @@ def test_a_taken_port_stops_the_launcher_with_the_variable_to_change() -> None:
         env = {**os.environ, "API_HOST": "127.0.0.1", "API_PORT": str(port)}
         with pytest.raises(SystemExit, match=rf"api: port {port} is already in use.*set API_PORT"):
             check_ports_free(["api"], env)
+
+
+# --- the stop gate: one orderly stop, whatever the signals ------------------------------------------
+
+@pytest.fixture
+def gate() -> Iterator[StopGate]:
+    """A StopGate handling SIGINT/SIGTERM/SIGHUP in this process; the former handlers come back after."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    gate = StopGate()
+    gate.install()
+    yield gate
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+
+
+def _deliver(sig: signal.Signals) -> None:
+    os.kill(os.getpid(), sig)
+    time.sleep(0.05)  # Python runs the handler at the next bytecode of the main thread
+
+
+def test_the_first_signal_stops_and_later_ones_are_ignored(
+    gate: StopGate, capfd: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        _deliver(signal.SIGTERM)
+    assert gate.stopping
+    _deliver(signal.SIGINT)  # Ctrl-C during the stop: no exception, the stop goes on
+    _deliver(signal.SIGTERM)
+    assert "SIGINT while stopping: the stop goes on" in capfd.readouterr().err
+
+
+def test_a_signal_inside_deferred_is_held_until_the_block_ends(gate: StopGate) -> None:
+    finished = False
+    with pytest.raises(KeyboardInterrupt), gate.deferred():
+        _deliver(signal.SIGINT)
+        with gate.deferred():  # nested: held until the outermost block ends
+            _deliver(signal.SIGTERM)
+        finished = True
+    assert finished and gate.stopping
+
+
+def test_a_step_interrupted_is_stopped_with_its_children(tmp_path: Path) -> None:
+    """run_step's child runs in its own group, registered with STACK: stopping the stack ends it."""
+    from launcher import run_local
+
+    before = len(run_local.STACK.steps)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
+    step = RunningService(Service("step", [], long_running=False), worker, tmp_path / "step.log")
+    run_local.STACK.steps.append(step)
+    try:
+        run_local.Stack(steps=[step]).stop(grace=1)
+        assert worker.poll() is not None
+    finally:
+        del run_local.STACK.steps[before:]
+
+
+# --- closed by default --------------------------------------------------------------------------------
+
+def test_airflow_log_servers_are_not_started_as_they_would_bind_every_interface() -> None:
+    assert "--skip-serve-logs" in command_for("airflow-scheduler").argv
+    assert "--skip-serve-logs" in command_for("airflow-triggerer").argv
+
+
+def test_make_run_hands_every_child_the_generated_token_file_unless_api_token_is_set(tmp_path: Path) -> None:
+    from launcher.run_local import configure_api_token
+
+    env = {"API_TOKEN_FILE": str(tmp_path / "api-token")}
+    configure_api_token(env)
+    token = (tmp_path / "api-token").read_text().strip()
+    assert len(token) >= 40 and env["API_TOKEN_FILE"] == str(tmp_path / "api-token")
+    configure_api_token(env)  # a second start keeps it
+    assert (tmp_path / "api-token").read_text().strip() == token
+    given = {"API_TOKEN": "from-dot-env"}
+    configure_api_token(given)
+    assert given == {"API_TOKEN": "from-dot-env"}
+
+
+def test_prometheus_listens_on_loopback_and_scrapes_the_api_with_the_token(tmp_path: Path) -> None:
+    prometheus = describe("prometheus", {**os.environ, "PROMETHEUS_PORT": "19191",
+                                         "PROMETHEUS_DATA_DIR": str(tmp_path)})
+    assert "--web.listen-address=127.0.0.1:19191" in prometheus.argv
+    assert prometheus.health_url == "http://127.0.0.1:19191/-/ready"
+    config = render_prometheus_config(tmp_path, api_target="127.0.0.1:8000", api_token="t0ken",
+                                      prometheus_target="127.0.0.1:19191", scrape_interval_seconds=15)
+    scrape = yaml.safe_load(config.read_text())["scrape_configs"][0]
+    assert scrape["static_configs"][0]["targets"] == ["127.0.0.1:8000"]
+    assert scrape["authorization"] == {"type": "Bearer", "credentials_file": str(tmp_path / "api-token")}
+    assert (tmp_path / "api-token").read_text() == "t0ken"
+    assert stat.S_IMODE((tmp_path / "api-token").stat().st_mode) == 0o600

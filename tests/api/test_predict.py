@@ -151,12 +151,12 @@ def test_a_large_batch_is_stored_whole(api_url: str, clean_db: str) -> None:
 
 
 def test_request_body_is_plain_json(api_url: str, clean_db: str) -> None:
-    """JSON with the UTF-8 content type and no other framing; a form upload is refused."""
+    """JSON with the UTF-8 content type and no other framing; a form upload is refused (415: not JSON)."""
     response = httpx.post(
         f"{api_url}/predict", content=json.dumps({"source": "webapp", "records": [customer_record()]}),
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 200
     upload = httpx.post(f"{api_url}/predict", files={"file": ("a.csv", b"tenure\n1\n")})
-    assert upload.status_code == 422
+    assert upload.status_code == 415
     assert stored_count() == 1

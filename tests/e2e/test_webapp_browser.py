@@ -6,6 +6,7 @@ Screenshots of each page land in `screenshots/` (git-ignored); the README shows 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import sys
 from collections.abc import Iterator
@@ -240,3 +241,51 @@ def test_filter_past_predictions_by_source(  # type: ignore[no-untyped-def]
     expect_grid_rows(page, webapp)
     assert set(grid_column(page, "source")) == {"webapp"}
     assert len(grid_column(page, "source")) > 0
+
+
+@pytest.fixture
+def pixel_receiver() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server that records every request: where a Markdown image would be fetched from."""
+    import http.server
+    import threading
+
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("content-type", "image/gif")
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+
+
+def test_a_file_named_like_a_markdown_image_is_shown_as_text_and_fetches_nothing(  # type: ignore[no-untyped-def]
+    page, webapp_url: str, pixel_receiver: tuple[str, list[str]],
+) -> None:
+    receiver, requests = pixel_receiver
+    name = f"![p]({receiver}/pixel).csv"
+    with DATASET.open(newline="") as source:
+        rows = [row for _, row in zip(range(3), csv.DictReader(source), strict=False)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    content = buffer.getvalue()
+    page.goto(webapp_url)
+    page.get_by_role("tab", name="Many customers (CSV file)").click()
+    page.locator("input[type='file']").set_input_files(
+        files=[{"name": name, "mimeType": "text/csv", "buffer": content.encode()}],
+    )
+    page.get_by_text(f"{name}: 3 rows, 3 customers predicted.").wait_for()
+    page.wait_for_timeout(1000)  # an image would have been requested by now
+    assert page.locator(f"img[src*='{receiver}']").count() == 0
+    assert requests == []
+    assert len(stored_predictions("source = 'webapp'")) == 3

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
+import re
 from urllib.parse import urlsplit
 
 import pytest
 import streamlit as st
+from markdown_it import MarkdownIt
 from sqlalchemy import text
 
 from core.settings import REPO_ROOT
@@ -13,6 +16,20 @@ from db import session as db_session
 from tests.api_server import api_url, free_port  # noqa: F401  (api_url: the real API, uvicorn)
 
 APP_FILE = REPO_ROOT / "webapp" / "app.py"
+
+
+MARKDOWN = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+TAG = re.compile(r"<[^>]+>")
+
+
+def rendered(body: str) -> str:
+    """The HTML a Markdown body (st.error, st.caption...) becomes: CommonMark, as Streamlit renders."""
+    return MARKDOWN.render(body)
+
+
+def shown(body: str) -> str:
+    """The text a user reads once the Markdown body is rendered (tags dropped, entities resolved)."""
+    return html.unescape(TAG.sub("", rendered(body))).strip()
 
 
 def stored_predictions(source: str = "webapp") -> int:

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from model.contract import FEATURE_NAMES, default_record
-from tests.webapp.conftest import APP_FILE, stored_predictions, unused_url
+from tests.webapp.conftest import APP_FILE, rendered, shown, stored_predictions, unused_url
 
 RUN_TIMEOUT = 60
 
@@ -90,7 +90,7 @@ def test_a_customer_the_api_refuses_gets_the_reason_and_nothing_is_stored(webapp
     at.number_input(key="field_monthly_charges").set_value(100.0)
     at.number_input(key="field_total_charges").set_value(10.0)
     at.button(key="FormSubmitter:single_customer-Predict").click().run()
-    assert "refused this customer (total_charges: total charges 10 far below" in at.error[0].value
+    assert "refused this customer (total_charges: total charges 10 far below" in shown(at.error[0].value)
     assert not at.metric and stored_predictions() == 0
 
 
@@ -105,7 +105,7 @@ def test_upload_predicts_valid_rows_names_invalid_ones_and_never_posts_twice(web
     assert not at.exception and not at.error, (at.exception, at.error)
 
     assert "customers.csv: 6 rows, 4 customers predicted, 2 invalid rows not sent." in at.warning[0].value
-    notes = " ".join(info.value for info in at.info)
+    notes = " ".join(shown(info.value) for info in at.info)
     assert "`churn`" in notes and "`region`" in notes
     errors = at.dataframe[0].value
     assert errors["row"].tolist() == [3, 6]
@@ -157,4 +157,40 @@ def test_api_down_gives_a_readable_error_not_a_traceback(
     monkeypatch.setenv("API_URL", nobody)
     at = AppTest.from_file(APP_FILE, default_timeout=RUN_TIMEOUT).run()
     assert not at.exception
-    assert "cannot be reached" in at.error[0].value and nobody in at.error[0].value
+    assert "cannot be reached" in shown(at.error[0].value) and nobody in shown(at.error[0].value)
+
+
+PIXEL_NAME = "![p](http://127.0.0.1:9/pixel).csv"
+
+
+def _markdown_bodies(at: AppTest) -> list[str]:
+    """Every Markdown body on the page: messages, captions, markdown."""
+    elements = [*at.error, *at.warning, *at.success, *at.info, *at.caption, *at.markdown]
+    return [element.value for element in elements]
+
+
+def test_a_file_name_and_column_names_made_of_markdown_are_shown_as_text(webapp_env: str) -> None:
+    """A file named like a Markdown image must not make the browser fetch the URL: shown as typed."""
+    rows = [{**default_record(), "**bold**": "x", "`![q](http://127.0.0.1:9/q)`": "y"}]
+    columns = [*FEATURE_NAMES, "**bold**", "`![q](http://127.0.0.1:9/q)`"]
+    at = open_predict_page()
+    at.file_uploader(key="upload_file").set_value((PIXEL_NAME, csv_content(rows, columns), "text/csv"))
+    at.run()
+    assert not at.exception, at.exception
+    bodies = _markdown_bodies(at)
+    summary = f"{PIXEL_NAME}: 1 rows, 1 customers predicted"
+    assert any(shown(body).startswith(summary) for body in bodies), bodies
+    notes = " ".join(shown(info.value) for info in at.info)
+    assert "**bold**" in notes and "`![q](http://127.0.0.1:9/q)`" in notes
+    for body in bodies:
+        html = rendered(body)
+        assert "<img" not in html and "<a " not in html and "<strong>bold" not in html, html
+
+
+def test_a_refused_file_named_like_markdown_is_named_as_text(webapp_env: str) -> None:
+    at = open_predict_page()
+    at.file_uploader(key="upload_file").set_value((PIXEL_NAME, b"", "text/csv"))
+    at.run()
+    assert not at.exception, at.exception
+    assert at.error and shown(at.error[0].value).startswith(PIXEL_NAME)
+    assert all("<img" not in rendered(body) for body in _markdown_bodies(at))

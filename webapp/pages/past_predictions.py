@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.api_client import ApiError
 from webapp import api_cache
+from webapp.markdown_text import escape_markdown
 from webapp.results import churn_share, history_frame, is_hourly, predictions_over_time, with_bucket_labels
 from webapp.widgets import prediction_columns
 
@@ -45,7 +46,7 @@ def main() -> None:
         with overview:
             show_overview(start, end, source, total)
     except ApiError as exc:
-        st.error(exc.message)
+        st.error(escape_markdown(exc.message))
 
 
 def utc_today() -> date:

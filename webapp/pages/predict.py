@@ -15,6 +15,7 @@ from core.api_client import ApiError
 from webapp import api_cache
 from webapp.csv_check import ROW_NUMBER_NOTE, CsvCheck, RowError, check_csv
 from webapp.forms import FormField, build_form_fields, group_fields, record_from_form
+from webapp.markdown_text import escape_markdown
 from webapp.results import answered_by, churn_share, prediction_frame, probability_histogram, reasons_frame
 from webapp.submissions import Submission, current_submission, send_pending_chunks, submit
 from webapp.widgets import prediction_columns
@@ -34,7 +35,7 @@ def main() -> None:
     try:
         info = api_cache.model_info()
     except ApiError as exc:
-        st.error(exc.message)
+        st.error(escape_markdown(exc.message))
         return
     try:  # the caption names the version answering now (the schema above may be minutes old)
         now = api_cache.served_model()
@@ -42,8 +43,8 @@ def main() -> None:
         now = None
     if now is not None:
         st.caption(
-            f"Model `{now.get('model_version')}` answers now: a customer is predicted to churn when "
-            f"the churn probability reaches {now.get('threshold', 0.5):.2f}."
+            f"Model `{escape_markdown(str(now.get('model_version')))}` answers now: a customer is predicted "
+            f"to churn when the churn probability reaches {now.get('threshold', 0.5):.2f}."
         )
     schema = info["record_schema"]
     one_tab, many_tab = st.tabs(["One customer", "Many customers (CSV file)"])
@@ -117,6 +118,7 @@ def number_widget(form_field: FormField, key: str) -> float | int:
 def show_single_result(submission: Submission) -> None:
     if submission.rejected:  # a rule across fields that the schema cannot express
         reasons = "; ".join(f"{error.column}: {error.reason}" for error in submission.rejected)
+        reasons = escape_markdown(reasons)
         st.error(f"The prediction service refused this customer ({reasons}). Nothing was stored.")
     if not submission.predictions:
         return
@@ -149,7 +151,7 @@ def many_customers(schema: dict[str, Any]) -> None:
     if not show_blocking_problems(check):
         return
     for note in check.notes():
-        st.info(note)
+        st.info(escape_markdown(note))
     submission = submit(
         session_state(), UPLOAD_SLOT, action=uploaded.file_id, records=check.records,
         record_rows=check.record_rows, file_name=uploaded.name,
@@ -177,14 +179,15 @@ def checked_upload(file_id: str, file_name: str, content: bytes, schema: dict[st
 def show_blocking_problems(check: CsvCheck) -> bool:
     """Say why nothing can be sent; True when the valid rows can go on."""
     if check.file_error:
-        st.error(f"{check.file_name}: {check.file_error} Nothing was sent.")
+        st.error(f"{escape_markdown(check.file_name)}: {escape_markdown(check.file_error)} Nothing was sent.")
         return False
     if check.missing_columns:
         names = ", ".join(f"`{name}`" for name in check.missing_columns)
-        st.error(f"{check.file_name} lacks required columns: {names}. Nothing was sent.")
+        st.error(f"{escape_markdown(check.file_name)} lacks required columns: {names}. Nothing was sent.")
         return False
     if not check.records:
-        st.error(f"None of the {check.total_rows} rows of {check.file_name} is valid. Nothing was sent.")
+        st.error(f"None of the {check.total_rows} rows of {escape_markdown(check.file_name)} is valid. "
+                 "Nothing was sent.")
         show_row_errors(check.row_errors)
         return False
     return True
@@ -192,7 +195,8 @@ def show_blocking_problems(check: CsvCheck) -> bool:
 
 def show_upload_summary(check: CsvCheck, submission: Submission, errors: list[RowError]) -> None:
     invalid_rows = len({error.row for error in errors})
-    message = f"{check.file_name}: {check.total_rows} rows, {len(submission.predictions)} customers predicted"
+    message = (f"{escape_markdown(check.file_name)}: {check.total_rows} rows, "
+               f"{len(submission.predictions)} customers predicted")
     if invalid_rows:
         message += f", {invalid_rows} invalid rows not sent"
     if invalid_rows:
@@ -263,7 +267,7 @@ def send_and_report(submission: Submission, *, progress: bool) -> None:
         if bar is not None:
             bar.empty()
     if submission.error:
-        st.error(submission.error)
+        st.error(escape_markdown(submission.error))
 
 
 main()
