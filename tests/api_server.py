@@ -108,7 +108,8 @@ def _wait_until_answering(
 
 @pytest.fixture(scope="session")
 def api_url(database_url: str) -> Iterator[str]:
-    """Base URL of a real API (uvicorn) on the session's test database, open (no token)."""
-    base_url, stop = start_api_server(database_url, env={"API_TOKEN": ""})
+    """Base URL of a real API (uvicorn) on the session's test database, open (no token), serving the
+    local artifacts (no registry, whatever MLFLOW_TRACKING_URI an earlier fixture exported)."""
+    base_url, stop = start_api_server(database_url, env={"API_TOKEN": "", "MLFLOW_TRACKING_URI": ""})
     yield base_url
     stop()
