@@ -303,8 +303,8 @@ def test_a_dockerfile_with_a_literal_base_image_fails_the_compose_test_loudly(
 
 def test_the_compose_test_publishes_every_port_on_a_port_it_chooses(compose: dict[str, Any]) -> None:
     assert published_port_variables(compose) == [
-        "AIRFLOW_API_PORT", "API_PORT", "GRAFANA_PORT", "MLFLOW_PORT", "POSTGRES_HOST_PORT", "PROMETHEUS_PORT",
-        "WEBAPP_PORT",
+        "AIRFLOW_API_PORT", "API_PORT", "GRAFANA_PORT", "MLFLOW_PORT", "POSTGRES_HOST_PORT",
+        "PROMETHEUS_PORT", "WEBAPP_PORT",
     ]
 
 

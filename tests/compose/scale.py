@@ -532,7 +532,7 @@ def ingestion_throughput(overlay: Overlay, workers: int, files: int, rows: int) 
         (PREDICTION_DAG, triggered_at), database="airflow")[0]
     # every row the run stored (files left from before included), over the task's own duration
     ((stored,),) = overlay.db.rows("SELECT count(*) FROM predictions WHERE source = 'scheduled' "
-                                   "AND predicted_at BETWEEN %s AND %s", (start, end))
+                                   "AND created_at BETWEEN %s AND %s", (start, end))
     assert stored >= sum(s for _, _, s in predicted.values()), (stored, predicted)
     seconds = (end - start).total_seconds()
     return per_minute, stored / float(seconds)
