@@ -506,7 +506,8 @@ def ingestion_throughput(overlay: Overlay, workers: int, files: int, rows: int) 
     prediction run for all of them."""
     scale(overlay, "airflow-worker", workers)
     overlay.airflow.pause(PREDICTION_DAG, True)  # one prediction run for the whole batch, below
-    batch = {f"bench_w{workers}_{i:02d}.csv": customer_file(200 * i, rows, 0) for i in range(files)}
+    tag = int(time.time())  # new names (and so new good_data files) on every run of the bench
+    batch = {f"bench_{tag}_w{workers}_{i:02d}.csv": customer_file(200 * i, rows, 0) for i in range(files)}
     names = sorted(batch)
     overlay.drop_files(batch)
     started = time.monotonic()
