@@ -218,8 +218,9 @@ def test_the_writers_that_name_a_prediction_by_id_alone_still_link_it(clean_db: 
     """Label ingestion and the challenger's shadow scores give only the prediction's id: the
     trigger completes the reference, and the gate's join finds both (db/labels.py, db/lifecycle.py
     unchanged)."""
-    from db.labels import labelled_predictions, store_label_file
     from db.lifecycle import count_shadow_predictions, gate_rows, store_shadow_predictions
+
+    from db.labels import labelled_predictions, store_label_file
 
     when = datetime(2025, 4, 2, 9, tzinfo=UTC)
     ids = _write_now(2, created_at=when)
