@@ -216,24 +216,27 @@ class _LabelRow:
 
 def test_the_writers_that_name_a_prediction_by_id_alone_still_link_it(clean_db: str) -> None:
     """Label ingestion and the challenger's shadow scores give only the prediction's id: the
-    trigger completes the reference, and the gate's join finds both (db/labels.py, db/lifecycle.py
-    unchanged)."""
-    from db.lifecycle import count_shadow_predictions, gate_rows, store_shadow_predictions
-
+    trigger completes the reference, and the gate's join finds both (db/labels.py,
+    db/shadow_predictions.py unchanged)."""
     from db.labels import labelled_predictions, store_label_file
+    from db.session import session_scope
+    from db.shadow_predictions import count_shadow_predictions, gate_rows, store_shadow_predictions
 
     when = datetime(2025, 4, 2, 9, tzinfo=UTC)
     ids = _write_now(2, created_at=when)
     [(customer,)] = _sql("SELECT customer_id FROM predictions WHERE id = :id", id=ids[0])
-    store_label_file(file_name="l.csv", checksum="c", dag_run_id=None, total_rows=1, invalid_rows=0,
-                     duplicates=0, errors={}, outcome=None,
-                     rows=[_LabelRow(customer, 1, when + timedelta(days=3), 2)])
-    store_shadow_predictions(prediction_ids=ids, model_version="m-2", labels=[1, 0], probabilities=[0.9, 0.2])
+    with session_scope() as session:
+        store_label_file(session=session, file_name="l.csv", checksum="c", dag_run_id=None, total_rows=1,
+                         invalid_rows=0, duplicates=0, errors={}, outcome=None,
+                         rows=[_LabelRow(customer, 1, when + timedelta(days=3), 2)])
+        store_shadow_predictions(session=session, prediction_ids=ids, model_version="m-2", labels=[1, 0],
+                                 probabilities=[0.9, 0.2])
 
     assert _sql("SELECT prediction_id, prediction_created_at FROM labels") == [(ids[0], when)]
     assert _sql("SELECT prediction_id, prediction_created_at FROM shadow_predictions ORDER BY 1") == [
         (ids[0], when), (ids[1], when)]
-    assert count_shadow_predictions(prediction_ids=ids) == 2
-    assert labelled_predictions()["prediction_id"].tolist() == [ids[0]]
-    [gate] = gate_rows(champion="m-1", challenger="m-2", since=when - timedelta(days=1))
+    with session_scope() as session:
+        assert count_shadow_predictions(session=session, prediction_ids=ids) == 2
+        assert labelled_predictions(session=session)["prediction_id"].tolist() == [ids[0]]
+        [gate] = gate_rows(session=session, champion="m-1", challenger="m-2", since=when - timedelta(days=1))
     assert (gate["outcome"], gate["challenger_label"]) == (1, 1)
