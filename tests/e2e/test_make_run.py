@@ -135,7 +135,8 @@ def _run_until_ready_then_interrupt(env: dict[str, str]) -> tuple[str, dict[str,
         launcher.wait_for(READY_LINE, UP_SECONDS)
         urls = dict(re.findall(r"^\s+(api|webapp|airflow-api-server|mlflow|prometheus)\s+(http://\S+)",
                                launcher.output, re.M))
-        answers = {name: httpx.get(url, timeout=30).status_code for name, url in urls.items()}
+        answers = {name: httpx.get(url, timeout=30, follow_redirects=True).status_code  # as a browser does
+                   for name, url in urls.items()}
         tree = descendants([launcher.process.pid])
         seen["sockets"] = listening_sockets(tree)
         seen["token files"] = {token_file_of(pid) for pid in tree} - {None}
