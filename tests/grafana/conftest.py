@@ -58,6 +58,7 @@ class DemoDatabase:
 RESTORE_ORDER = (
     "prediction_batches", "predicted_files", "ingested_files", "label_files", "predictions",
     "ingestion_errors", "labels", "shadow_predictions", "promotion_decisions", "realized_performance",
+    "retrain_attempts",
 )
 _demo_copies: dict[datetime, dict[str, bytes]] = {}  # the runtime tables as seeded, per instant
 
@@ -96,7 +97,7 @@ def _copy_tables(conninfo: str) -> dict[str, bytes]:
     copies = {}
     with psycopg.connect(conninfo) as conn:
         for table in RESTORE_ORDER:
-            with conn.cursor().copy(f"COPY {table} TO STDOUT (FORMAT binary)") as copy:
+            with conn.cursor().copy(f"COPY (SELECT * FROM {table}) TO STDOUT (FORMAT binary)") as copy:
                 copies[table] = b"".join(bytes(block) for block in copy)
     return copies
 
