@@ -271,9 +271,9 @@ def promote(number: int, *, by: str, reason: str = "promoted by hand", override_
     an alias moved meanwhile. Returns the decision id.
     """
     champion, challenger = version_by_alias(CHAMPION, registry), version_by_alias(CHALLENGER, registry)
-    target = get_version(number, registry)
     if champion is not None and champion.number == number:
         raise LifecycleError(f"version {number} is already the champion")
+    target = admissible(number, registry)  # a version the API cannot serve is refused before any verdict
     verdict = None if champion is None else gate_verdict(target, champion, settings)
     if verdict is not None and not verdict.promote and not override_reason:
         raise GateVerdictError(verdict)
