@@ -18,11 +18,14 @@ import pytest
 from core.settings import REPO_ROOT
 from scripts.generate_docs import stale_pages
 
-DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
+# the README and the site's pages (docs/notes/ holds working notes, left out of the site: mkdocs.yml)
+DOC_FILES = [REPO_ROOT / "README.md",
+             *sorted(p for p in (REPO_ROOT / "docs").rglob("*.md") if "notes" not in p.parts)]
 # programs the docs name that are not the project's own; each is a well-known tool
 EXTERNAL_TOOLS = {"curl", "pg_dump", "pg_restore", "source", "cp", "git", "cd", "ls", "cat", "mkdir",
                   "export", "sudo", "apt-get", "kill", "ss", "psql", "open", "xdg-open", "echo", "rm",
-                  "head", "tail", "unzip", "docker-compose", "wget", "watch"}
+                  "head", "tail", "unzip", "docker-compose", "wget", "watch", "pytest",
+                  ".venv/bin/pytest", "mlflow", ".venv/bin/mlflow"}
 SHELL_BLOCK = re.compile(r"```(?:bash|sh|shell|console)\n(.*?)```", re.S)
 INLINE = re.compile(r"`((?:make |python -m |\.venv/bin/python -m |python scripts/)[^`]*)`")
 PLACEHOLDER = re.compile(r"<[^>]*>|\.\.\.|…")
