@@ -154,5 +154,5 @@ def test_a_better_challenger_is_promoted_then_rolled_back(champion_and_challenge
     assert (rolled["champion_before"], rolled["champion_after"]) == (challenger.number, champion.number)
     assert (promoted["action"], promoted["automatic"], promoted["metric"]) == ("promote", True, "f1")
     assert promoted["challenger_value"] > promoted["champion_value"]
-    promote(challenger.number, by="bob", registry=registry_settings)
+    promote(challenger.number, by="bob", settings=SETTINGS, registry=registry_settings)  # the gate as above
     assert recent_decisions()[0]["decided_by"] == "bob"
