@@ -26,6 +26,7 @@ TIME_DEPENDENT_TESTS = (
     "tests/grafana/test_monitoring.py",
     "tests/grafana/test_reason_codes.py",
     "tests/grafana/test_segments.py",
+    "tests/grafana/test_silence_alert.py",
     "tests/grafana/test_drift_and_demo.py::test_psi_sql_matches_the_python_reference",
     "tests/grafana/test_drift_and_demo.py::test_feature_means_match_the_data",
 )

@@ -21,6 +21,8 @@ from model.monitoring import LogitWeights, drift_tests
 from model.predictor import Predictor
 from model.train import ARTIFACTS_DIR, MODEL_FILE
 
+WINDOWS_END = datetime(2026, 11, 24, 22, 16, tzinfo=UTC)  # a fixed instant: no wall clock
+
 METADATA = json.loads(DEFAULT_METADATA.read_text()) if DEFAULT_METADATA.exists() else {}
 
 
@@ -48,7 +50,7 @@ def _drift(start: datetime, end: datetime, segment: str = "all") -> dict[str, An
 
 def test_a_customer_scored_again_and_again_counts_once(clean_db: str) -> None:
     customers = load_dataset().sample(150, random_state=21)
-    start = datetime.now(UTC) - timedelta(hours=1)
+    start = WINDOWS_END - timedelta(hours=1)
     _store(_records(customers), start, "everyone")
     repeated = _records(customers.iloc[:1])
     for minute in range(1, 61):  # the first customer, once a minute for an hour
@@ -63,7 +65,7 @@ def test_a_customer_scored_again_and_again_counts_once(clean_db: str) -> None:
 def test_the_latest_row_is_the_one_counted(clean_db: str) -> None:
     customers = load_dataset()
     two_year = customers[customers["contract"] == "Two year"].sample(120, random_state=5)
-    start = datetime.now(UTC) - timedelta(minutes=30)
+    start = WINDOWS_END - timedelta(minutes=30)
     _store(_records(two_year), start, "two-year")
     moved = _records(two_year.iloc[:30])
     moved = [{**r, "contract": "Month-to-month"} for r in moved]  # 30 of them change contract later
@@ -82,7 +84,7 @@ def test_a_few_customers_repeated_do_not_alarm_as_many_rows_would(clean_db: str)
     are, they pass nothing.
     """
     customers = load_dataset().sample(150, random_state=8)
-    start = datetime.now(UTC) - timedelta(minutes=40)
+    start = WINDOWS_END - timedelta(minutes=40)
     for round_ in range(8):
         _store(_records(customers), start + timedelta(minutes=4 * round_), f"round-{round_}")
     drift = _drift(start, start + timedelta(minutes=30))
@@ -99,7 +101,7 @@ def test_a_few_customers_repeated_do_not_alarm_as_many_rows_would(clean_db: str)
 
 def test_the_downgrade_counts_every_row_again_and_the_upgrade_customers(clean_db: str) -> None:
     customers = load_dataset().sample(120, random_state=3)
-    start = datetime.now(UTC) - timedelta(minutes=20)
+    start = WINDOWS_END - timedelta(minutes=20)
     for round_ in range(3):
         _store(_records(customers), start + timedelta(minutes=round_), f"round-{round_}")
     end = start + timedelta(minutes=5)
