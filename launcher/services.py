@@ -170,9 +170,19 @@ def mlflow() -> Service:
     return Service("mlflow", argv, url=url, login="none", health_url=f"{url}/health")
 
 
+# compose's api-token step runs as root to give each copy its reader's uid: the app and Airflow
+# images run as 50000 (group 0), the Prometheus image as nobody (65534)
+APP_OWNER, PROMETHEUS_OWNER = "50000:0", "65534:65534"
+PROMETHEUS_TOKEN_COPY = "/data/prometheus-secrets/api-token"  # compose's prometheus-token volume
+
+
 def api_token() -> Service:
-    # compose's one-shot: API_TOKEN_FILE created on first start (make run does it in the launcher)
-    return Service("api-token", _python("-m", "launcher.api_token"), long_running=False)
+    # compose's one-shot: API_TOKEN_FILE created on first start (make run does it in the launcher),
+    # and Prometheus's read-only copy written on every start
+    return Service("api-token", _python(
+        "-m", "launcher.api_token", "--owner", APP_OWNER,
+        "--copy", PROMETHEUS_TOKEN_COPY, "--copy-owner", PROMETHEUS_OWNER,
+    ), long_running=False)
 
 
 def seed_labels() -> Service:

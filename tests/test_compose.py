@@ -36,7 +36,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 SCALE_FILE = REPO_ROOT / "docker-compose.scale.yml"
 # `$${X}` is escaped: the container's shell expands it, not compose
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
-ONE_SHOTS = {"migrate", "seed-raw-data", "airflow-init", "register-model"}
+ONE_SHOTS = {"migrate", "seed-raw-data", "airflow-init", "register-model", "api-token"}
 DATA_DIRS = ("RAW_DATA_DIR", "GOOD_DATA_DIR", "BAD_DATA_DIR", "REPORTS_DIR", "LABELS_DIR")
 
 
@@ -103,7 +103,6 @@ def test_published_ports_default_to_the_settings_defaults_on_the_loopback_addres
     services: dict[str, dict[str, Any]],
 ) -> None:
     expected = {
-        "api": ("API_PORT", ApiServerSettings.model_fields["api_port"].default),
         "webapp": ("WEBAPP_PORT", WebappSettings.model_fields["webapp_port"].default),
         "airflow-apiserver": (
             "AIRFLOW_API_PORT", AirflowSettings.model_fields["airflow_api_port"].default,
@@ -117,6 +116,24 @@ def test_published_ports_default_to_the_settings_defaults_on_the_loopback_addres
         (mapping,) = services[name]["ports"]
         expected_variables = [("PUBLISH_HOST", "127.0.0.1")] + [(variable, str(default))] * 2
         assert VARIABLE.findall(mapping) == expected_variables, name
+    # the API alone listens on a fixed port inside the network (8000: where the DAGs, the webapp,
+    # Prometheus and the overlay's load balancer look for it); API_PORT is its host port only
+    (mapping,) = services["api"]["ports"]
+    default = ApiServerSettings.model_fields["api_port"].default
+    assert port_mapping_parts(mapping) == ["${PUBLISH_HOST:-127.0.0.1}", f"${{API_PORT:-{default}}}", "8000"]
+
+
+def test_the_api_listens_inside_the_network_where_every_caller_and_prometheus_look(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The last merged compose run's Prometheus scraped nothing: the API listened on API_PORT (a
+    free port in the compose test) inside its container, while the scrape looked on 8000."""
+    assert services["api"]["environment"]["API_PORT"] == "8000"
+    assert services["webapp"]["environment"]["API_URL"] == "http://api:8000"
+    assert services["airflow-scheduler"]["environment"]["API_URL"] == "http://api:8000"
+    config = yaml.safe_load((REPO_ROOT / "prometheus" / "prometheus.compose.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert [sd["port"] for sd in job["dns_sd_configs"]] == [8000]
 
 
 def test_every_published_port_listens_on_127_0_0_1_unless_publish_host_opens_it(
@@ -507,8 +524,34 @@ def test_prometheus_scrapes_every_api_replica_by_name(services: dict[str, dict[s
     assert job["dns_sd_configs"] == [{"names": ["api"], "type": "A", "port": 8000, "refresh_interval": "15s"}]
     assert services["grafana"]["environment"]["PROMETHEUS_URL"] == "http://prometheus:${PROMETHEUS_PORT:-9090}"
     assert "--web.listen-address=:${PROMETHEUS_PORT:-9090}" in prometheus["command"]
-    # with API_TOKEN set, /metrics wants it: the entrypoint writes it where the scrape reads it
-    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/prometheus/api_token"}
-    assert prometheus["environment"]["API_TOKEN"] == "${API_TOKEN:-}"
-    assert "> /prometheus/api_token" in prometheus["entrypoint"][2]
-    assert prometheus["entrypoint"][2].endswith('exec /bin/prometheus "$$@"')
+    # /metrics wants the token: Prometheus reads its own copy, written by the api-token step
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/etc/prometheus/secrets/api-token"}
+    assert mounted["/etc/prometheus/secrets"] == "prometheus-token"
+    assert "entrypoint" not in prometheus and "API_TOKEN" not in prometheus.get("environment", {})
+    assert prometheus["depends_on"]["api-token"] == {"condition": "service_completed_successfully"}
+
+
+def test_compose_is_closed_by_default_with_a_token_generated_on_first_start(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The api-token step generates the token into the api-token volume (launcher/api_token.py);
+    the API checks it and the webapp and every Airflow container send it (API_TOKEN_FILE), with
+    API_TOKEN from .env winning when set; Prometheus gets a copy of its own."""
+    from launcher.services import PROMETHEUS_TOKEN_COPY
+
+    step = services["api-token"]
+    assert step["command"] == ["python", "-m", "launcher.services", "api-token"]
+    assert step["user"] == "0"  # to give each copy its reader's uid; it runs nothing else
+    assert {v.split(":")[1]: v.split(":")[0] for v in step["volumes"]} == {
+        "/data/secrets": "api-token", str(Path(PROMETHEUS_TOKEN_COPY).parent): "prometheus-token"}
+    readers = ["api", "webapp", "airflow-scheduler", "airflow-apiserver", "airflow-dag-processor",
+               "airflow-triggerer", "seed-raw-data"]
+    for name in readers:
+        environment = services[name]["environment"]
+        assert environment["API_TOKEN_FILE"] == "/data/secrets/api-token", name
+        assert environment["API_TOKEN"] == "${API_TOKEN:-}", name
+        assert any(v.startswith("api-token:/data/secrets") for v in services[name]["volumes"]), name
+    assert services["api"]["depends_on"]["api-token"] == {"condition": "service_completed_successfully"}
+    # only the step and the API itself may write the volume
+    for name in ("webapp", "airflow-scheduler"):
+        assert "api-token:/data/secrets:ro" in services[name]["volumes"], name

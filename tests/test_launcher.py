@@ -183,3 +183,36 @@ def test_prometheus_listens_on_loopback_and_scrapes_the_api_with_the_token(tmp_p
     assert scrape["authorization"] == {"type": "Bearer", "credentials_file": str(tmp_path / "api-token")}
     assert (tmp_path / "api-token").read_text() == "t0ken"
     assert stat.S_IMODE((tmp_path / "api-token").stat().st_mode) == 0o600
+
+
+def test_composes_token_step_gives_the_app_its_file_and_prometheus_a_read_only_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`python -m launcher.api_token --owner --copy --copy-owner` as compose runs it (as root):
+    the token printed once, the app's file 0600 owned by the app's uid, Prometheus's copy 0400
+    owned by nobody, both holding the same token; a second start keeps and copies it again."""
+    from launcher.api_token import main
+
+    if os.geteuid() != 0:
+        pytest.fail("this test gives files other owners, as compose's step does: run it as root")
+    app_file, copy = tmp_path / "secrets" / "api-token", tmp_path / "prometheus" / "api-token"
+    monkeypatch.delenv("API_TOKEN", raising=False)
+    monkeypatch.setenv("API_TOKEN_FILE", str(app_file))
+    argv = ["--owner", "50000:0", "--copy", str(copy), "--copy-owner", "65534:65534"]
+    main(argv)
+    token = app_file.read_text().strip()
+    assert token in capsys.readouterr().out
+    def owner_and_mode(path: Path) -> tuple[int, int, int]:
+        return path.stat().st_uid, path.stat().st_gid, stat.S_IMODE(path.stat().st_mode)
+
+    assert owner_and_mode(app_file) == (50000, 0, 0o600)
+    assert owner_and_mode(copy) == (65534, 65534, 0o400)
+    assert copy.read_text().strip() == token
+    main(argv)
+    assert token not in capsys.readouterr().out
+    assert app_file.read_text().strip() == token == copy.read_text().strip()
+    assert [p.name for p in copy.parent.iterdir()] == ["api-token"]  # no temporary left behind
+
+    monkeypatch.setenv("API_TOKEN", "set-in-env")  # API_TOKEN in .env wins: Prometheus gets that one
+    main(argv)
+    assert copy.read_text().strip() == "set-in-env"

@@ -138,6 +138,9 @@ class Overlay:
         self.db = Database(environ["POSTGRES_HOST_PORT"], environ)
         self.airflow = AirflowApi(f"http://127.0.0.1:{environ['AIRFLOW_API_PORT']}")
         self.api_url = f"http://127.0.0.1:{environ['API_PORT']}"  # the load balancer
+        # the token compose's api-token step generated (closed by default), read where the API reads it
+        self.api_token = stack("exec", "-T", "api", "cat", "/data/secrets/api-token",
+                               capture=True).stdout.strip()
 
     def containers(self, service: str) -> list[Container]:
         out = self.stack("ps", "--all", "--format", "json", service, capture=True).stdout.strip()
@@ -354,7 +357,8 @@ class LoadResult:
 
 
 def client_load(api_url: str, prefix: str, threads: int, calls_per_thread: int, records_per_call: int,
-                *, attempts: int = 6, on_progress: Callable[[int], None] | None = None) -> LoadResult:
+                *, token: str, attempts: int = 6, on_progress: Callable[[int], None] | None = None,
+                ) -> LoadResult:
     """`threads` clients, each sending `calls_per_thread` POST /predict through `api_url`, each call
     with its own batch_key `<prefix>:<thread>:<call>`; a call that fails as unavailable is sent
     again with the same key (0.5 s apart, at most `attempts` times), as the webapp's user and the
@@ -365,7 +369,7 @@ def client_load(api_url: str, prefix: str, threads: int, calls_per_thread: int, 
     done = [0]
 
     def client(number: int) -> None:
-        api = ChurnApiClient(api_url, token=os.environ.get("API_TOKEN") or None, timeout_seconds=30)
+        api = ChurnApiClient(api_url, token=token, timeout_seconds=30)
         try:
             for call in range(calls_per_thread):
                 key = f"{prefix}:{number}:{call}"
@@ -424,7 +428,8 @@ def replica_killed_under_load(overlay: Overlay, proofs: list[str]) -> None:
 
     prefix = f"compose-test-lb-{int(time.time())}"
     try:
-        load = client_load(overlay.api_url, prefix, threads, calls, records, on_progress=progress)
+        load = client_load(overlay.api_url, prefix, threads, calls, records, token=overlay.api_token,
+                           on_progress=progress)
     finally:
         subprocess.run(["docker", "start", victim.id], check=False, capture_output=True)
         overlay.set_restart(victim, "unless-stopped")
@@ -554,7 +559,8 @@ def throughput(overlay: Overlay) -> list[str]:
     for replicas in (1, 2):
         scale(overlay, "api", replicas)
         time.sleep(6)  # HAProxy's checks (every 2 s, rise 2) see the replica set as it is now
-        load = client_load(overlay.api_url, f"bench-r{replicas}-{int(time.time())}", threads, calls, records)
+        load = client_load(overlay.api_url, f"bench-r{replicas}-{int(time.time())}", threads, calls, records,
+                           token=overlay.api_token)
         assert not load.failed, load.failed[:3]
         lines.append(f"{replicas} API replica(s): {load.calls / load.seconds:.0f} POST /predict per second "
                      f"({threads} concurrent clients x {calls} calls of {records} record, through the load "
@@ -567,7 +573,8 @@ def replicas_follow_the_registry(overlay: Overlay) -> str:
     """Each API replica, asked directly inside its container, serves the registry's champion."""
     script = "\n".join((
         "import json, os, urllib.request",
-        "token = os.environ.get('API_TOKEN')",
+        "from core.settings import ApiAccessSettings",
+        "token = ApiAccessSettings().token_value()",  # API_TOKEN_FILE, as the replica reads it
         "headers = {'Authorization': 'Bearer ' + token} if token else {}",
         "request = urllib.request.Request('http://127.0.0.1:8000/model', headers=headers)",
         "print(json.dumps(json.load(urllib.request.urlopen(request, timeout=10))['champion']))",
