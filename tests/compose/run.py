@@ -317,6 +317,12 @@ def expected_services(compose: dict[str, Any], override: Override) -> dict[str, 
             for name, service in compose["services"].items() if name not in override.left_out}
 
 
+def health_log(container: str) -> str:
+    """Docker's record of a container's last healthchecks (exit code, output, start and end)."""
+    return subprocess.run(["docker", "inspect", "--format", "{{json .State.Health.Log}}", container],
+                          capture_output=True, text=True, check=False).stdout.strip()[-3000:]
+
+
 def wait_until_healthy(stack: Stack, services: dict[str, tuple[bool, int]], started: float) -> dict[str, str]:
     """Every one-shot exited 0 and every other service healthy; fails at once when one breaks.
 
@@ -342,7 +348,8 @@ def wait_until_healthy(stack: Stack, services: dict[str, tuple[bool, int]], star
                             f"one-shot {name} failed (exit {code}):\n{stack.logs(name)[-3000:]}")
                     ready += state == "exited"
                 elif state in ("exited", "dead") or health == "unhealthy":
-                    raise RuntimeError(f"{entry['Name']} is {state} {health}:\n{stack.logs(name)[-3000:]}")
+                    raise RuntimeError(f"{entry['Name']} is {state} {health}:\n{stack.logs(name)[-3000:]}"
+                                       f"\nits last healthchecks: {health_log(entry['Name'])}")
                 else:
                     ready += health == "healthy"
             if ready == len(entries):
