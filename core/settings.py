@@ -122,7 +122,7 @@ class ApiServerSettings(ApiAccessSettings, ReportSettings, PredictionStorageSett
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # uvicorn worker processes. 1 keeps /metrics whole (one process, one set of counters) and one
-    # registry follower; more use more cores for concurrent clients (docs/notes/h25b-partition.md)
+    # registry follower; more use more cores for concurrent clients (docs/design/partitions.md)
     api_workers: int = Field(default=1, ge=1)
     max_records_per_request: int = Field(default=10_000, ge=1)
     model_artifacts_dir: Path = REPO_ROOT / "model" / "artifacts"

@@ -8,7 +8,7 @@
 `make run` keeps it in `.local/api-token` (git-ignored), compose in the `api-token` volume. The
 token is printed once, when it is created; afterwards it is read from the file. Every service gets
 the file's path as API_TOKEN_FILE: the API checks the token, the webapp and the DAGs send it.
-Rotate it by deleting the file and starting again (docs/notes/h22b-ops.md).
+Rotate it by deleting the file and starting again (docs/design/operations.md).
 """
 
 from __future__ import annotations

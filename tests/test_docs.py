@@ -18,9 +18,8 @@ import pytest
 from core.settings import REPO_ROOT
 from scripts.generate_docs import stale_pages
 
-# the README and the site's pages (docs/notes/ holds working notes, left out of the site: mkdocs.yml)
-DOC_FILES = [REPO_ROOT / "README.md",
-             *sorted(p for p in (REPO_ROOT / "docs").rglob("*.md") if "notes" not in p.parts)]
+# the README and every page of the site (the design notes under docs/design/ included)
+DOC_FILES = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").rglob("*.md"))]
 # programs the docs name that are not the project's own; each is a well-known tool
 EXTERNAL_TOOLS = {"curl", "pg_dump", "pg_restore", "source", "cp", "git", "cd", "ls", "cat", "mkdir",
                   "export", "sudo", "apt-get", "kill", "ss", "psql", "open", "xdg-open", "echo", "rm",
