@@ -26,6 +26,9 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS
 OUT = REPO_ROOT / "docs" / "screenshots"
 SAMPLE = REPO_ROOT / "tests" / "field_cases" / "ibm_telco_export_sample.csv"
 VIEWPORT = {"width": 1400, "height": 900}
+# Streamlit scrolls inside its own container (a full-page shot sees only the viewport): the form,
+# its answer and the reasons fit in this one
+WEBAPP_VIEWPORT = {"width": 1400, "height": 1900}
 
 
 def _webapp(page: Any, out: Path) -> None:
@@ -37,6 +40,8 @@ def _webapp(page: Any, out: Path) -> None:
     page.get_by_role("spinbutton", name="Total charges", exact=True).fill("190")
     page.get_by_role("button", name="Predict").click()
     page.locator("[data-testid='stMetric']").filter(has_text="Churn probability").wait_for(timeout=60_000)
+    # the reasons table is drawn after the metrics: the shot waits for it
+    page.locator("[data-testid='stTable']").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1000)
     page.screenshot(path=str(out / "predict_form.png"), full_page=True)
     page.goto(url)
@@ -61,15 +66,25 @@ def _airflow(page: Any, out: Path) -> None:
 def _mlflow(page: Any, out: Path) -> None:
     page.goto(f"http://127.0.0.1:{MlflowServerSettings().mlflow_port}/#/models")
     page.get_by_text("champion").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    # MLflow 3 greets a new browser with a "new Model Registry UI" pop-up and an assistant panel:
+    # both would cover the aliases
+    page.keyboard.press("Escape")
+    for name in ("Close", "Got it", "Dismiss"):
+        for button in page.get_by_role("button", name=name).all():
+            if button.is_visible():
+                button.click()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(out / "mlflow_registry.png"))
 
 
 def _report(page: Any, out: Path) -> None:
     settings = ReportSettings()
-    reports = sorted(settings.reports_dir.rglob("*.html"), key=lambda p: p.stat().st_mtime)
+    # Great Expectations' own validation pages (a refused empty file has only our short page)
+    validations = settings.reports_dir / "data_docs" / "validations"
+    reports = sorted(validations.rglob("*.html"), key=lambda p: p.stat().st_mtime)
     if not reports:
-        raise RuntimeError(f"no Data Docs report in {settings.reports_dir} yet: wait for an ingestion")
+        raise RuntimeError(f"no Data Docs validation page in {validations} yet: wait for an ingestion")
     relative = reports[-1].relative_to(settings.reports_dir).as_posix()
     page.goto(f"{settings.reports_base_url.rstrip('/')}/{relative}")
     page.wait_for_timeout(1500)
@@ -91,7 +106,8 @@ def take(out: Path, only: list[str]) -> list[str]:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             for name in only:
-                page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+                viewport = WEBAPP_VIEWPORT if name == "webapp" else VIEWPORT
+                page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
                 try:
                     SHOTS[name](page, out)
                     print(f"{name}: done")
