@@ -4,6 +4,7 @@
     python -m jobs.lifecycle promote --version N --by "<your name>" [--reason "..."]
                                      [--override-reason "..."]
     python -m jobs.lifecycle rollback --version N --by "<your name>" [--reason "..."]
+    python -m jobs.lifecycle sync       (every registered version gets its database row)
     python -m jobs.lifecycle gate       (what the retrain_model DAG runs)
     python -m jobs.lifecycle retrain    (train a challenger now, whatever the condition)
 
@@ -41,13 +42,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.settings import LifecycleSettings, RegistrySettings
 from db.decisions import latest_decision, list_decisions, record_decision
 from db.labels import count_labels_received_since, count_predictions_per_window, labelled_predictions
 from db.locks import REGISTRY_ALIASES, RETRAINING, advisory_lock
-from db.model_versions import record_model_version, set_registry_version
+from db.model_versions import record_model_version, registry_numbers, set_registry_version
 from db.realized_performance import latest_realized_f1
 from db.retraining import finish_retrain_attempt, latest_retrain_start, start_retrain_attempt
 from db.session import session_scope
@@ -64,8 +66,11 @@ from model.registry import (
     delete_alias,
     gate_figures,
     get_version,
+    is_unreachable,
+    list_versions,
     log_gate_metrics,
     log_training_run,
+    read_run_metadata,
     set_alias,
     tag_version,
     version_by_alias,
@@ -429,6 +434,94 @@ def _train_and_register(attempt: int, by: str, reason: str, registry: RegistrySe
     return get_version(registered.number, registry)
 
 
+# --- every registered version in the database -----------------------------------------------------
+
+@dataclass(frozen=True)
+class VersionSync:
+    """What `sync_registered_versions` did, by registry version number."""
+
+    recorded: list[int]  # rows written: training metrics, threshold, calibration, drift baseline
+    numbered: list[int]  # the row existed; its registry number is now recorded
+    tagged: list[int]  # tags our registration sets (model_version, trained_at...) were missing: filled
+    unreadable: dict[int, str]  # no row could be written, and why (tried again at the next run)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (an XCom): the numbers of `unreadable` as strings."""
+        return dataclasses.asdict(self) | {"unreadable": {str(k): v for k, v in self.unreadable.items()}}
+
+
+def _missing_tags(version: RegisteredVersion, metadata: dict[str, Any]) -> dict[str, str]:
+    """The tags `log_training_run` sets that a version registered otherwise lacks."""
+    registered = (datetime.fromtimestamp(version.created_ms / 1000, UTC) if version.created_ms
+                  else datetime.now(UTC))
+    wanted = {"model_version": str(metadata["model_version"]), "trained_at": str(metadata["trained_at"]),
+              "holdout_f1": str(metadata.get("metrics", {}).get("f1", "")), "run_id": version.run_id,
+              "registered_at": registered.isoformat()}
+    return {key: value for key, value in wanted.items() if value and not version.tags.get(key)}
+
+
+def _sync_version(session: Session, version: RegisteredVersion, known: dict[str, int | None],
+                  registry: RegistrySettings | None, done: VersionSync) -> None:
+    """Write the row of one registered version (see sync_registered_versions); raises to say why not."""
+    if version.model_version in known:  # the row is there, its number is not
+        set_registry_version(session=session, model_version=version.model_version,
+                             registry_version=version.number)
+        known[version.model_version] = version.number
+        done.numbered.append(version.number)
+        return
+    if not version.run_id:
+        raise LifecycleError("it was registered from no training run: no metadata.json to read")
+    metadata = read_run_metadata(version.run_id, registry)
+    named = metadata.get("model_version")
+    if not isinstance(named, str) or not named:
+        raise LifecycleError("its metadata.json names no model_version")
+    if version.model_version and named != version.model_version:
+        raise LifecycleError(f"its metadata.json says {named!r}, its model_version tag "
+                             f"{version.model_version!r}")
+    with session.begin_nested():  # a version whose metadata does not fit leaves the others' rows
+        if named not in known:
+            record_model_version(session=session, metadata=metadata)
+            done.recorded.append(version.number)
+        else:
+            done.numbered.append(version.number)
+        set_registry_version(session=session, model_version=named, registry_version=version.number)
+    known[named] = version.number
+    tags = _missing_tags(version, metadata)
+    if tags:
+        tag_version(version.number, tags, registry)
+        done.tagged.append(version.number)
+
+
+def sync_registered_versions(registry: RegistrySettings | None = None) -> VersionSync:
+    """Give every registered version its `model_versions` row, however it was registered
+    (`python -m model.train`, the retrain DAG, by hand in MLflow), with or without an alias.
+
+    A version whose model version has no row gets one from the metadata.json of its training run
+    (training metrics, threshold, calibration, drift baseline: `record_model_version`); a row
+    without its registry number gets it. A version registered by hand (no `model_version`,
+    `trained_at` or `registered_at` tag) gets the tags our registration sets, so the API admits it
+    by name and the gate and the retrain rule can read it. A version whose metadata cannot be read
+    or does not fit is listed in `unreadable` with the reason and tried again at the next run; the
+    registry or the database unreachable raises (the task's retry).
+    """
+    done = VersionSync([], [], [], {})
+    versions = list_versions(registry)
+    with session_scope() as session:
+        known = registry_numbers(session=session)
+        for version in versions:
+            if version.model_version and known.get(version.model_version) is not None:
+                continue
+            try:
+                _sync_version(session, version, known, registry, done)
+            except Exception as error:
+                if is_unreachable(error) or isinstance(error, DBAPIError):
+                    raise  # an outage, not this version's fault: the task's retry
+                done.unreadable[version.number] = f"{type(error).__name__}: {str(error)[:300]}"
+                log.warning("registered version %s has no database row: %s", version.number,
+                            done.unreadable[version.number])
+    return done
+
+
 # --- the DAG's steps and the command line ----------------------------------------------------------
 
 def promotion_gate_step(by: str = AUTOMATIC) -> dict[str, Any] | None:
@@ -493,6 +586,7 @@ def main(argv: list[str] | None = None) -> None:
         if name == "promote":
             command.add_argument("--override-reason",
                                  help="promote although the gate says no (required then; recorded)")
+    sub.add_parser("sync")
     sub.add_parser("gate")
     sub.add_parser("retrain")
     sub.add_parser("status")
@@ -505,6 +599,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "rollback":
             print(f"decision {rollback(args.version, by=args.by, reason=args.reason)}: "
                   f"version {args.version} is champion again")
+        elif args.command == "sync":
+            print(json.dumps(sync_registered_versions().as_dict(), indent=2))
         elif args.command == "gate":
             decision = run_gate(by="command line")
             print("no challenger" if decision is None
