@@ -40,7 +40,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -75,6 +75,9 @@ from model.registry import (
     tag_version,
     version_by_alias,
 )
+
+if TYPE_CHECKING:
+    from model.admission import AdmissionError
 
 AUTOMATIC = "retrain_model DAG"
 log = logging.getLogger(__name__)
@@ -177,10 +180,12 @@ def _check_basis(basis: AliasBasis, *, action: str, by: str, automatic: bool, ta
 
 def _move_champion(number: int, basis: AliasBasis, *, action: str, by: str, automatic: bool, reason: str,
                    decision: GateDecision | None, registry: RegistrySettings | None,
-                   details: dict[str, Any] | None = None) -> int:
+                   details: dict[str, Any] | None = None, admitted: RegisteredVersion | None = None) -> int:
     """Point `champion` at `number` if the aliases are still `basis` (compare-and-set); drop
-    `challenger` if it pointed there; record the decision. Returns the decision id."""
-    target = admissible(number, registry)  # admission first: no alias moves to a version the API refuses
+    `challenger` if it pointed there; record the decision. Returns the decision id. `admitted`:
+    the version, when the caller has just passed it through admission."""
+    # admission first: no alias moves to a version the API refuses
+    target = admitted if admitted is not None and admitted.number == number else admissible(number, registry)
     with advisory_lock(REGISTRY_ALIASES, wait=True):
         _check_basis(basis, action=action, by=by, automatic=automatic, target=number, registry=registry)
         # every champion move passes here: the one place for checks on the target before it is served
@@ -231,13 +236,78 @@ def gate_verdict(candidate: RegisteredVersion, champion: RegisteredVersion,
     return decision
 
 
+def _admission_refusal(number: int, registry: RegistrySettings | None) -> AdmissionError | None:
+    """None when version `number` passes admission (model/admission.py), else the AdmissionError
+    saying why. A registry or artifact store that does not answer raises (an outage is no verdict
+    on the version: the task's retry)."""
+    from model.admission import AdmissionError  # ONNX Runtime: only when needed
+
+    try:
+        admit_registered(number, registry)
+    except AdmissionError as refused:
+        if refused.reason == "unloadable" and is_unreachable(refused):
+            raise
+        return refused
+    return None
+
+
+def _reject_refused(challenger: RegisteredVersion, champion: RegisteredVersion, basis: AliasBasis,
+                    refused: AdmissionError, *, by: str, settings: LifecycleSettings,
+                    registry: RegistrySettings | None) -> GateDecision:
+    """Reject a challenger admission refuses: the challenger alias removed (compare-and-set), a
+    `reject` decision saying it was refused at admission and why (details `admission`), the gate's
+    figures on its run, and the Teams card every admission refusal sends. The champion is untouched."""
+    reason = (f"refused at admission ({refused.reason}): {refused.detail}; the challenger alias was "
+              f"removed and the champion (version {champion.number}) keeps serving")
+    decision = GateDecision(promote=False, metric=gate_policy(settings).metric, rows=0, champion=None,
+                            challenger=None, reasons=[reason])
+    with advisory_lock(REGISTRY_ALIASES, wait=True):
+        _check_basis(basis, action="reject", by=by, automatic=True, target=challenger.number,
+                     registry=registry)
+        delete_alias(CHALLENGER, registry)
+        with session_scope() as session:
+            _record(session, "reject", by=by, automatic=True, reason=reason, champion_before=champion.number,
+                    challenger=challenger.number, champion_after=champion.number, decision=decision,
+                    registry=registry, details={"admission": {"reason": refused.reason,
+                                                              "detail": refused.detail}})
+    log.error("challenger version %s (%s) rejected: %s", challenger.number, challenger.model_version, reason)
+    log_gate_metrics(challenger.run_id, gate_figures(decision), registry)
+    _alert_refused_challenger(challenger, refused)
+    return decision
+
+
+def _alert_refused_challenger(challenger: RegisteredVersion, refused: AdmissionError) -> None:
+    """The Teams card of an admission refusal (as the API sends); an undelivered card is logged,
+    never a reason to fail the gate (its decision is recorded and the alias gone)."""
+    from core.settings import AlertSettings
+    from jobs.alerts import build_model_refusal_card, send_alert
+
+    alerts = AlertSettings()
+    card = build_model_refusal_card(
+        title=f"Model version refused: the promotion gate rejected challenger version {challenger.number}",
+        alias=CHALLENGER, number=challenger.number, model_version=challenger.model_version or "unknown",
+        reason=refused.reason, detail=refused.detail, at=datetime.now(UTC), run_id=challenger.run_id,
+        what_now="The challenger alias was removed; the champion keeps serving. Fix the version (or "
+                 "retrain) and register it again: python -m jobs.lifecycle status shows the decision.")
+    try:
+        send_alert(card, webhook_url=alerts.teams_webhook_url.get_secret_value()
+                   if alerts.teams_webhook_url else None, attempts=alerts.teams_attempts,
+                   backoff_seconds=alerts.teams_backoff_seconds, timeout_seconds=alerts.teams_timeout_seconds)
+    except Exception:  # the decision stands; the card's loss is in the log
+        log.exception("the Teams alert of the refused challenger version %s was not delivered",
+                      challenger.number)
+
+
 def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettings | None = None,
              by: str = AUTOMATIC, now: datetime | None = None) -> GateDecision | None:
     """Judge the challenger on the settled labelled customers both models scored since it was
     registered.
 
-    Promotes it, or rejects it (alias removed, decision recorded with the reasons), or, with too few
-    settled labelled customers yet, leaves it in shadow. None when there is no challenger.
+    A challenger admission refuses (model/admission.py: its artifacts gone, a graph the contract does
+    not fit...) is rejected before any verdict: alias removed, a `reject` decision saying why, the
+    Teams card of admission refusals. Otherwise it promotes it, or rejects it (alias removed,
+    decision recorded with the reasons), or, with too few settled labelled customers yet, leaves it
+    in shadow. None when there is no challenger.
     AliasConflictError (recorded) when an alias moved while it judged.
     """
     settings = settings or LifecycleSettings()
@@ -245,11 +315,15 @@ def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettin
     if challenger is None or champion is None:
         return None
     basis = AliasBasis(champion.number, challenger.number)
+    refusal = _admission_refusal(challenger.number, registry)  # before any verdict: shadow rows or not
+    if refusal is not None:
+        return _reject_refused(challenger, champion, basis, refusal, by=by, settings=settings,
+                               registry=registry)
     decision = gate_verdict(challenger, champion, settings, now)
     log_gate_metrics(challenger.run_id, gate_figures(decision), registry)  # on the challenger's run
     if decision.promote:
         _move_champion(challenger.number, basis, action="promote", by=by, automatic=True,
-                       decision=decision, registry=registry,
+                       decision=decision, registry=registry, admitted=challenger,
                        reason=f"gate: {decision.metric} {decision.challenger:.4f} vs {decision.champion:.4f} "
                               f"on {decision.rows} settled labelled customers, no segment regression")
     elif decision.enough_rows:

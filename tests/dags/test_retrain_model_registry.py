@@ -1,7 +1,8 @@
-"""Every registered version gets its database row, however it was registered and with no alias:
-`python -m model.train --alias none`, registered by hand in MLflow (no tag at all), through the
-retrain_model DAG's `sync-registered-versions` step (real Airflow `dag.test()`), the real MLflow
-server and real PostgreSQL."""
+"""The retrain_model DAG and the registry (real Airflow `dag.test()`, the real MLflow server, real
+PostgreSQL): every registered version gets its database row, however it was registered and with no
+alias (`python -m model.train --alias none`, by hand in MLflow with no tag at all), through the
+`sync-registered-versions` step; a challenger admission refuses is rejected by the
+`promotion-gate` step, which succeeds, the champion untouched."""
 
 from __future__ import annotations
 
@@ -16,11 +17,18 @@ from sqlalchemy import text
 
 from core.settings import RegistrySettings
 from db.session import session_scope
-from jobs.lifecycle import sync_registered_versions
+from jobs.lifecycle import recent_decisions, sync_registered_versions
 from model.files import METADATA_FILE
-from model.registry import RUN_ARTIFACTS, get_version, log_training_run
+from model.registry import (
+    CHALLENGER,
+    CHAMPION,
+    RUN_ARTIFACTS,
+    get_version,
+    log_training_run,
+    version_by_alias,
+)
 from model.train import train
-from tests.lifecycle.broken_versions import with_version_suffix
+from tests.lifecycle.broken_versions import register_unchecked, with_renamed_input, with_version_suffix
 from tests.mlflow_server import mlflow_url, registry_settings  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -150,3 +158,26 @@ def test_the_retrain_dag_gives_a_version_registered_by_hand_its_row(
     assert result.task_states["promotion-gate"] == "success", result
     row = stored_row(version)
     assert row is not None and row["registry_version"] == number and row["calibration"] == 1
+
+
+def test_the_gate_step_rejects_a_challenger_admission_refuses_and_the_task_succeeds(
+    clean_db: str, trained: Path, registry_settings: RegistrySettings, tmp_path: Path,  # noqa: F811
+    run_dag: Callable[..., Any],
+) -> None:
+    champion = log_training_run(with_version_suffix(trained, tmp_path / "good", "-good"), alias=CHAMPION,
+                                settings=registry_settings)
+    assert champion is not None
+    renamed = with_renamed_input(trained, tmp_path / "renamed")
+    broken = register_unchecked(renamed, CHALLENGER, registry_settings)
+
+    result = run_dag("retrain_model")
+
+    assert result.task_states["promotion-gate"] == "success", result  # before: failed, retried, failed
+    assert result.task_states["retrain-if-needed"] == "skipped", result  # backing off after a rejection
+    assert version_by_alias(CHAMPION, registry_settings).number == champion.number  # type: ignore[union-attr]
+    assert version_by_alias(CHALLENGER, registry_settings) is None
+    latest = recent_decisions(1)[0]
+    assert (latest["action"], latest["challenger"], latest["champion_after"]) == (
+        "reject", broken.number, champion.number)
+    assert latest["details"]["admission"]["reason"] == "graph_inputs"
+    assert "tenure_months" in latest["details"]["admission"]["detail"]
