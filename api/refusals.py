@@ -20,31 +20,14 @@ log = logging.getLogger(__name__)
 
 def refusal_card(refusal: Refusal) -> dict[str, Any]:
     """The Teams Workflows message: an Adaptive Card 1.4 naming the version, the alias and why."""
-    number = "local artifacts" if refusal.number is None else f"registry version {refusal.number}"
-    facts = [
-        {"title": "Alias", "value": refusal.alias},
-        {"title": "Version", "value": f"{number} ({refusal.model_version})"},
-        {"title": "Reason", "value": refusal.reason},
-        {"title": "Refused at", "value": refusal.at.isoformat(timespec="seconds")},
-    ]
-    if refusal.run_id:
-        facts.append({"title": "Training run", "value": refusal.run_id})
-    card = {
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "type": "AdaptiveCard",
-        "version": "1.4",
-        "msteams": {"width": "Full"},
-        "body": [
-            {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": True, "color": "Attention",
-             "text": f"Model version refused: the API does not serve it as {refusal.alias}"},
-            {"type": "FactSet", "facts": facts},
-            {"type": "TextBlock", "text": refusal.detail, "wrap": True, "isSubtle": True},
-            {"type": "TextBlock", "wrap": True, "text": "The current champion keeps serving. Move the "
-             "alias to an admissible version (python -m jobs.lifecycle promote/rollback) or fix this one."},
-        ],
-    }
-    return {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
+    from jobs.alerts import build_model_refusal_card
+
+    return build_model_refusal_card(
+        title=f"Model version refused: the API does not serve it as {refusal.alias}", alias=refusal.alias,
+        number=refusal.number, model_version=refusal.model_version, reason=refusal.reason,
+        detail=refusal.detail, at=refusal.at, run_id=refusal.run_id,
+        what_now="The current champion keeps serving. Move the alias to an admissible version "
+                 "(python -m jobs.lifecycle promote/rollback) or fix this one.")
 
 
 def alert_refusal(refusal: Refusal, settings: AlertSettings) -> threading.Thread:

@@ -351,7 +351,7 @@ class RegistryFollower:
     def _admitted(self, alias: str, version: Any) -> Predictor | None:
         """The version's predictor once admitted (downloaded and checked once per run), None when
         refused. A download that fails is a refusal (`unloadable`) tried again at the next poll."""
-        from model.registry import download_run
+        from model.registry import download_run, is_unreachable
 
         run = version.run_id
         if run in self._loaded:
@@ -369,13 +369,13 @@ class RegistryFollower:
         try:
             folder = download_run(run, self.folder / run, self.settings)
         except Exception as error:  # the registry answered, its artifacts did not: tried again next poll
-            if _unreachable(error):
+            if is_unreachable(error):
                 raise  # the registry went away meanwhile: an outage, not a refusal
             self.admissions.refuse(alias=alias, number=version.number, run_id=run, reason="unloadable",
                                    detail=f"its artifacts could not be downloaded: {type(error).__name__}: "
                                           f"{str(error)[:300]}", model_version=version.model_version)
             return None
-        predictor = self.admissions.admit(folder, alias=alias, expected_version=version.model_version,
+        predictor = self.admissions.admit(folder, alias=alias, expected_version=version.model_version or None,
                                           number=version.number, run_id=run)
         if predictor is None:
             self._refused.add(run)
@@ -448,21 +448,6 @@ class RegistryFollower:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-
-
-def _unreachable(error: BaseException) -> bool:
-    """True when `error` (or what caused it) is a connection failure or a timeout."""
-    import requests
-
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout | OSError) \
-                and not isinstance(seen, FileNotFoundError):
-            return True
-        if "Max retries exceeded" in str(seen) or "timed out" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _described(version: Any) -> dict[str, Any]:

@@ -3,6 +3,11 @@
 
 Every 5 minutes:
 
+- `sync-registered-versions`: every version of the registered model, with or without an alias
+  (`python -m model.train`, this DAG, or registered by hand in MLflow), gets its database row:
+  training metrics, threshold, calibration, drift baseline, registry number (read from its
+  training run's metadata.json); a version registered by hand also gets the tags our
+  registration sets. What could not be read is in the task's result, tried again next run.
 - `promotion-gate`: when a challenger exists, judge it against the champion on the settled
   labelled customers both scored since it was registered (the champion served them, the
   challenger scored them in shadow; settled: LABEL_HORIZON_DAYS passed or the window's coverage
@@ -39,8 +44,14 @@ from airflow.sdk.exceptions import AirflowSkipException
     doc_md=__doc__,
 )
 def retrain_model() -> None:
+    @task(task_id="sync-registered-versions")
+    def sync_registered_versions() -> dict[str, Any]:
+        from jobs import lifecycle
+
+        return lifecycle.sync_registered_versions().as_dict()
+
     @task(task_id="promotion-gate")
-    def promotion_gate_step() -> dict[str, Any] | None:
+    def promotion_gate_step(_synced: dict[str, Any]) -> dict[str, Any] | None:
         from jobs import lifecycle
 
         return lifecycle.promotion_gate_step()
@@ -54,7 +65,7 @@ def retrain_model() -> None:
             raise AirflowSkipException(result.reason)
         return result.number
 
-    retrain_if_needed(promotion_gate_step())
+    retrain_if_needed(promotion_gate_step(sync_registered_versions()))
 
 
 retrain_model()

@@ -88,6 +88,12 @@ def has_model_version(*, session: Session, model_version: str) -> bool:
                           .where(ModelVersion.model_version == model_version)) is not None
 
 
+def registry_numbers(*, session: Session) -> dict[str, int | None]:
+    """Every stored model version with the registry number recorded for it (None: not recorded)."""
+    return {version: number for version, number in
+            session.execute(select(ModelVersion.model_version, ModelVersion.registry_version))}
+
+
 def mark_served(*, session: Session, model_version: str) -> bool:
     """Record that the API now serves `model_version` as champion (served_since = now), unless it is
     already the latest served version. The drift SQL (`drift_baseline_version()`, migration 0010)

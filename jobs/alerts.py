@@ -21,6 +21,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlparse
@@ -208,6 +209,39 @@ def build_alert_card(
         "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
                          "content": card}],
     }
+
+
+def build_model_refusal_card(
+    *, title: str, alias: str, number: int | None, model_version: str, reason: str, detail: str,
+    at: datetime, run_id: str | None, what_now: str,
+) -> dict[str, Any]:
+    """The Teams Workflows message of a model version refused at admission (model/admission.py):
+    an Adaptive Card 1.4 naming the alias, the version, the reason and the sentence saying why.
+    Sent by the API (a version it does not serve) and by the promotion gate (a challenger it rejects)."""
+    label = "local artifacts" if number is None else f"registry version {number}"
+    facts = [
+        {"title": "Alias", "value": alias},
+        {"title": "Version", "value": f"{label} ({model_version})"},
+        {"title": "Reason", "value": reason},
+        {"title": "Refused at", "value": at.isoformat(timespec="seconds")},
+    ]
+    if run_id:
+        facts.append({"title": "Training run", "value": run_id})
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "msteams": {"width": "Full"},
+        "body": [
+            {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "wrap": True, "color": "Attention",
+             "text": title},
+            {"type": "FactSet", "facts": facts},
+            {"type": "TextBlock", "text": detail, "wrap": True, "isSubtle": True},
+            {"type": "TextBlock", "wrap": True, "text": what_now},
+        ],
+    }
+    return {"type": "message", "attachments": [
+        {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}]}
 
 
 def send_alert(

@@ -4,6 +4,7 @@
     python -m jobs.lifecycle promote --version N --by "<your name>" [--reason "..."]
                                      [--override-reason "..."]
     python -m jobs.lifecycle rollback --version N --by "<your name>" [--reason "..."]
+    python -m jobs.lifecycle sync       (every registered version gets its database row)
     python -m jobs.lifecycle gate       (what the retrain_model DAG runs)
     python -m jobs.lifecycle retrain    (train a challenger now, whatever the condition)
 
@@ -39,15 +40,16 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from core.settings import LifecycleSettings, RegistrySettings
 from db.decisions import latest_decision, list_decisions, record_decision
 from db.labels import count_labels_received_since, count_predictions_per_window, labelled_predictions
 from db.locks import REGISTRY_ALIASES, RETRAINING, advisory_lock
-from db.model_versions import record_model_version, set_registry_version
+from db.model_versions import record_model_version, registry_numbers, set_registry_version
 from db.realized_performance import latest_realized_f1
 from db.retraining import finish_retrain_attempt, latest_retrain_start, start_retrain_attempt
 from db.session import session_scope
@@ -64,12 +66,18 @@ from model.registry import (
     delete_alias,
     gate_figures,
     get_version,
+    is_unreachable,
+    list_versions,
     log_gate_metrics,
     log_training_run,
+    read_run_metadata,
     set_alias,
     tag_version,
     version_by_alias,
 )
+
+if TYPE_CHECKING:
+    from model.admission import AdmissionError
 
 AUTOMATIC = "retrain_model DAG"
 log = logging.getLogger(__name__)
@@ -172,10 +180,12 @@ def _check_basis(basis: AliasBasis, *, action: str, by: str, automatic: bool, ta
 
 def _move_champion(number: int, basis: AliasBasis, *, action: str, by: str, automatic: bool, reason: str,
                    decision: GateDecision | None, registry: RegistrySettings | None,
-                   details: dict[str, Any] | None = None) -> int:
+                   details: dict[str, Any] | None = None, admitted: RegisteredVersion | None = None) -> int:
     """Point `champion` at `number` if the aliases are still `basis` (compare-and-set); drop
-    `challenger` if it pointed there; record the decision. Returns the decision id."""
-    target = admissible(number, registry)  # admission first: no alias moves to a version the API refuses
+    `challenger` if it pointed there; record the decision. Returns the decision id. `admitted`:
+    the version, when the caller has just passed it through admission."""
+    # admission first: no alias moves to a version the API refuses
+    target = admitted if admitted is not None and admitted.number == number else admissible(number, registry)
     with advisory_lock(REGISTRY_ALIASES, wait=True):
         _check_basis(basis, action=action, by=by, automatic=automatic, target=number, registry=registry)
         # every champion move passes here: the one place for checks on the target before it is served
@@ -226,13 +236,78 @@ def gate_verdict(candidate: RegisteredVersion, champion: RegisteredVersion,
     return decision
 
 
+def _admission_refusal(number: int, registry: RegistrySettings | None) -> AdmissionError | None:
+    """None when version `number` passes admission (model/admission.py), else the AdmissionError
+    saying why. A registry or artifact store that does not answer raises (an outage is no verdict
+    on the version: the task's retry)."""
+    from model.admission import AdmissionError  # ONNX Runtime: only when needed
+
+    try:
+        admit_registered(number, registry)
+    except AdmissionError as refused:
+        if refused.reason == "unloadable" and is_unreachable(refused):
+            raise
+        return refused
+    return None
+
+
+def _reject_refused(challenger: RegisteredVersion, champion: RegisteredVersion, basis: AliasBasis,
+                    refused: AdmissionError, *, by: str, settings: LifecycleSettings,
+                    registry: RegistrySettings | None) -> GateDecision:
+    """Reject a challenger admission refuses: the challenger alias removed (compare-and-set), a
+    `reject` decision saying it was refused at admission and why (details `admission`), the gate's
+    figures on its run, and the Teams card every admission refusal sends. The champion is untouched."""
+    reason = (f"refused at admission ({refused.reason}): {refused.detail}; the challenger alias was "
+              f"removed and the champion (version {champion.number}) keeps serving")
+    decision = GateDecision(promote=False, metric=gate_policy(settings).metric, rows=0, champion=None,
+                            challenger=None, reasons=[reason])
+    with advisory_lock(REGISTRY_ALIASES, wait=True):
+        _check_basis(basis, action="reject", by=by, automatic=True, target=challenger.number,
+                     registry=registry)
+        delete_alias(CHALLENGER, registry)
+        with session_scope() as session:
+            _record(session, "reject", by=by, automatic=True, reason=reason, champion_before=champion.number,
+                    challenger=challenger.number, champion_after=champion.number, decision=decision,
+                    registry=registry, details={"admission": {"reason": refused.reason,
+                                                              "detail": refused.detail}})
+    log.error("challenger version %s (%s) rejected: %s", challenger.number, challenger.model_version, reason)
+    log_gate_metrics(challenger.run_id, gate_figures(decision), registry)
+    _alert_refused_challenger(challenger, refused)
+    return decision
+
+
+def _alert_refused_challenger(challenger: RegisteredVersion, refused: AdmissionError) -> None:
+    """The Teams card of an admission refusal (as the API sends); an undelivered card is logged,
+    never a reason to fail the gate (its decision is recorded and the alias gone)."""
+    from core.settings import AlertSettings
+    from jobs.alerts import build_model_refusal_card, send_alert
+
+    alerts = AlertSettings()
+    card = build_model_refusal_card(
+        title=f"Model version refused: the promotion gate rejected challenger version {challenger.number}",
+        alias=CHALLENGER, number=challenger.number, model_version=challenger.model_version or "unknown",
+        reason=refused.reason, detail=refused.detail, at=datetime.now(UTC), run_id=challenger.run_id,
+        what_now="The challenger alias was removed; the champion keeps serving. Fix the version (or "
+                 "retrain) and register it again: python -m jobs.lifecycle status shows the decision.")
+    try:
+        send_alert(card, webhook_url=alerts.teams_webhook_url.get_secret_value()
+                   if alerts.teams_webhook_url else None, attempts=alerts.teams_attempts,
+                   backoff_seconds=alerts.teams_backoff_seconds, timeout_seconds=alerts.teams_timeout_seconds)
+    except Exception:  # the decision stands; the card's loss is in the log
+        log.exception("the Teams alert of the refused challenger version %s was not delivered",
+                      challenger.number)
+
+
 def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettings | None = None,
              by: str = AUTOMATIC, now: datetime | None = None) -> GateDecision | None:
     """Judge the challenger on the settled labelled customers both models scored since it was
     registered.
 
-    Promotes it, or rejects it (alias removed, decision recorded with the reasons), or, with too few
-    settled labelled customers yet, leaves it in shadow. None when there is no challenger.
+    A challenger admission refuses (model/admission.py: its artifacts gone, a graph the contract does
+    not fit...) is rejected before any verdict: alias removed, a `reject` decision saying why, the
+    Teams card of admission refusals. Otherwise it promotes it, or rejects it (alias removed,
+    decision recorded with the reasons), or, with too few settled labelled customers yet, leaves it
+    in shadow. None when there is no challenger.
     AliasConflictError (recorded) when an alias moved while it judged.
     """
     settings = settings or LifecycleSettings()
@@ -240,11 +315,15 @@ def run_gate(settings: LifecycleSettings | None = None, registry: RegistrySettin
     if challenger is None or champion is None:
         return None
     basis = AliasBasis(champion.number, challenger.number)
+    refusal = _admission_refusal(challenger.number, registry)  # before any verdict: shadow rows or not
+    if refusal is not None:
+        return _reject_refused(challenger, champion, basis, refusal, by=by, settings=settings,
+                               registry=registry)
     decision = gate_verdict(challenger, champion, settings, now)
     log_gate_metrics(challenger.run_id, gate_figures(decision), registry)  # on the challenger's run
     if decision.promote:
         _move_champion(challenger.number, basis, action="promote", by=by, automatic=True,
-                       decision=decision, registry=registry,
+                       decision=decision, registry=registry, admitted=challenger,
                        reason=f"gate: {decision.metric} {decision.challenger:.4f} vs {decision.champion:.4f} "
                               f"on {decision.rows} settled labelled customers, no segment regression")
     elif decision.enough_rows:
@@ -429,6 +508,94 @@ def _train_and_register(attempt: int, by: str, reason: str, registry: RegistrySe
     return get_version(registered.number, registry)
 
 
+# --- every registered version in the database -----------------------------------------------------
+
+@dataclass(frozen=True)
+class VersionSync:
+    """What `sync_registered_versions` did, by registry version number."""
+
+    recorded: list[int]  # rows written: training metrics, threshold, calibration, drift baseline
+    numbered: list[int]  # the row existed; its registry number is now recorded
+    tagged: list[int]  # tags our registration sets (model_version, trained_at...) were missing: filled
+    unreadable: dict[int, str]  # no row could be written, and why (tried again at the next run)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready (an XCom): the numbers of `unreadable` as strings."""
+        return dataclasses.asdict(self) | {"unreadable": {str(k): v for k, v in self.unreadable.items()}}
+
+
+def _missing_tags(version: RegisteredVersion, metadata: dict[str, Any]) -> dict[str, str]:
+    """The tags `log_training_run` sets that a version registered otherwise lacks."""
+    registered = (datetime.fromtimestamp(version.created_ms / 1000, UTC) if version.created_ms
+                  else datetime.now(UTC))
+    wanted = {"model_version": str(metadata["model_version"]), "trained_at": str(metadata["trained_at"]),
+              "holdout_f1": str(metadata.get("metrics", {}).get("f1", "")), "run_id": version.run_id,
+              "registered_at": registered.isoformat()}
+    return {key: value for key, value in wanted.items() if value and not version.tags.get(key)}
+
+
+def _sync_version(session: Session, version: RegisteredVersion, known: dict[str, int | None],
+                  registry: RegistrySettings | None, done: VersionSync) -> None:
+    """Write the row of one registered version (see sync_registered_versions); raises to say why not."""
+    if version.model_version in known:  # the row is there, its number is not
+        set_registry_version(session=session, model_version=version.model_version,
+                             registry_version=version.number)
+        known[version.model_version] = version.number
+        done.numbered.append(version.number)
+        return
+    if not version.run_id:
+        raise LifecycleError("it was registered from no training run: no metadata.json to read")
+    metadata = read_run_metadata(version.run_id, registry)
+    named = metadata.get("model_version")
+    if not isinstance(named, str) or not named:
+        raise LifecycleError("its metadata.json names no model_version")
+    if version.model_version and named != version.model_version:
+        raise LifecycleError(f"its metadata.json says {named!r}, its model_version tag "
+                             f"{version.model_version!r}")
+    with session.begin_nested():  # a version whose metadata does not fit leaves the others' rows
+        if named not in known:
+            record_model_version(session=session, metadata=metadata)
+            done.recorded.append(version.number)
+        else:
+            done.numbered.append(version.number)
+        set_registry_version(session=session, model_version=named, registry_version=version.number)
+    known[named] = version.number
+    tags = _missing_tags(version, metadata)
+    if tags:
+        tag_version(version.number, tags, registry)
+        done.tagged.append(version.number)
+
+
+def sync_registered_versions(registry: RegistrySettings | None = None) -> VersionSync:
+    """Give every registered version its `model_versions` row, however it was registered
+    (`python -m model.train`, the retrain DAG, by hand in MLflow), with or without an alias.
+
+    A version whose model version has no row gets one from the metadata.json of its training run
+    (training metrics, threshold, calibration, drift baseline: `record_model_version`); a row
+    without its registry number gets it. A version registered by hand (no `model_version`,
+    `trained_at` or `registered_at` tag) gets the tags our registration sets, so the API admits it
+    by name and the gate and the retrain rule can read it. A version whose metadata cannot be read
+    or does not fit is listed in `unreadable` with the reason and tried again at the next run; the
+    registry or the database unreachable raises (the task's retry).
+    """
+    done = VersionSync([], [], [], {})
+    versions = list_versions(registry)
+    with session_scope() as session:
+        known = registry_numbers(session=session)
+        for version in versions:
+            if version.model_version and known.get(version.model_version) is not None:
+                continue
+            try:
+                _sync_version(session, version, known, registry, done)
+            except Exception as error:
+                if is_unreachable(error) or isinstance(error, DBAPIError):
+                    raise  # an outage, not this version's fault: the task's retry
+                done.unreadable[version.number] = f"{type(error).__name__}: {str(error)[:300]}"
+                log.warning("registered version %s has no database row: %s", version.number,
+                            done.unreadable[version.number])
+    return done
+
+
 # --- the DAG's steps and the command line ----------------------------------------------------------
 
 def promotion_gate_step(by: str = AUTOMATIC) -> dict[str, Any] | None:
@@ -493,6 +660,7 @@ def main(argv: list[str] | None = None) -> None:
         if name == "promote":
             command.add_argument("--override-reason",
                                  help="promote although the gate says no (required then; recorded)")
+    sub.add_parser("sync")
     sub.add_parser("gate")
     sub.add_parser("retrain")
     sub.add_parser("status")
@@ -505,6 +673,8 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "rollback":
             print(f"decision {rollback(args.version, by=args.by, reason=args.reason)}: "
                   f"version {args.version} is champion again")
+        elif args.command == "sync":
+            print(json.dumps(sync_registered_versions().as_dict(), indent=2))
         elif args.command == "gate":
             decision = run_gate(by="command line")
             print("no challenger" if decision is None

@@ -69,6 +69,7 @@ class RegisteredVersion:
     run_id: str
     aliases: tuple[str, ...]
     tags: dict[str, str]
+    created_ms: int | None = None  # when it was registered (MLflow's creation_timestamp, ms)
 
 
 def client(settings: RegistrySettings | None = None) -> MlflowClient:
@@ -86,6 +87,7 @@ def _version(mv: Any) -> RegisteredVersion:
     return RegisteredVersion(
         number=int(mv.version), model_version=mv.tags.get("model_version", ""), run_id=mv.run_id,
         aliases=tuple(mv.aliases or ()), tags=dict(mv.tags or {}),
+        created_ms=getattr(mv, "creation_timestamp", None),
     )
 
 
@@ -264,8 +266,24 @@ def admit_registered(number: int, settings: RegistrySettings | None = None) -> R
         except Exception as error:  # no artifacts under the run, or they cannot be fetched
             raise AdmissionError("unloadable", f"its artifacts could not be downloaded: "
                                                  f"{type(error).__name__}: {str(error)[:300]}") from error
-        admit(path, version.model_version)
+        admit(path, version.model_version or None)  # registered by hand: no model_version tag
     return version
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """True when `error` (or what caused it) is a connection failure or a timeout: the registry or
+    its artifact store did not answer, as opposed to answering "no such thing"."""
+    import requests
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, requests.exceptions.ConnectionError | requests.exceptions.Timeout | OSError) \
+                and not isinstance(seen, FileNotFoundError):
+            return True
+        if "Max retries exceeded" in str(seen) or "timed out" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def apply_http_limits(settings: RegistrySettings) -> None:
@@ -285,6 +303,39 @@ def _installed(distribution: str) -> str:
 def get_version(number: int, settings: RegistrySettings | None = None) -> RegisteredVersion:
     settings = settings or RegistrySettings()
     return _version(client(settings).get_model_version(settings.mlflow_model_name, str(number)))
+
+
+def list_versions(settings: RegistrySettings | None = None) -> list[RegisteredVersion]:
+    """Every registered version of MLFLOW_MODEL_NAME, aliased or not, lowest number first (all
+    pages of MLflow's search); [] when the model is not registered."""
+    settings = settings or RegistrySettings()
+    registry = client(settings)
+    name = settings.mlflow_model_name.replace("'", "\\'")
+    found: list[RegisteredVersion] = []
+    token: str | None = None
+    while True:
+        page = registry.search_model_versions(f"name = '{name}'", page_token=token)
+        found.extend(_version(mv) for mv in page)
+        token = page.token
+        if not token:
+            return sorted(found, key=lambda version: version.number)
+
+
+def read_run_metadata(run_id: str, settings: RegistrySettings | None = None) -> dict[str, Any]:
+    """The metadata.json (model/train.py) in training run `run_id`'s artifacts folder, downloaded
+    alone (not the model). Raises what MLflow raises when the run has no such file, ValueError when
+    it is not JSON."""
+    import mlflow
+
+    settings = settings or RegistrySettings()
+    with tempfile.TemporaryDirectory(prefix="churn-metadata-") as folder:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{RUN_ARTIFACTS}/{METADATA_FILE}", dst_path=folder,
+            tracking_uri=_tracking_uri(settings))
+        metadata = json.loads(Path(path).read_text())
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{METADATA_FILE} of run {run_id} is not a JSON object")
+    return metadata
 
 
 def version_by_alias(alias: str, settings: RegistrySettings | None = None) -> RegisteredVersion | None:

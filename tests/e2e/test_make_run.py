@@ -128,6 +128,15 @@ def token_file_of(pid: int) -> str | None:
     return None
 
 
+def _answer(url: str) -> int | str:
+    """The status code of GET `url` as a browser asks it (redirects followed), or the connection
+    error (so the assertion shows which service did not answer, with the launcher's output)."""
+    try:
+        return httpx.get(url, timeout=30, follow_redirects=True).status_code
+    except httpx.HTTPError as error:
+        return f"{type(error).__name__}: {error}"
+
+
 def _run_until_ready_then_interrupt(env: dict[str, str]) -> tuple[str, dict[str, str], dict[str, Any]]:
     launcher = Launcher(env)
     seen: dict[str, Any] = {}
@@ -135,12 +144,11 @@ def _run_until_ready_then_interrupt(env: dict[str, str]) -> tuple[str, dict[str,
         launcher.wait_for(READY_LINE, UP_SECONDS)
         urls = dict(re.findall(r"^\s+(api|webapp|airflow-api-server|mlflow|prometheus)\s+(http://\S+)",
                                launcher.output, re.M))
-        answers = {name: httpx.get(url, timeout=30, follow_redirects=True).status_code  # as a browser does
-                   for name, url in urls.items()}
+        answers = {name: _answer(url) for name, url in urls.items()}
         tree = descendants([launcher.process.pid])
         seen["sockets"] = listening_sockets(tree)
         seen["token files"] = {token_file_of(pid) for pid in tree} - {None}
-        seen["api without token"] = httpx.get(f"{env['API_URL']}/model", timeout=30).status_code
+        seen["api without token"] = _answer(f"{env['API_URL']}/model")
         if "prometheus" in urls:
             seen["api scraped"] = _wait_for_scrape(urls["prometheus"])
     finally:
@@ -178,7 +186,7 @@ def test_make_run_serves_every_url_stops_cleanly_and_reuses_its_data(launcher_en
     assert f"API token generated (shown this once; kept in {token_file}" in first
     assert token_file.read_text().strip() in first
     assert f"login: Authorization: Bearer $(cat {token_file})" in first
-    assert seen["api without token"] == 401
+    assert seen["api without token"] == 401, first[-4000:]
     assert seen["token files"] == {str(token_file)}  # the webapp, the scheduler (its DAGs), ...
     # every listening socket of the stack is on loopback, Airflow's included
     exposed = {name: addresses for name, addresses in seen["sockets"].items()

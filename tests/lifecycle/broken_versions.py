@@ -76,3 +76,16 @@ def forget_served_versions() -> None:
 
     with session_scope() as session:
         session.execute(text("UPDATE model_versions SET served_since = NULL"))
+
+
+def delete_run_artifacts(run_id: str, settings: RegistrySettings) -> None:
+    """Delete a training run's artifacts folder from the artifact store, through the MLflow server
+    (what a retention job or a person cleaning the store does): the version stays registered, its
+    artifacts cannot be downloaded any more."""
+    from mlflow import MlflowClient
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    from model.registry import RUN_ARTIFACTS
+
+    run = MlflowClient(settings.mlflow_tracking_uri).get_run(run_id)
+    get_artifact_repository(run.info.artifact_uri).delete_artifacts(RUN_ARTIFACTS)

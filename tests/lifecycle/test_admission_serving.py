@@ -1,11 +1,16 @@
 """The real API (uvicorn, over HTTP) never serves a version admission refuses: at start, on follow,
 as challenger; the refusal shows in /health, /metrics and a Teams card (a real local receiver).
+A version whose artifacts were deleted from the artifact store (`unloadable`) is refused the same
+way, and by `python -m jobs.lifecycle promote`.
 It follows a model deleted and registered again (same number 1, new run), and records the database
 references of every version it admits, the served one being the drift reference."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,14 +21,22 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import text
 
-from core.settings import RegistrySettings
+from core.settings import REPO_ROOT, RegistrySettings
 from db import session as db_session
-from model.registry import CHALLENGER, CHAMPION, delete_alias, log_training_run, set_alias
+from model.registry import (
+    CHALLENGER,
+    CHAMPION,
+    delete_alias,
+    log_training_run,
+    set_alias,
+    version_by_alias,
+)
 from model.train import train
 from tests.api_server import start_api_server
 from tests.dags.webhook_server import FakeTeamsWebhook, start_webhook
 from tests.factories import customer_records
 from tests.lifecycle.broken_versions import (
+    delete_run_artifacts,
     forget_served_versions,
     register_unchecked,
     with_renamed_input,
@@ -41,6 +54,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("versions")
     return {"a": with_version_suffix(trained, root / "a", "-a"),
             "b": with_version_suffix(trained, root / "b", "-b"),
+            "c": with_version_suffix(trained, root / "c", "-c"),
             "renamed": with_renamed_input(trained, root / "renamed")}
 
 
@@ -194,3 +208,88 @@ def test_a_model_deleted_and_registered_again_is_followed_by_its_run_not_its_num
               "the new version 1 served")
     assert _predict_version(api) == again.model_version
     assert _serving(api)["agrees_with_registry"] is True
+
+
+def _unloadable(api: str, alias: str) -> dict[str, Any] | None:
+    return next((r for r in _serving(api)["refusals"] if r["alias"] == alias and r["reason"] == "unloadable"),
+                None)
+
+
+def test_a_champion_whose_artifacts_were_deleted_is_refused_at_start_as_unloadable(
+    versions: dict[str, Path], registry_settings: RegistrySettings, start_api: Callable[..., str],
+    teams: FakeTeamsWebhook,
+) -> None:
+    gone = log_training_run(versions["b"], alias=CHAMPION, settings=registry_settings)
+    assert gone is not None
+    delete_run_artifacts(gone.run_id, registry_settings)
+    api = start_api(registry_settings, MODEL_ARTIFACTS_DIR=str(versions["a"]), TEAMS_WEBHOOK_URL=teams.url)
+
+    health = httpx.get(f"{api}/health", timeout=10)
+    assert health.status_code == 200  # the local model serves
+    serving = health.json()["serving"]
+    assert serving["served"]["source"] == "local"
+    assert serving["served"]["champion"]["model_version"].endswith("-a")
+    assert serving["agrees_with_registry"] is False
+    [refusal] = serving["refusals"]
+    assert (refusal["alias"], refusal["registry_version"], refusal["reason"], refusal["run_id"]) == (
+        "champion", gone.number, "unloadable", gone.run_id)
+    assert refusal["detail"].startswith("its artifacts could not be downloaded")
+    assert _predict_version(api).endswith("-a")
+    metrics = httpx.get(f"{api}/metrics", timeout=10).text
+    assert (_sample(metrics, "churn_model_admission_refusals_total", alias="champion",
+                    version=str(gone.number), reason="unloadable") or 0) >= 1
+    _wait_for(lambda: len(teams.received) >= 1, "the Teams card of the refusal")
+    time.sleep(2)  # retried at every poll (the store may come back), alerted once
+    assert len(teams.received) == 1
+    card = teams.received[0]["attachments"][0]["content"]
+    facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
+    assert (facts["Alias"], facts["Reason"]) == ("champion", "unloadable")
+
+
+def _lifecycle(registry: RegistrySettings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.mlflow_tracking_uri or "",
+           "MLFLOW_MODEL_NAME": registry.mlflow_model_name}
+    return subprocess.run([sys.executable, "-m", "jobs.lifecycle", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_version_whose_artifacts_were_deleted_is_refused_on_follow_as_challenger_and_by_the_cli(
+    versions: dict[str, Path], registry_settings: RegistrySettings, start_api: Callable[..., str],
+) -> None:
+    good = log_training_run(versions["a"], alias=CHAMPION, settings=registry_settings)
+    challenger = log_training_run(versions["b"], alias=None, settings=registry_settings)
+    champion_to_be = log_training_run(versions["c"], alias=None, settings=registry_settings)
+    assert good is not None and challenger is not None and champion_to_be is not None
+    api = start_api(registry_settings)
+    assert _serving(api)["served"]["champion"]["run_id"] == good.run_id
+
+    # as challenger: the artifacts deleted before the alias reaches it; never shadowed
+    delete_run_artifacts(challenger.run_id, registry_settings)
+    set_alias(CHALLENGER, challenger.number, registry_settings)
+    _wait_for(lambda: _unloadable(api, "challenger") is not None, "the challenger refused as unloadable")
+    assert httpx.get(f"{api}/model", timeout=10).json()["challenger"] is None
+    assert _serving(api)["served"]["challenger"] is None
+
+    # the CLI refuses to make a version champion whose artifacts are gone, saying why
+    delete_run_artifacts(champion_to_be.run_id, registry_settings)
+    done = _lifecycle(registry_settings, "promote", "--version", str(champion_to_be.number), "--by", "test")
+    assert done.returncode != 0, done.stdout
+    assert f"version {champion_to_be.number} cannot be served (unloadable: its artifacts could not be " \
+           "downloaded" in done.stderr
+    assert "the champion alias was not moved" in done.stderr
+    assert version_by_alias(CHAMPION, registry_settings).number == good.number  # type: ignore[union-attr]
+
+    # on follow: the alias moved past the CLI (by hand in MLflow); the current champion keeps serving
+    set_alias(CHAMPION, champion_to_be.number, registry_settings)
+    _wait_for(lambda: _unloadable(api, "champion") is not None, "the champion refused as unloadable")
+    serving = _serving(api)
+    assert serving["served"]["champion"]["run_id"] == good.run_id
+    assert serving["registry"]["champion"]["registry_version"] == champion_to_be.number
+    assert serving["agrees_with_registry"] is False
+    assert _unloadable(api, "champion")["registry_version"] == champion_to_be.number  # type: ignore[index]
+    assert _predict_version(api) == good.model_version
+    assert httpx.get(f"{api}/health/ready", timeout=10).status_code == 200  # the served one scores
+    metrics = httpx.get(f"{api}/metrics", timeout=10).text
+    assert _sample(metrics, "churn_model_registry_agreement") == 0
+    assert (_sample(metrics, "churn_model_admission_refusals_total", alias="champion",
+                    version=str(champion_to_be.number), reason="unloadable") or 0) >= 1

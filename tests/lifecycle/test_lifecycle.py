@@ -27,7 +27,9 @@ from jobs.lifecycle import (
 )
 from model.registry import CHALLENGER, CHAMPION, log_training_run, version_by_alias
 from model.train import train
+from tests.dags.webhook_server import start_webhook
 from tests.factories import customer_record
+from tests.lifecycle.broken_versions import delete_run_artifacts
 
 SETTINGS = LifecycleSettings(retrain_min_new_labels=20, gate_min_rows=100, gate_min_margin=0.02,
                              gate_segment_tolerance=0.05, gate_min_segment_rows=20)
@@ -156,3 +158,40 @@ def test_a_better_challenger_is_promoted_then_rolled_back(champion_and_challenge
     assert promoted["challenger_value"] > promoted["champion_value"]
     promote(challenger.number, by="bob", settings=SETTINGS, registry=registry_settings)  # the gate as above
     assert recent_decisions()[0]["decided_by"] == "bob"
+
+
+def test_a_better_challenger_that_cannot_be_served_is_rejected_at_admission_not_promoted(  # type: ignore[no-untyped-def]
+    champion_and_challenger, registry_settings, monkeypatch,
+) -> None:
+    champion, challenger = champion_and_challenger
+    ids = _served(champion.model_version, 150, datetime.now(UTC), "new")
+    with db_session.get_engine().begin() as connection:  # the champion is wrong about every 4th
+        connection.execute(text("UPDATE predictions SET predicted_label = 1 - predicted_label "
+                                "WHERE id = ANY(:ids) AND (id - :first) % 4 = 0"),
+                           {"ids": ids, "first": ids[0]})
+    _shadow(ids, challenger.model_version, lambda i: True)  # the gate would promote it...
+    delete_run_artifacts(challenger.run_id, registry_settings)  # ...but its artifacts are gone
+    webhook, server = start_webhook()
+    monkeypatch.setenv("TEAMS_WEBHOOK_URL", webhook.url)
+    try:
+        decision = run_gate(SETTINGS, registry_settings)  # no exception: the DAG task succeeds
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert decision is not None and not decision.promote
+    assert decision.reasons[0].startswith("refused at admission (unloadable): its artifacts could not be")
+    assert version_by_alias(CHAMPION, registry_settings).number == champion.number  # type: ignore[union-attr]
+    assert version_by_alias(CHALLENGER, registry_settings) is None
+    (latest, *_) = recent_decisions()
+    assert (latest["action"], latest["automatic"], latest["challenger"], latest["champion_after"]) == (
+        "reject", True, challenger.number, champion.number)
+    assert latest["details"]["admission"]["reason"] == "unloadable"
+    assert latest["reason"].startswith("refused at admission (unloadable)")
+    [card] = [m["attachments"][0]["content"] for m in webhook.received]
+    assert "promotion gate rejected challenger version" in card["body"][0]["text"]
+    facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
+    assert (facts["Alias"], facts["Reason"]) == ("challenger", "unloadable")
+    run = MlflowClient(registry_settings.mlflow_tracking_uri).get_run(challenger.run_id)
+    assert run.data.metrics["gate_promote"] == 0  # the gate's figures on the challenger's run
+    assert run_gate(SETTINGS, registry_settings) is None  # nothing waits any more
