@@ -593,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="docker compose up, proven in containers")
     parser.add_argument("--keep", action="store_true", help="leave the last stack running (no down -v)")
     parser.add_argument("--plain-only", action="store_true", help="docker-compose.yml only, not the overlay")
+    parser.add_argument("--overlay-only", action="store_true",
+                        help="the scale-out overlay and its failure scenarios only (not the plain stage)")
     parser.add_argument("--throughput", action="store_true",
                         help="only the scale-out overlay's throughput figures (1 and 2 workers, replicas)")
     args = parser.parse_args(argv)
@@ -623,7 +625,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = Stack(binary, [COMPOSE_FILE, override_file], environ)
         with step("project images (real Dockerfiles)", timings):
             stack("build")
-        if not args.throughput:
+        if not (args.throughput or args.overlay_only):
             reached = start(stack, compose, override, timings, "docker-compose.yml")
             with step("the flow in containers", timings):
                 proofs = prove_the_flow(
