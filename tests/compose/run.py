@@ -1,9 +1,10 @@
 """`make compose-test`: `docker compose up` proven in containers, then everything removed.
 
-    python -m tests.compose.run [--keep] [--plain-only]
+    python -m tests.compose.run [--keep] [--plain-only | --overlay-only]
     python -m tests.compose.run --throughput    (the scale-out figures; not run by CI)
 
---keep leaves the last stack up for a look (no cleanup); --plain-only skips the overlay.
+--keep leaves the last stack up for a look (no cleanup); --plain-only skips the overlay
+(`make compose-test-plain`); --overlay-only skips the plain stage.
 
 Steps (each one logs what it does and how long it took):
 1. the engine: Debian's docker.io, installed and started when absent (tests/compose/engine.py);
