@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from core.cells import type_column
+from core.collector import paused_cyclic_gc
 from core.error_types import ErrorType
 from core.files import UnreadableFileError
 from core.reader import CustomerFile, CustomerFileStream, RowChunk, open_customer_file
@@ -253,10 +254,11 @@ def validate_customer_file(
     """
     file_name = file_name or path.name
     try:
-        stream = open_customer_table(path, chunk_rows=chunk_rows)
-        validator = FileValidator(file_name, stream.columns)
-        for chunk in stream.chunks():
-            validator.add_chunk(text_frame(chunk), chunk.problems)
+        with paused_cyclic_gc():
+            stream = open_customer_table(path, chunk_rows=chunk_rows)
+            validator = FileValidator(file_name, stream.columns)
+            for chunk in stream.chunks():
+                validator.add_chunk(text_frame(chunk), chunk.problems)
     except UnreadableFileError as exc:
         log.warning("%s is not ingestible: the file %s", file_name, exc.detail)
         reason: Reason = (exc.error_type, None)
