@@ -9,7 +9,10 @@ schema that `model.contract.record_json_schema()` builds and the API publishes a
 A file is read whole (`read_customer_file`: the webapp's upload, small files) or as a stream of
 chunks (`open_customer_file`: the jobs; memory bounded by the chunk, whatever the file's size),
 by the same rules and with the same rows, cells, problems and notes at any chunk size. Records
-are split by the csv module (C), cells handled column by column.
+are split by pyarrow's CSV reader where it splits them exactly as the csv module does (UTF-8,
+the header on the first line, no empty line, every quoted field on one line:
+`CustomerFileStream._columnar_input`), by the csv module otherwise; cells are handled column by
+column.
 
 Rules, in the order they apply (`read_customer_file`):
 
