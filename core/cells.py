@@ -59,11 +59,21 @@ class TypedColumn:
     @cached_property
     def values(self) -> list[Any]:
         """The typed values (Python int, float, str or None), one per cell."""
-        if self.numbers is None:
-            return [None if t is None or not t.strip() else t for t in self.texts]
-        if self.json_type == "integer":
+        if self.numbers is None:  # the blanks are looked for among the column's distinct texts
+            blanks = {t for t in set(self.texts) if t is None or not t.strip()}
+            return [None if t in blanks else t for t in self.texts] if blanks else list(self.texts)
+        missing = np.isnan(self.numbers)
+        empty = np.flatnonzero(missing).tolist()
+        if self.json_type == "integer" and not (np.abs(self.numbers[~missing]) < 2**53).all():
+            # beyond float64's exact integers: int() of each, as written
             return [None if math.isnan(v) else int(v) for v in self.numbers.tolist()]
-        return [None if math.isnan(v) else v for v in self.numbers.tolist()]
+        numbers = self.numbers
+        if self.json_type == "integer":
+            numbers = np.where(missing, 0, numbers).astype(np.int64)
+        values: list[Any] = numbers.tolist()
+        for position in empty:
+            values[position] = None
+        return values
 
 
 def type_column(texts: Sequence[str | None], prop: Mapping[str, Any]) -> TypedColumn:

@@ -314,6 +314,14 @@ class TextSource:
         first = handle.readline().lstrip("\ufeff")
         return itertools.chain((first,), handle)
 
+    def utf8_source(self) -> bytes | Path:
+        """The text as UTF-8 bytes (a text held in memory) or the file's path (a file read from disk:
+        its bytes, a byte-order mark included). For a UTF-8 text (`codec` utf-8 or utf-8-sig)."""
+        if self._text is not None:
+            return self._text.encode("utf-8")
+        assert self._path is not None
+        return self._path
+
     def head(self, chars: int) -> str:
         """The first `chars` characters of the text."""
         if self._text is not None:

@@ -9,7 +9,10 @@ schema that `model.contract.record_json_schema()` builds and the API publishes a
 A file is read whole (`read_customer_file`: the webapp's upload, small files) or as a stream of
 chunks (`open_customer_file`: the jobs; memory bounded by the chunk, whatever the file's size),
 by the same rules and with the same rows, cells, problems and notes at any chunk size. Records
-are split by the csv module (C), cells handled column by column.
+are split by pyarrow's CSV reader where it splits them exactly as the csv module does (UTF-8,
+the header on the first line, no empty line, every quoted field on one line:
+`CustomerFileStream._columnar_input`), by the csv module otherwise; cells are handled column by
+column.
 
 Rules, in the order they apply (`read_customer_file`):
 
@@ -45,12 +48,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from core.error_types import ErrorType
 from core.files import TextSource, UnreadableFileError, open_text
@@ -237,7 +241,7 @@ class RowChunk:
     start: int
     numbers: list[int]
     cells: dict[str, list[str | None]]
-    raw: list[list[str]]
+    raw: Sequence[Sequence[str]]
     problems: dict[int, list[tuple[str | None, str]]]
 
     def __len__(self) -> int:
@@ -282,6 +286,9 @@ class CustomerFileStream:
     _values: Mapping[str, Mapping[str, str]]
     _notes: list[str]
     _decimal_commas: int | None = None
+    split_by: str = ""
+    """Who split the records on the last `chunks()`: `pyarrow`, `csv` (the csv module), or
+    `pyarrow, then csv` (a file that turned out otherwise midway)."""
 
     @property
     def notes(self) -> tuple[str, ...]:
@@ -291,27 +298,312 @@ class CustomerFileStream:
         return tuple(self._notes)
 
     def chunks(self) -> Iterator[RowChunk]:
-        """The data rows, `chunk_rows` at a time, in file order (each call reads the file again)."""
+        """The data rows, `chunk_rows` at a time, in file order (each call reads the file again).
+
+        Records are split by pyarrow's CSV reader when the file is in the shape where it splits
+        them exactly as the csv module does (`_columnar_input`), else by the csv module; a file
+        that turns out otherwise midway (a field over the csv module's size limit) goes on with
+        the csv module after the rows already given. Either way the same chunks.
+        """
         reader = _ChunkReader(
             names=list(self.columns), positions=list(self._positions), width=self._width,
             delimiter=self.delimiter, numbers=self._numbers, values=self._values,
         )
+        given = _Given(rows=0, last_index=self._header_index)
+        columnar = self._columnar_input()
+        self.split_by = "csv"
+        if columnar is not None:
+            try:
+                self.split_by = "pyarrow"
+                yield from self._columnar_chunks(columnar, reader, given)
+                self._decimal_commas = reader.decimal_commas
+                return
+            except _NotExactError:  # the csv module reads on from the first row not given
+                self.split_by = "pyarrow, then csv"
+        yield from self._csv_chunks(reader, given)
+        self._decimal_commas = reader.decimal_commas
+
+    def _csv_chunks(self, reader: _ChunkReader, given: _Given) -> Iterator[RowChunk]:
+        """The rows after `given` split by the csv module."""
         numbers: list[int] = []
         batch: list[list[str]] = []
-        start, size, header_index, trailing = 0, self.chunk_rows, self._header_index, self._trailing
+        size, skip_through, trailing = self.chunk_rows, given.last_index, self._trailing
         for index, fields in _numbered_records(self._text, self.delimiter):
             # a blank record (a blank line, or delimiters and spaces only) is not a customer
-            if index <= header_index or not (fields and (fields[0].strip() or "".join(fields).strip())):
+            if index <= skip_through or not (fields and (fields[0].strip() or "".join(fields).strip())):
                 continue
             numbers.append(index + 1)
             batch.append(fields[:-1] if trailing else fields)
             if len(batch) >= size:
-                yield reader.read(start, numbers, batch)
-                start += len(batch)
+                yield reader.read(given.rows, numbers, batch)
+                given.rows += len(batch)
                 numbers, batch = [], []
         if batch:
-            yield reader.read(start, numbers, batch)
-        self._decimal_commas = reader.decimal_commas
+            yield reader.read(given.rows, numbers, batch)
+
+    def _columnar_input(self) -> bytes | Path | None:
+        """The file's UTF-8 bytes (or its path) when pyarrow splits its records as the csv module
+        does, else None.
+
+        That holds when: the text is UTF-8; the header is the first line (no blank line nor
+        `sep=` line before it); no empty line anywhere (pyarrow skips them without counting, the
+        rows' numbers count them); every line holding a quote is a whole record by the csv
+        module's strict rules (no quoted field over several lines, no text after a closing
+        quote: where the two could differ); no trailing delimiter on every row (its rule drops a
+        field). Checked on the bytes in one pass.
+        """
+        if not COLUMNAR_READER or self._header_index != 0 or self._trailing:
+            return None
+        if self._text.codec not in ("utf-8", "utf-8-sig"):
+            return None
+        source = self._text.utf8_source()
+        scan = _ColumnarScan(self.delimiter)
+        if isinstance(source, bytes):
+            return source if scan.exact(source, final=True) else None
+        with source.open("rb") as handle:
+            while block := handle.read(_SCAN_BLOCK_BYTES):
+                if not scan.exact(block, final=False):
+                    return None
+        return source if scan.exact(b"", final=True) else None
+
+    def _columnar_chunks(
+        self, source: bytes | Path, reader: _ChunkReader, given: _Given,
+    ) -> Iterator[RowChunk]:
+        """The rows split by pyarrow's CSV reader (streaming, one block at a time), in chunks.
+
+        Each record of the file is one line (`_columnar_input`), so the k-th line is record k: a
+        row's number is its line. Rows whose field count differs from the header's are reported by
+        the reader's invalid-row handler with their line and text; they are put back in place
+        (malformed, or skipped when blank, as the csv module's path does).
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        width, delimiter, limit = self._width, self.delimiter, csv.field_size_limit()
+        invalid: dict[int, str] = {}
+
+        def set_aside(row: Any) -> str:
+            if row.number is None:  # never in serial reading; if it were, numbers are unknown
+                raise _NotExactError
+            invalid[row.number] = row.text
+            return "skip"
+
+        names = [str(i) for i in range(width)]
+        stream = pacsv.open_csv(
+            pa.BufferReader(source) if isinstance(source, bytes) else str(source),
+            read_options=pacsv.ReadOptions(
+                column_names=names, skip_rows=1, use_threads=False, block_size=_ARROW_BLOCK_BYTES,
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter, quote_char='"', double_quote=True, escape_char=False,
+                newlines_in_values=False, ignore_empty_lines=True, invalid_row_handler=set_aside,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), null_values=[],
+                strings_can_be_null=False, quoted_strings_can_be_null=False,
+            ),
+        )
+        pending = _Pending(width)
+        line = 2  # the line of the next row (the header is line 1)
+        with stream:
+            for batch in stream:
+                columns = [batch.column(i) for i in range(width)]
+                if batch.num_rows and any(_longest(column) > limit for column in columns):
+                    raise _NotExactError  # the csv module refuses a field this long: its error, its way
+                texts = [column.to_numpy(zero_copy_only=False).tolist() for column in columns]
+                taken, rows = 0, batch.num_rows
+                while taken < rows or line in invalid:
+                    if line in invalid:
+                        fields = _fields(invalid.pop(line), delimiter)
+                        if any(len(field) > limit for field in fields):
+                            raise _NotExactError
+                        pending.add_malformed(line, fields)
+                        line += 1
+                        continue
+                    later = [n for n in invalid if n > line]
+                    span = rows - taken if not later else min(rows - taken, min(later) - line)
+                    pending.add_rows(line, [column[taken:taken + span] for column in texts])
+                    taken += span
+                    line += span
+                while len(pending) >= self.chunk_rows:
+                    yield self._give(reader, given, pending.take(self.chunk_rows))
+        while line in invalid:  # rows set aside after the last valid row
+            fields = _fields(invalid.pop(line), delimiter)
+            if any(len(field) > limit for field in fields):
+                raise _NotExactError
+            pending.add_malformed(line, fields)
+            line += 1
+        if invalid:  # a line the reader skipped but did not account for: not understood
+            raise _NotExactError
+        if len(pending):
+            yield self._give(reader, given, pending.take(len(pending)))
+
+    def _give(self, reader: _ChunkReader, given: _Given, taken: _Taken) -> RowChunk:
+        chunk = reader.read_columns(given.rows, taken.numbers, taken.columns, taken.malformed)
+        given.rows += len(taken.numbers)
+        given.last_index = taken.numbers[-1] - 1
+        return chunk
+
+
+COLUMNAR_READER = True
+"""Split records with pyarrow's CSV reader where it is exact (`CustomerFileStream._columnar_input`);
+False: with the csv module only (the tests compare the two)."""
+_SCAN_BLOCK_BYTES = 1 << 22
+_ARROW_BLOCK_BYTES = 1 << 20
+_EMPTY_LINES = (b"\n\n", b"\r\r", b"\n\r")
+
+
+class _ColumnarScan:
+    """The check of `CustomerFileStream._columnar_input`, on the file's bytes block by block: no
+    empty line, and every line holding a quote a whole record by the csv module's strict rules."""
+
+    def __init__(self, delimiter: str) -> None:
+        self.delimiter = delimiter
+        self.carry = b""  # the start of a line the next block ends
+        self.tail = b""  # the last byte checked
+
+    def exact(self, block: bytes, *, final: bool) -> bool:
+        data = self.carry + block
+        cut = len(data) if final else max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        part, self.carry = data[:cut], data[cut:]
+        if not part:
+            return True
+        if (self.tail + part[:1]) in _EMPTY_LINES or any(empty in part for empty in _EMPTY_LINES):
+            return False
+        self.tail = part[-1:]
+        endings = [ending for ending in (b"\n", b"\r") if ending in part]  # never search for one absent
+        at = part.find(b'"')
+        while at >= 0:
+            start = max((part.rfind(ending, 0, at) for ending in endings), default=-1) + 1
+            ends = [end for end in (part.find(ending, at) for ending in endings) if end >= 0]
+            end = min(ends) if ends else len(part)
+            try:
+                list(csv.reader([part[start:end].decode("utf-8")], delimiter=self.delimiter, strict=True))
+            except (csv.Error, UnicodeDecodeError):
+                return False
+            at = part.find(b'"', end)
+        return True
+
+
+def _fields(line: str, delimiter: str) -> list[str]:
+    """A one-line record's fields as the csv module splits them."""
+    return next(csv.reader([line], delimiter=delimiter), [])
+
+
+def _longest(column: Any) -> int:
+    """The longest text of a pyarrow string column, in bytes (at least its length in characters)."""
+    import pyarrow.compute as pc
+
+    longest = pc.max(pc.binary_length(column)).as_py()
+    return int(longest or 0)
+
+
+class _NotExactError(Exception):
+    """The columnar reading met what only the csv module reads exactly: it reads on from there."""
+
+
+@dataclass
+class _Given:
+    """How far the rows given so far went: their count, the record index of the last one."""
+
+    rows: int
+    last_index: int
+
+
+@dataclass
+class _Taken:
+    numbers: list[int]
+    columns: list[list[str]]
+    malformed: dict[int, list[str]]
+
+
+class _Pending:
+    """Rows read but not yet given, as columns of text (a malformed row: blanks, its fields apart).
+
+    Rows whose every field is white space are dropped here, as the csv module's path skips them.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.numbers: list[int] = []
+        self.columns: list[list[str]] = [[] for _ in range(width)]
+        self.malformed: dict[int, list[str]] = {}  # position among the pending rows -> fields
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def add_rows(self, first_line: int, columns: list[list[str]]) -> None:
+        count = len(columns[0]) if columns else 0
+        blank = _blank_rows(columns, count)
+        if blank:
+            keep = [k not in blank for k in range(count)]
+            columns = [list(itertools.compress(column, keep)) for column in columns]
+            self.numbers.extend(itertools.compress(range(first_line, first_line + count), keep))
+        else:
+            self.numbers.extend(range(first_line, first_line + count))
+        for mine, theirs in zip(self.columns, columns, strict=True):
+            mine.extend(theirs)
+
+    def add_malformed(self, line: int, fields: list[str]) -> None:
+        if not "".join(fields).strip():
+            return  # blank: not a customer
+        self.malformed[len(self.numbers)] = fields
+        self.numbers.append(line)
+        for column in self.columns:
+            column.append("")
+
+    def take(self, count: int) -> _Taken:
+        taken = _Taken(
+            numbers=self.numbers[:count], columns=[column[:count] for column in self.columns],
+            malformed={k: fields for k, fields in self.malformed.items() if k < count},
+        )
+        del self.numbers[:count]
+        for column in self.columns:
+            del column[:count]
+        self.malformed = {k - count: fields for k, fields in self.malformed.items() if k >= count}
+        return taken
+
+
+def _blank_rows(columns: list[list[str]], count: int) -> set[int]:
+    """Positions of the rows whose every field is white space (found among each column's
+    distinct texts: a column with no blank text means no blank row)."""
+    blank: set[int] | None = None
+    for column in columns:
+        blanks = {text for text in set(column) if not text.strip()}
+        if not blanks:
+            return set()
+        here = {k for k, text in enumerate(column) if text in blanks} if blank is None else {
+            k for k in blank if column[k] in blanks
+        }
+        if not here:
+            return set()
+        blank = here
+    return blank or set()
+
+
+class _ColumnRows(Sequence[list[str]]):
+    """A chunk's rows as written (`RowChunk.raw`), made from its columns only when one is asked for."""
+
+    def __init__(self, columns: list[list[str]], malformed: Mapping[int, list[str]]) -> None:
+        self._columns = columns
+        self._malformed = malformed
+
+    def __len__(self) -> int:
+        return len(self._columns[0]) if self._columns else 0
+
+    @overload
+    def __getitem__(self, k: int) -> list[str]: ...
+    @overload
+    def __getitem__(self, k: slice) -> list[list[str]]: ...
+
+    def __getitem__(self, k: int | slice) -> list[str] | list[list[str]]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if k in self._malformed:
+            return list(self._malformed[k])
+        return [column[k] for column in self._columns]
 
 
 def _numbered_records(text: TextSource, delimiter: str) -> Iterator[tuple[int, list[str]]]:
@@ -481,6 +773,7 @@ class _ChunkReader:
     decimal_commas: int = 0
 
     def read(self, start: int, numbers: list[int], raw: list[list[str]]) -> RowChunk:
+        """A chunk from its records as the csv module split them."""
         problems: dict[int, list[tuple[str | None, str]]] = {}
         blank = [""] * self.width
         fitting = raw
@@ -493,6 +786,23 @@ class _ChunkReader:
                     problems[k] = [(None, self._field_count_problem(numbers[k], fields))]
                     fitting.append(blank)
         by_position = list(zip(*fitting, strict=True)) if fitting else [()] * self.width
+        return self._chunk(start, numbers, by_position, raw, problems)
+
+    def read_columns(
+        self, start: int, numbers: list[int], columns: list[list[str]], malformed: Mapping[int, list[str]],
+    ) -> RowChunk:
+        """A chunk from its columns of text (one per header position; a malformed row's cells
+        blank there, its fields in `malformed` by position in the chunk)."""
+        problems: dict[int, list[tuple[str | None, str]]] = {
+            k: [(None, self._field_count_problem(numbers[k], fields))]
+            for k, fields in sorted(malformed.items())
+        }
+        return self._chunk(start, numbers, columns, _ColumnRows(columns, malformed), problems)
+
+    def _chunk(
+        self, start: int, numbers: list[int], by_position: Sequence[Sequence[str]],
+        raw: Sequence[Sequence[str]], problems: dict[int, list[tuple[str | None, str]]],
+    ) -> RowChunk:
         cells: dict[str, list[str | None]] = {}
         for name, position in zip(self.names, self.positions, strict=True):
             written = by_position[position]

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy.orm import Session
 
 from core.api_client import ApiRejectedError, ChurnApiClient
 from core.cells import type_column
+from core.collector import paused_cyclic_gc
 from core.error_types import ErrorType
 from core.files import UnreadableFileError, file_sha256, list_visible_files, write_atomic
 from core.reader import CustomerFileStream, RowChunk, open_customer_file
@@ -72,12 +75,35 @@ class RefusedRow:
 
 @dataclass
 class FileRecords:
-    """A good_data file as API records (`rows`: each record's file row), plus the rows set aside."""
+    """A good_data file as API records (`rows`: each record's file row; `raw`: its fields as
+    written), plus the rows set aside."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     rows: list[int] = field(default_factory=list)
-    raw: list[tuple[str, ...]] = field(default_factory=list)
+    raw: Sequence[tuple[str, ...]] = field(default_factory=list)
     refused: list[RefusedRow] = field(default_factory=list)
+
+
+class _RawOfRecords(Sequence[tuple[str, ...]]):
+    """The fields as written of a chunk's records, made only when one is asked for (a row the
+    API refuses): `positions[i]` is record i's position in the chunk."""
+
+    def __init__(self, raw: Sequence[Sequence[str]], positions: list[int]) -> None:
+        self._raw = raw
+        self._positions = positions
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, ...]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[str, ...]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[str, ...] | list[tuple[str, ...]]:
+        if isinstance(i, slice):
+            return [tuple(self._raw[k]) for k in self._positions[i]]
+        return tuple(self._raw[self._positions[i]])
 
 
 def read_prediction_records(data: bytes, file_name: str) -> FileRecords:
@@ -96,12 +122,14 @@ def read_prediction_records(data: bytes, file_name: str) -> FileRecords:
     """
     stream = open_prediction_file(data, file_name, chunk_rows=1 << 30)
     result = FileRecords()
+    raw: list[tuple[str, ...]] = []
     for chunk in stream.chunks():
         read = records_of_chunk(chunk)
         result.records += read.records
         result.rows += read.rows
-        result.raw += read.raw
+        raw.extend(read.raw)
         result.refused += read.refused
+    result.raw = raw
     return result
 
 
@@ -135,18 +163,24 @@ def records_of_chunk(chunk: RowChunk) -> FileRecords:
         for k, message in column.problems.items():
             if k not in malformed:
                 problems.setdefault(k, []).append(f"{name}: {message}")
-    result = FileRecords()
-    for k, number in enumerate(chunk.numbers):
-        if k in problems:
-            result.refused.append(RefusedRow(number, tuple(problems[k]), tuple(chunk.raw[k])))
-            continue
-        record = {name: values[name][k] for name in columns}
-        if record.get(IDENTIFIER) is None:
-            record.pop(IDENTIFIER, None)
-        result.records.append(record)
-        result.rows.append(number)
-        result.raw.append(tuple(chunk.raw[k]))
-    return result
+    refused = [
+        RefusedRow(chunk.numbers[k], tuple(problems[k]), tuple(chunk.raw[k])) for k in sorted(problems)
+    ]
+    kept = [k for k in range(len(chunk)) if k not in problems]
+    # one dict per record from the typed columns (zip: no per-cell lookup)
+    value_rows: Iterable[tuple[Any, ...]] = zip(*(values[name] for name in columns), strict=True)
+    if problems:
+        value_rows = itertools.compress(value_rows, [k not in problems for k in range(len(chunk))])
+    records = [dict(zip(columns, row, strict=True)) for row in value_rows]
+    if IDENTIFIER in columns:
+        for record in records:
+            if record[IDENTIFIER] is None:
+                del record[IDENTIFIER]
+    numbers = chunk.numbers
+    return FileRecords(
+        records=records, rows=[numbers[k] for k in kept], raw=_RawOfRecords(chunk.raw, kept),
+        refused=refused,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -190,21 +224,39 @@ def predict_file(
         log.warning("%s changed since it was listed; scoring its current content", file.name)
     refused: list[RefusedRow] = []
     predicted = 0
-    try:
-        stream = open_prediction_file(path, file.name, chunk_rows=chunk_size)
-        for index, chunk in enumerate(stream.chunks()):
-            read = records_of_chunk(chunk)
-            refused.extend(read.refused)
-            sent, set_aside = send_chunk(
-                client, read.records, file_name=file.name, batch_key=f"{file.name}:{file.checksum}:{index}",
-            )
+    # one request in flight while the next chunk is read and typed (the API and the job each
+    # have a core): the chunks are still sent one at a time, in order, each under its own key
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-send") as sender:
+        in_flight: tuple[Future[tuple[int, dict[int, list[str]]]], FileRecords] | None = None
+
+        def collect() -> None:
+            nonlocal predicted, in_flight
+            if in_flight is None:
+                return
+            future, read = in_flight
+            in_flight = None
+            sent, set_aside = future.result()
             predicted += sent
             refused.extend(
                 RefusedRow(read.rows[position], tuple(reasons), read.raw[position])
                 for position, reasons in set_aside.items()
             )
-    except UnreadableFileError as error:  # no row to send: the whole file is set aside, row 0
-        refused = [RefusedRow(0, (str(error),), ())]
+
+        try:
+            with paused_cyclic_gc():
+                stream = open_prediction_file(path, file.name, chunk_rows=chunk_size)
+                for index, chunk in enumerate(stream.chunks()):
+                    read = records_of_chunk(chunk)
+                    refused.extend(read.refused)
+                    collect()
+                    in_flight = sender.submit(
+                        send_chunk, client, read.records, file_name=file.name,
+                        batch_key=f"{file.name}:{file.checksum}:{index}",
+                    ), read
+                collect()
+        except UnreadableFileError as error:  # no row to send: the whole file is set aside, row 0
+            collect()  # the chunk sent before the file turned out unreadable counts, as before
+            refused = [RefusedRow(0, (str(error),), ())]
     if _identity(path) != before:
         raise FileChangedError(f"{file.name} was replaced while it was scored; the next try scores it again")
     if refused:

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.collector import paused_cyclic_gc
 from core.error_types import ErrorType
 from core.files import atomic_writers, file_sha256
 from jobs.claim import ClaimedFile, release_claim
@@ -92,7 +93,8 @@ def split_good_bad_rows(
     if not outcome.readable:
         result = _quarantine(claimed, bad_data_dir)
     else:
-        result = _split_rows(claimed, outcome, good_data_dir, bad_data_dir, chunk_rows)
+        with paused_cyclic_gc():
+            result = _split_rows(claimed, outcome, good_data_dir, bad_data_dir, chunk_rows)
     if release:
         release_claim(claimed)
     log.info(

@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from core.cells import type_column
+from core.collector import paused_cyclic_gc
 from core.error_types import ErrorType
 from core.files import UnreadableFileError
 from core.reader import CustomerFile, CustomerFileStream, RowChunk, open_customer_file
@@ -253,10 +254,11 @@ def validate_customer_file(
     """
     file_name = file_name or path.name
     try:
-        stream = open_customer_table(path, chunk_rows=chunk_rows)
-        validator = FileValidator(file_name, stream.columns)
-        for chunk in stream.chunks():
-            validator.add_chunk(text_frame(chunk), chunk.problems)
+        with paused_cyclic_gc():
+            stream = open_customer_table(path, chunk_rows=chunk_rows)
+            validator = FileValidator(file_name, stream.columns)
+            for chunk in stream.chunks():
+                validator.add_chunk(text_frame(chunk), chunk.problems)
     except UnreadableFileError as exc:
         log.warning("%s is not ingestible: the file %s", file_name, exc.detail)
         reason: Reason = (exc.error_type, None)
@@ -305,6 +307,7 @@ class FileValidator:
         self._results: list[dict[str, Any]] = []
         self._malformed: list[int] = []
         self._suite_order: list[Any] | None = None
+        self._taken = False
 
     def add_chunk(self, frame: pd.DataFrame, problems: Mapping[int, list[tuple[str | None, str]]]) -> None:
         """Validate the next rows: `frame` indexed by file position, `problems` the reader's by
@@ -344,7 +347,10 @@ class FileValidator:
         _collect_inconsistencies(typed, self.found)
 
     def outcome(self) -> ValidationOutcome:
-        """The file's outcome once every chunk was added."""
+        """The file's outcome once every chunk was added (once: the reasons move into it)."""
+        if self._taken:
+            raise RuntimeError("FileValidator.outcome() was already taken: its reasons moved into it")
+        self._taken = True
         self.found.replace(self._malformed, [(ErrorType.MALFORMED_ROW, None)])
         file_errors: list[Reason] = [(ErrorType.UNEXPECTED_COLUMN, c) for c in self.unexpected]
         counts = self.found.counts()
@@ -421,42 +427,65 @@ def criticality_of(outcome: ValidationOutcome, *, missing_columns: bool = False)
 
 
 class _RowReasons:
-    """Reasons per row, one per column: the first reason found for a cell wins."""
+    """Reasons per row, one per column: the first reason found for a cell wins.
+
+    Kept compact, since a large file may have millions of invalid rows: each row's reasons are a
+    tuple of (column, error type) pairs, the pairs themselves shared by every row that has them.
+    """
 
     def __init__(self, rows: int) -> None:
         self.rows = rows
-        self._by_row: dict[int, dict[str | None, ErrorType]] = {}
+        self._by_row: dict[int, tuple[tuple[str | None, ErrorType], ...]] = {}
+        self._pairs: dict[tuple[str | None, ErrorType], tuple[str | None, ErrorType]] = {}
         self.touched: set[int] = set()  # rows given a reason since the chunk began (`new_chunk`)
 
     def new_chunk(self) -> None:
         self.touched = set()
 
+    def _pair(self, column: str | None, error_type: ErrorType) -> tuple[str | None, ErrorType]:
+        return self._pairs.setdefault((column, error_type), (column, error_type))
+
     def add(self, positions: Iterable[int], error_type: ErrorType, column: str | None) -> None:
+        pair = self._pair(column, error_type)
+        by_row = self._by_row
         for position in positions:
-            self._by_row.setdefault(int(position), {}).setdefault(column, error_type)
-            self.touched.add(int(position))
+            position = int(position)
+            found = by_row.get(position)
+            if found is None:
+                by_row[position] = (pair,)
+            elif all(known != column for known, _ in found):
+                by_row[position] = (*found, pair)
+            self.touched.add(position)
 
     def add_all(self, error_type: ErrorType, column: str | None) -> None:
         self.add(range(self.rows), error_type, column)
 
     def replace(self, positions: Iterable[int], reasons: list[Reason]) -> None:
         """Set the reasons of these rows to exactly `reasons`, dropping what other checks found."""
+        by_column = {column: error_type for error_type, column in reasons}
+        pairs = tuple(self._pair(column, error_type) for column, error_type in by_column.items())
         for position in positions:
-            self._by_row[int(position)] = {column: error_type for error_type, column in reasons}
+            self._by_row[int(position)] = pairs
 
     def has(self, position: int, column: str) -> bool:
-        return column in self._by_row.get(position, {})
+        return any(known == column for known, _ in self._by_row.get(position, ()))
 
     def row_errors(self) -> dict[int, list[Reason]]:
-        return {
-            position: [(error_type, column) for column, error_type in reasons.items()]
-            for position, reasons in sorted(self._by_row.items())
+        """Every row's reasons as (error type, column), by position; empties this object (a large
+        file's reasons are not held twice)."""
+        reasons_of: dict[tuple[str | None, ErrorType], Reason] = {
+            pair: (pair[1], pair[0]) for pair in self._pairs.values()
         }
+        errors: dict[int, list[Reason]] = {}
+        by_row = self._by_row
+        for position in sorted(by_row):
+            errors[position] = [reasons_of[pair] for pair in by_row.pop(position)]
+        return errors
 
     def counts(self) -> dict[Reason, int]:
         counts: dict[Reason, int] = {}
         for reasons in self._by_row.values():
-            for column, error_type in reasons.items():
+            for column, error_type in reasons:
                 counts[(error_type, column)] = counts.get((error_type, column), 0) + 1
         return counts
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from core.api_client import ChurnApiClient
+from core.api_client import ApiUnavailableError, ChurnApiClient
 from core.files import UnreadableFileError
 from core.settings import PredictionJobSettings
 from db import session as db_session
@@ -25,6 +25,7 @@ from jobs.prediction import (
     FilesNotPredictedError,
     find_unpredicted_files,
     make_predictions,
+    predict_file,
     read_prediction_records,
 )
 from model.contract import IDENTIFIER, TARGET
@@ -169,6 +170,40 @@ def test_api_down_fails_the_run_and_a_later_run_predicts_each_row_once(
     assert recovered.task_states == SUCCESSFUL_RUN
     assert rows_per_customer() == dict.fromkeys(frame[IDENTIFIER], 1)
     assert ledger() == {"while_down.csv": (checksum, 30)}
+
+
+class _LostOnCall(ChurnApiClient):
+    """The real client, whose `failing`-th request is lost (the API gone): the fault, nothing else."""
+
+    def __init__(self, base_url: str, token: str, failing: int) -> None:
+        super().__init__(base_url, token)
+        self.calls, self.failing = 0, failing
+
+    def predict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == self.failing:
+            raise ApiUnavailableError("the prediction service went away")
+        return super().predict(*args, **kwargs)
+
+
+def test_a_request_lost_mid_file_stops_the_file_there_and_the_rerun_stores_each_row_once(
+    good_dir: Path, api: str,
+) -> None:
+    """The job reads the next chunk while one request is in flight: a lost request still ends the
+    file at that chunk (nothing sent after it, no ledger entry), and the rerun replays."""
+    frame = write_good_file(good_dir, "midway.csv", 400, 5 * CHUNK_SIZE)
+    path = good_dir / "midway.csv"
+    bad = good_dir.parent / "bad_data"
+    lossy = _LostOnCall(api, TOKEN, failing=3)
+    with pytest.raises(ApiUnavailableError):
+        predict_file(path, lossy, CHUNK_SIZE, bad_data_dir=bad)
+    assert lossy.calls == 3  # the chunk read meanwhile was not sent
+    assert ledger() == {}
+    assert query("SELECT count(*) FROM predictions") == [(2 * CHUNK_SIZE,)]
+
+    assert predict_file(path, ChurnApiClient(api, TOKEN), CHUNK_SIZE, bad_data_dir=bad) == 5 * CHUNK_SIZE
+    assert rows_per_customer() == dict.fromkeys(frame[IDENTIFIER], 1)
+    assert ledger() == {"midway.csv": (hashlib.sha256(path.read_bytes()).hexdigest(), 5 * CHUNK_SIZE)}
 
 
 def test_records_keep_the_customer_id_drop_the_label_and_send_blanks_as_none() -> None:
