@@ -92,7 +92,8 @@ class ApiAccessSettings(_Settings):
     service as API_TOKEN_FILE; API_TOKEN, when set, wins over the file.
     """
 
-    # unset (and no API_TOKEN_FILE): the API is open; set: every endpoint but /health wants `Bearer <token>`
+    # unset (and no API_TOKEN_FILE): the API is open; set: every endpoint but /health (and
+    # /health/live, /health/ready), the OpenAPI docs and /reports wants `Bearer <token>`
     api_token: SecretStr | None = None
     # a file holding the token (make run: .local/api-token; compose: the api-token volume)
     api_token_file: Path | None = None
