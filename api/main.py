@@ -40,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     follower = start_serving(app.state.models, app.state.serving, app.state.registry, settings,
                              ServingMetrics(app.state.metrics_registry, app.state.models, app.state.serving))
     _tune_garbage_collector()
+    _start_error_series_at_zero(app)
     keeper = app.state.partition_keeper = PartitionKeeper(settings)
     keeper.start()
     yield
@@ -47,6 +48,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if follower is not None:
         follower.stop()
     get_engine().dispose()
+
+
+# the endpoints whose server errors the error-rate alert must see from the first one
+ERROR_RATE_ENDPOINTS = (("POST", "/predict"), ("GET", "/past-predictions"), ("GET", "/model"),
+                        ("GET", "/health"))
+
+
+def _start_error_series_at_zero(app: FastAPI) -> None:
+    """Create each endpoint's `http_requests_total{status="5xx"}` series at 0 before any error.
+
+    Prometheus's `rate()` counts a counter's increase between samples: the errors a series holds
+    when it is first scraped are never counted. Without this, the 5xx series of an outage was
+    born with it, and the error-rate alert (grafana/provisioning/alerting/service_rules.yaml) saw
+    23 % where 50 % of the requests failed when the first errors came faster than the scrape.
+    The instrumentator creates its counter when the middleware stack is built, before the
+    lifespan starts.
+    """
+    registry: CollectorRegistry = app.state.metrics_registry
+    requests = registry._names_to_collectors.get("http_requests_total")
+    if not isinstance(requests, Counter):
+        log.warning("no http_requests_total counter: the 5xx series start with the first error")
+        return
+    for method, handler in ERROR_RATE_ENDPOINTS:
+        requests.labels(method=method, status="5xx", handler=handler)
 
 
 def _fit_threads_to_pool() -> None:

@@ -71,6 +71,21 @@ def test_metrics_count_requests_and_predictions_per_label_and_source(api_url: st
     assert _sample(metrics, "churn_model_call_records_sum") >= 3  # records per model call
 
 
+def test_the_error_series_exist_at_zero_before_any_error(
+    api_with_env: Callable[[dict[str, str]], str], clean_db: str,
+) -> None:
+    """Prometheus's rate() never counts what a counter held when first scraped: the 5xx series
+    of every watched endpoint exists at 0 from the start, so an outage's first errors count in
+    the error-rate alert (they counted 23 % where 50 % failed when the series was born with them)."""
+    from api.main import ERROR_RATE_ENDPOINTS
+
+    api = api_with_env({})
+    metrics = httpx.get(f"{api}/metrics").text
+    for method, handler in ERROR_RATE_ENDPOINTS:
+        series = f'http_requests_total{{handler="{handler}",method="{method}",status="5xx"}}'
+        assert _sample(metrics, series) == 0
+
+
 def _sample(metrics: str, name: str) -> float:
     for line in metrics.splitlines():
         if line.startswith(name + " "):
