@@ -143,6 +143,17 @@ def remove_orphan_temporaries(folder: Path, *, older_than_seconds: float, now: f
     return sorted(removed)
 
 
+def _nul_byte_error(head: bytes, at: int) -> UnreadableFileError:
+    """The refusal of a file with a NUL byte at byte `at`, naming UTF-16 when `head` (the file's
+    first bytes) looks like UTF-16 without a byte-order mark."""
+    looks_utf16 = head[1:200:2].count(0) > 40 or head[0:200:2].count(0) > 40
+    hint = (
+        "UTF-16 text without a byte-order mark: save it as 'CSV UTF-8'" if looks_utf16
+        else "binary content or a damaged file, not CSV text"
+    )
+    return UnreadableFileError(ErrorType.UNREADABLE_FILE, f"holds a NUL byte at byte {at}: {hint}")
+
+
 def decode_text_and_encoding(data: bytes) -> tuple[str, str]:
     """A text file's bytes as str, and the name of the encoding they were in.
 
@@ -170,12 +181,7 @@ def decode_text_and_encoding(data: bytes) -> tuple[str, str]:
             return _checked_text(text.lstrip("\ufeff")), name
     nul = data.find(b"\x00")
     if nul >= 0:
-        looks_utf16 = data[1:200:2].count(0) > 40 or data[0:200:2].count(0) > 40
-        hint = (
-            "UTF-16 text without a byte-order mark: save it as 'CSV UTF-8'" if looks_utf16
-            else "binary content or a damaged file, not CSV text"
-        )
-        raise UnreadableFileError(ErrorType.UNREADABLE_FILE, f"holds a NUL byte at byte {nul}: {hint}")
+        raise _nul_byte_error(data, nul)
     try:
         return _checked_text(data.decode("utf-8")), "UTF-8"
     except UnicodeDecodeError as exc:
@@ -379,14 +385,7 @@ def _open_large_text(path: Path) -> TextSource:
     for block in _blocks(path):
         nul = block.find(b"\x00")
         if nul >= 0:
-            looks_utf16 = head[1:200:2].count(0) > 40 or head[0:200:2].count(0) > 40
-            hint = (
-                "UTF-16 text without a byte-order mark: save it as 'CSV UTF-8'" if looks_utf16
-                else "binary content or a damaged file, not CSV text"
-            )
-            raise UnreadableFileError(
-                ErrorType.UNREADABLE_FILE, f"holds a NUL byte at byte {offset + nul}: {hint}",
-            )
+            raise _nul_byte_error(head, offset + nul)
         offset += len(block)
     first_bad = _check_decoded(path, "utf-8", "UTF-8", refuse=False)
     if first_bad is None:
