@@ -2,7 +2,9 @@
 
 `TcpProxy(host, port)` listens on 127.0.0.1 (a free port, `.port`) and forwards every connection
 to host:port. `cut()` closes every open connection and refuses new ones (accepted, then closed at
-once) until `restore()`. `close()` stops it. Threads only; nothing leaves the machine.
+once) until `restore()`; `hang()` accepts new connections and never answers them (a server that
+hangs) until `restore()`, which closes those. `close()` stops it. Threads only; nothing leaves the
+machine.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._down = False
+        self._hanging = False
+        self._held: list[socket.socket] = []
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -33,9 +37,17 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
+    def hang(self) -> None:
+        """Accept new connections and never answer them, as a hung server does."""
+        with self._lock:
+            self._hanging = True
+
     def restore(self) -> None:
         with self._lock:
-            self._down = False
+            self._down = self._hanging = False
+            held, self._held = self._held, []
+        for sock in held:  # their clients gave up on them already
+            sock.close()
 
     def close(self) -> None:
         self._closed = True
@@ -49,7 +61,10 @@ class TcpProxy:
             except OSError:
                 return
             with self._lock:
-                down = self._down
+                down, hanging = self._down, self._hanging
+                if hanging and not down:
+                    self._held.append(client)  # accepted, never answered
+                    continue
             if down:
                 client.close()
                 continue

@@ -5,10 +5,7 @@ answering while it is down, follows it once it returns, and serves the champion 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +20,7 @@ from model.registry import CHAMPION, log_training_run
 from model.train import train
 from tests.api_server import free_port, start_api_server
 from tests.lifecycle.broken_versions import forget_served_versions, with_version_suffix
+from tests.tcp_proxy import TcpProxy
 
 STARTUP_WAIT_SECONDS = 15  # MODEL_STARTUP_WAIT_SECONDS, the default
 # What a registry that is down may cost the start, beyond the same API's start with no registry
@@ -35,54 +33,6 @@ def _conditions() -> str:
     return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
 
 
-class RegistryStandIn:
-    """A TCP listener in front of the real MLflow server: hangs every connection (accepts, never
-    answers) until `recover()`, then forwards new connections to MLflow."""
-
-    def __init__(self, target: str) -> None:
-        host, port = target.removeprefix("http://").split(":")
-        self.target = (host, int(port))
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-        self.forwarding = threading.Event()
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def recover(self) -> None:
-        self.forwarding.set()
-        for connection in self.held:  # the client gave up on them already
-            connection.close()
-
-    def close(self) -> None:
-        self.listener.close()
-        self.recover()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if not self.forwarding.is_set():
-                self.held.append(client)  # accepted, never answered
-                continue
-            upstream = socket.create_connection(self.target)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-
-
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     trained = tmp_path_factory.mktemp("trained")
@@ -93,8 +43,12 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.fixture
-def stand_in(mlflow_url: str) -> Iterator[RegistryStandIn]:
-    registry = RegistryStandIn(mlflow_url)
+def stand_in(mlflow_url: str) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of the real MLflow server, hanging every connection (accepts, never
+    answers) until `restore()`, then forwarding new connections to MLflow."""
+    host, port = mlflow_url.removeprefix("http://").split(":")
+    registry = TcpProxy(host, int(port))
+    registry.hang()
     yield registry
     registry.close()
 
@@ -139,7 +93,7 @@ def test_time_to_first_answer_with_the_registry_refusing_connections(
 
 
 def test_a_hanging_registry_delays_nothing_and_is_followed_once_it_returns_then_cached(
-    versions: dict[str, Path], registry_settings: RegistrySettings, stand_in: RegistryStandIn,
+    versions: dict[str, Path], registry_settings: RegistrySettings, stand_in: TcpProxy,
     timed_start: Callable[..., tuple[str, float]], tmp_path: Path,
 ) -> None:
     registered = log_training_run(versions["registered"], alias=CHAMPION, settings=registry_settings)
@@ -148,7 +102,7 @@ def test_a_hanging_registry_delays_nothing_and_is_followed_once_it_returns_then_
     env = {"MODEL_ARTIFACTS_DIR": str(versions["local"]), "MODEL_CACHE_DIR": cache,
            "MLFLOW_MODEL_NAME": registry_settings.mlflow_model_name}
     _, without_registry = timed_start(MODEL_ARTIFACTS_DIR=str(versions["local"]), MLFLOW_TRACKING_URI="")
-    api, hanging = timed_start(MLFLOW_TRACKING_URI=stand_in.url, **env)
+    api, hanging = timed_start(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{stand_in.port}", **env)
     print(f"\ntime to first answer: {hanging:.1f} s with the registry hanging, {without_registry:.1f} s "
           f"with no registry configured (MLFLOW_HTTP_REQUEST_TIMEOUT=5, MODEL_STARTUP_WAIT_SECONDS=15; "
           f"{_conditions()})")
@@ -164,7 +118,7 @@ def test_a_hanging_registry_delays_nothing_and_is_followed_once_it_returns_then_
         time.sleep(0.5)
     assert _serving(api)["registry"]["reachable"] is False
 
-    stand_in.recover()
+    stand_in.restore()
     began = time.monotonic()
     deadline = began + 60
     while _serving(api)["served"]["champion"]["run_id"] != registered.run_id:
