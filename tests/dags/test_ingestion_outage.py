@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -89,13 +90,18 @@ def _run_all_steps(settings: IngestionSettings) -> None:
     ingestion.split_and_save_rows(validated, settings)
 
 
-def test_an_outage_longer_than_the_retries_keeps_the_file_claimed_and_the_next_run_writes_it_once(
-    proxied_db: TcpProxy, clean_db: str, settings: IngestionSettings,
-) -> None:
+def _claimed_and_validated(settings: IngestionSettings) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The mixed file written to raw-data, claimed by RUN and validated: (claim, validated)."""
     _write_mixed_file(settings)
     claim = ingestion.claim_next_file(RUN, settings)
     assert claim is not None
-    validated = ingestion.validate_claimed_file(claim)
+    return claim, ingestion.validate_claimed_file(claim)
+
+
+def test_an_outage_longer_than_the_retries_keeps_the_file_claimed_and_the_next_run_writes_it_once(
+    proxied_db: TcpProxy, clean_db: str, settings: IngestionSettings,
+) -> None:
+    claim, validated = _claimed_and_validated(settings)
 
     proxied_db.cut()  # the database goes away while the statistics are stored ...
     with pytest.raises(SQLAlchemyError):
@@ -125,10 +131,7 @@ def test_an_outage_longer_than_the_retries_keeps_the_file_claimed_and_the_next_r
 def test_a_database_back_before_the_retry_releases_the_file_after_its_statistics(
     proxied_db: TcpProxy, clean_db: str, settings: IngestionSettings,
 ) -> None:
-    _write_mixed_file(settings)
-    claim = ingestion.claim_next_file(RUN, settings)
-    assert claim is not None
-    validated = ingestion.validate_claimed_file(claim)
+    claim, validated = _claimed_and_validated(settings)
     proxied_db.cut()
     with pytest.raises(SQLAlchemyError):
         ingestion.save_ingestion_statistics(validated, RUN, settings)
@@ -147,10 +150,7 @@ def test_a_database_back_before_the_retry_releases_the_file_after_its_statistics
 def test_statistics_first_then_split_release_the_file_too(
     proxied_db: TcpProxy, clean_db: str, settings: IngestionSettings,
 ) -> None:
-    _write_mixed_file(settings)
-    claim = ingestion.claim_next_file(RUN, settings)
-    assert claim is not None
-    validated = ingestion.validate_claimed_file(claim)
+    claim, validated = _claimed_and_validated(settings)
     ingestion.save_ingestion_statistics(validated, RUN, settings)
     assert Path(claim["path"]).exists()  # the rows are not split yet
     ingestion.split_and_save_rows(validated, settings)
