@@ -24,6 +24,11 @@ def get_settings(request: Request) -> ApiServerSettings:
 
 async def get_served_models(request: Request) -> ServedModels:
     """The models this request is served by: one snapshot, read once (see api/serving.py)."""
+    return served_models(request)
+
+
+def served_models(request: Request) -> ServedModels:
+    """get_served_models as a plain function; raises HTTPException 503 when no model is loaded."""
     models: ServedModels | None = request.app.state.models.current
     if models is None:
         raise HTTPException(
@@ -41,10 +46,16 @@ async def require_token(
 
     The token (API_TOKEN, or the content of API_TOKEN_FILE) is read once, by create_app.
     """
+    check_token(request, credentials.credentials if credentials else "")
+
+
+def check_token(request: Request, given: str) -> None:
+    """require_token as a plain function: `given` is the bearer credential sent ("" when none).
+
+    Raises HTTPException 401 when a token is configured and `given` is not it."""
     expected: str | None = request.app.state.api_token
     if expected is None:
         return
-    given = credentials.credentials if credentials else ""
     # constant-time comparison: the answer time says nothing about how much of the token matched
     if not secrets.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(
@@ -79,7 +90,20 @@ JSON_MEDIA_TYPES = ("application/json",)
 
 
 async def require_json_body(request: Request) -> None:
-    """A write must say it carries JSON: 415 otherwise.
+    """A write must say it carries JSON: 415 otherwise (check_json_body)."""
+    check_json_body(request)
+
+
+def bearer_credential(request: Request) -> str:
+    """The credential of an `Authorization: Bearer <credential>` header; "" without one.
+
+    Parsed as FastAPI's HTTPBearer parses it (scheme case-insensitive, credential stripped)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" else ""
+
+
+def check_json_body(request: Request) -> None:
+    """A write must say it carries JSON: raises HTTPException 415 otherwise.
 
     A web page can send a `text/plain` (or form) POST to any address without a CORS preflight; a
     JSON content type needs one, which this API never grants. So a page the user visits cannot

@@ -13,12 +13,13 @@ from typing import Any
 
 import anyio.to_thread
 import uvicorn
-from fastapi import Depends, FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_fastapi_instrumentator import Instrumentator
+from fastapi import Depends, FastAPI, Response
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 from api.deps import require_json_body, require_token
 from api.errors import register_error_handlers
+from api.metrics import METRICS_PATH, RequestMetrics, RequestMetricsMiddleware
 from api.partitions import PartitionKeeper
 from api.reports import ReportFiles
 from api.routers import health, model, predictions
@@ -26,7 +27,7 @@ from api.routers.predictions import request_schema_components
 from api.serving import ModelHolder, ServingMetrics, ServingState
 from api.startup import start_serving
 from core.settings import ApiServerSettings, DatabaseSettings, RegistrySettings
-from db.session import get_engine
+from db.session import get_engine, new_async_engine
 
 log = logging.getLogger(__name__)
 GC_GEN0_THRESHOLD = 50_000  # allocations between young-generation collections (default 700)
@@ -43,10 +44,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _start_error_series_at_zero(app)
     keeper = app.state.partition_keeper = PartitionKeeper(settings)
     keeper.start()
+    app.state.async_engine = new_async_engine()  # one-record writes, awaited on this event loop
     yield
     keeper.stop()
     if follower is not None:
         follower.stop()
+    await app.state.async_engine.dispose()
     get_engine().dispose()
 
 
@@ -63,17 +66,10 @@ def _start_error_series_at_zero(app: FastAPI) -> None:
     born with it, and the error-rate alert (grafana/provisioning/alerting/service_rules.yaml) saw
     23 % where 50 % of the requests failed when the first errors came faster than the scrape, and
     a 2xx series born with its first 40 requests counted none of them.
-    The instrumentator creates its counter when the middleware stack is built, before the
-    lifespan starts.
     """
-    registry: CollectorRegistry = app.state.metrics_registry
-    requests = registry._names_to_collectors.get("http_requests_total")
-    if not isinstance(requests, Counter):
-        log.warning("no http_requests_total counter: the 5xx series start with the first error")
-        return
+    metrics: RequestMetrics = app.state.request_metrics
     for method, handler in ERROR_RATE_ENDPOINTS:
-        for status in ("2xx", "4xx", "5xx"):  # the rule's numerator and its denominator
-            requests.labels(method=method, status=status, handler=handler)
+        metrics.start_at_zero(method, handler)  # the rule's numerator and its denominator
 
 
 def _fit_threads_to_pool() -> None:
@@ -114,9 +110,14 @@ def _add_metrics(app: FastAPI) -> None:
         "churn_model_call_records", "Records scored per model call (one call per /predict request)",
         buckets=(1, 2, 4, 8, 16, 32, 64, 256, 1024, 10_000), registry=registry,
     )
-    Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(app).expose(
-        app, endpoint="/metrics", tags=["monitoring"], dependencies=[Depends(require_token)],
-    )
+    metrics = app.state.request_metrics = RequestMetrics(registry)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+
+    @app.get(METRICS_PATH, tags=["monitoring"], dependencies=[Depends(require_token)],
+             response_class=PlainTextResponse)
+    def metrics_endpoint() -> Response:
+        """The metrics in Prometheus's text format (a token is needed when the API has one)."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 def _document_request_body(app: FastAPI, max_records: int) -> None:

@@ -1,7 +1,8 @@
 """Predictions and their idempotency keys (tables `predictions`, `prediction_batches`).
 
 The one code path that writes predictions (the API's /predict and the demo-history seeder call
-it), and the queries that read them back. Nothing here commits: the caller owns the transaction.
+it), and the queries that read them back. Nothing here commits, the caller owns the transaction, except in
+`store_one_prediction`: one record stored by one statement, which is its own transaction.
 
 A write is one transaction per request: the batch key (when given) is claimed first, then the
 rows go in with one statement round trip: a pipelined INSERT ... RETURNING for a few rows (the
@@ -27,6 +28,7 @@ from psycopg import sql
 from sqlalchemy import CursorResult, Result, Select, delete, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from db.models import REASON_COLUMNS, REASON_SLOTS, SOURCES, Prediction, PredictionBatch
@@ -97,8 +99,7 @@ def create_predictions(
     if created_at is not None:
         columns.append("created_at")
     rows = [
-        (source, file_name, batch_key, model_version, label, probability,
-         record.get(IDENTIFIER), *map(record.get, FEATURE_NAMES), *reason, *tail)
+        _stored_row(source, file_name, batch_key, model_version, record, label, probability, reason, tail)
         for record, label, probability, reason in zip(
             records, labels, probabilities, reasons if reasons is not None else [()] * len(records),
             strict=True,
@@ -109,6 +110,51 @@ def create_predictions(
     ids = _draw_ids(session, len(rows))
     _copy_rows(session, ["id", *columns], ((id_, *row) for id_, row in zip(ids, rows, strict=True)))
     return StoredBatch(ids=ids, replayed=False)
+
+
+async def store_one_prediction(
+    engine: AsyncEngine,
+    *,
+    source: str,
+    record: Mapping[str, Any],
+    label: int,
+    probability: float,
+    reasons: Sequence[Any],
+    model_version: str,
+    file_name: str | None = None,
+) -> int:
+    """Store one scored record, committed, in one round trip to the database; return its id.
+
+    For a single record without a batch key (the webapp's form, an API client's one record):
+    create_predictions in a session, then a commit, took three round trips (BEGIN, the INSERT,
+    COMMIT) in a worker thread. Here the one INSERT ... RETURNING is awaited on a connection of
+    `engine` (db.session.new_async_engine: autocommit, so the statement is a transaction of its own:
+    all of it is stored or none). `reasons` is the record's row of model.reasons.stored_values.
+    Raises ValueError (unknown source) before writing; sqlalchemy.exc.OperationalError (database
+    down at connect), sqlalchemy.exc.TimeoutError (no pooled connection in time),
+    psycopg.OperationalError (lost mid-statement) and psycopg.IntegrityError store nothing.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}: one of {list(SOURCES)}")
+    row = _stored_row(source, file_name, None, model_version, record, label, probability, reasons, ())
+    pooled = await engine.raw_connection()  # the bare pooled connection: a quarter of connect()'s cost
+    try:
+        driver = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
+        cursor = await driver.execute(_insert_statement((*STORED_COLUMNS, *REASON_COLUMNS)), row)
+        stored = await cursor.fetchone()
+    finally:
+        pooled.close()  # back to the pool (no reset: db.session.new_async_engine)
+    assert stored is not None  # INSERT ... RETURNING of one row returns one row
+    return int(stored[0])
+
+
+def _stored_row(
+    source: str, file_name: str | None, batch_key: str | None, model_version: str,
+    record: Mapping[str, Any], label: int, probability: float, reason: Sequence[Any], tail: tuple[Any, ...],
+) -> tuple[Any, ...]:
+    """One record's values in the order of STORED_COLUMNS, then the reason columns and `tail`."""
+    return (source, file_name, batch_key, model_version, label, probability,
+            record.get(IDENTIFIER), *map(record.get, FEATURE_NAMES), *reason, *tail)
 
 
 def _ensure_partition_of(session: Session, created_at: datetime) -> None:
