@@ -41,3 +41,19 @@ def test_a_replay_answers_short_too(api_url: str, clean_db: str) -> None:
     assert again["replayed"] is True
     assert again["predictions"] == first["predictions"]
     assert set(again["predictions"][0]) == SHORT_KEYS
+
+
+def test_echo_takes_the_usual_spellings_of_a_bool_and_names_a_bad_one(api_url: str, clean_db: str) -> None:
+    """`echo` is parsed by /predict's own handler (api/routers/predictions.py) as FastAPI parses a bool."""
+    request = {"source": "webapp", "records": [customer_record()]}
+    for given, echoed in (("0", False), ("off", False), ("FALSE", False), ("yes", True), ("1", True)):
+        answer = httpx.post(f"{api_url}/predict", params={"echo": given}, json=request).json()
+        assert ("features" in answer["predictions"][0]) is echoed, given
+    stored = len(stored_rows("true"))
+
+    refused = httpx.post(f"{api_url}/predict", params={"echo": "maybe"}, json=request)
+
+    assert refused.status_code == 422
+    [problem] = refused.json()["detail"]
+    assert (problem["row"], problem["field"]) == (None, "echo") and "maybe" in problem["message"]
+    assert len(stored_rows("true")) == stored  # nothing stored for the refused request

@@ -86,6 +86,36 @@ def test_the_error_series_exist_at_zero_before_any_error(
         assert _sample(metrics, series) == 0
 
 
+def test_metrics_name_each_request_by_its_route_and_leave_out_metrics_itself(
+    api_with_env: Callable[[dict[str, str]], str], clean_db: str,
+) -> None:
+    """The series the service dashboard and the error-rate alert read (api/metrics.py): `handler` is
+    the route's template, "none" for a path no route serves (a scan creates no series per path),
+    the mount for /reports; a route's wrong method is its 4xx; /metrics counts nothing."""
+    api = api_with_env({})
+    one = {"source": "webapp", "records": [customer_record()]}
+    assert httpx.post(f"{api}/predict", json=one).status_code == 200  # the one-record path
+    assert httpx.post(f"{api}/predict", json={"source": "webapp", "records": []}).status_code == 422
+    assert httpx.post(f"{api}/predict", json={**one, "records": [customer_record()] * 2}).status_code == 200
+    for path in ("/wp-login.php", "/.env", "/admin/1"):
+        assert httpx.get(f"{api}{path}").status_code == 404
+    assert httpx.get(f"{api}/predict").status_code == 405
+    assert httpx.get(f"{api}/reports/validations/none.html").status_code == 404
+    for _ in range(3):
+        httpx.get(f"{api}/metrics")
+
+    metrics = httpx.get(f"{api}/metrics").text
+
+    assert _sample(metrics, 'http_requests_total{handler="/predict",method="POST",status="2xx"}') == 2
+    assert _sample(metrics, 'http_requests_total{handler="/predict",method="POST",status="4xx"}') == 1
+    assert _sample(metrics, 'http_requests_total{handler="/predict",method="GET",status="4xx"}') == 1
+    assert _sample(metrics, 'http_requests_total{handler="none",method="GET",status="4xx"}') == 3
+    assert _sample(metrics, 'http_requests_total{handler="/reports",method="GET",status="4xx"}') == 1
+    assert 'handler="/metrics"' not in metrics and "wp-login" not in metrics
+    assert _sample(metrics, 'http_request_duration_seconds_count{handler="/predict",method="POST"}') == 3
+    assert _sample(metrics, 'http_request_duration_highr_seconds_count') == 9  # every request above
+
+
 def _sample(metrics: str, name: str) -> float:
     for line in metrics.splitlines():
         if line.startswith(name + " "):
@@ -138,8 +168,13 @@ def test_openapi_docs_are_served_with_an_example_that_works(api_url: str, clean_
     schema = httpx.get(f"{api_url}/openapi.json").json()
     components = schema["components"]["schemas"]
     assert set(components["CustomerRecord"]["required"]) == set(record_json_schema()["required"])
-    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    predict = schema["paths"]["/predict"]["post"]
+    body = predict["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/PredictionRequest"}
+    # served by its own handler (api/routers/predictions.py: PredictRoute), documented as before
+    assert [(p["name"], p["in"], p["schema"]["type"]) for p in predict["parameters"]] == [("echo", "query", "boolean")]
+    assert predict["security"] == [{"HTTPBearer": []}]
+    assert {"200", "413", "422", "503"} <= set(predict["responses"])
 
     [example] = components["PredictionRequest"]["examples"]
     tried = httpx.post(f"{api_url}/predict", json=example)
