@@ -110,12 +110,12 @@ def _add_metrics(app: FastAPI) -> None:
         "churn_model_call_records", "Records scored per model call (one call per /predict request)",
         buckets=(1, 2, 4, 8, 16, 32, 64, 256, 1024, 10_000), registry=registry,
     )
-    metrics = app.state.request_metrics = RequestMetrics(registry)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    request_metrics = app.state.request_metrics = RequestMetrics(registry)
+    app.add_middleware(RequestMetricsMiddleware, metrics=request_metrics)
 
     @app.get(METRICS_PATH, tags=["monitoring"], dependencies=[Depends(require_token)],
              response_class=PlainTextResponse)
-    def metrics_endpoint() -> Response:
+    def metrics() -> Response:
         """The metrics in Prometheus's text format (a token is needed when the API has one)."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

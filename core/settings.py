@@ -41,7 +41,8 @@ class DatabaseSettings(_Settings):
     embedded_pg_database: str = "churn"
     # Connections each process keeps open. The API runs at most this many requests at once in its
     # worker threads (more wait their turn on the event loop, never refused for want of a
-    # connection); a few more connections serve its own background threads (db/session.py).
+    # connection); a few more connections serve its own background threads, and up to 4 its
+    # one-record writes awaited on the event loop (db/session.py).
     database_pool_size: int = Field(default=20, ge=1)
 
 
