@@ -9,12 +9,13 @@ is a setting of the running app (MAX_RECORDS_PER_REQUEST), read per request from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -46,7 +47,7 @@ from db.predictions import (
     store_one_prediction,
 )
 from db.session import new_session
-from model.contract import IDENTIFIER, check_consistency
+from model.contract import CONSISTENCY_COLUMNS, IDENTIFIER, check_consistency, inconsistent_rows
 from model.predictor import Predictor
 from model.reasons import stored_values
 
@@ -66,6 +67,7 @@ ECHO_DESCRIPTION = (
     "GET /past-predictions). For batch clients that do not read them: a 10,000-record answer is "
     "about ten times smaller and much faster to build"
 )
+COLUMNWISE_CHECK_FROM = 32  # records; fewer are checked one by one (numpy's set-up costs more)
 BOOL = TypeAdapter(bool)  # FastAPI's parsing of a bool query parameter ("true", "0", "off", ...)
 FIRST_QUERYABLE_DAY, LAST_QUERYABLE_DAY = date.min + timedelta(days=1), date.max - timedelta(days=1)
 
@@ -207,12 +209,17 @@ def request_schema_components(max_records: int) -> dict[str, Any]:
 
 
 def _reject_inconsistent(records: Sequence[Mapping[str, Any]]) -> None:
-    """Cross-field rules of the contract (valid values that cannot be true together)."""
-    problems = [
-        (row, field, message)
-        for row, record in enumerate(records)
-        for field, message in check_consistency(record)
-    ]
+    """Cross-field rules of the contract (valid values that cannot be true together).
+
+    Many records are screened on columns at once (model.contract.inconsistent_rows: ~1 ms for
+    10,000 records where `check_consistency` one by one took ~13 ms); the rows it flags get
+    `check_consistency`'s messages. Raises InputProblemsError naming each row."""
+    rows: Iterable[int] = range(len(records))
+    if len(records) > COLUMNWISE_CHECK_FROM:
+        columns = (np.array([record.get(name) for record in records], dtype=np.float64)
+                   for name in CONSISTENCY_COLUMNS)
+        rows = np.flatnonzero(inconsistent_rows(*columns)).tolist()
+    problems = [(row, field, message) for row in rows for field, message in check_consistency(records[row])]
     if problems:
         raise InputProblemsError(problems)
 

@@ -159,3 +159,28 @@ def test_bad_history_query_is_422_naming_the_parameter(api_url: str, params: dic
     elif params["start_date"] > params["end_date"]:
         expected = "start_date"
     assert expected in fields
+
+
+def test_a_large_batch_names_each_inconsistent_row_as_a_small_one_does(api_url: str, clean_db: str) -> None:
+    """Above 32 records the cross-field rule screens columns at once (api/routers/predictions.py):
+    the same rows, the same messages as record by record, and a first-month customer (tenure 0,
+    no total charges) or a zero monthly charge is no problem either way."""
+    inconsistent = {
+        3: customer_record(tenure=60, monthly_charges=100.0, total_charges=10.0),
+        17: customer_record(tenure=34, total_charges=None),
+        39: customer_record(tenure=12, monthly_charges=50.0, total_charges=59.99),
+    }
+    fine = [customer_record(tenure=0, total_charges=None), customer_record(tenure=5, monthly_charges=0.0)]
+    records = [inconsistent.get(row, fine[row % 2]) for row in range(40)]
+    one_by_one = {
+        row: httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": [record]}).json()["detail"]
+        for row, record in inconsistent.items()
+    }
+
+    response = httpx.post(f"{api_url}/predict", json={"source": "webapp", "records": records})
+
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] == [
+        {**problem, "row": row} for row, problems in one_by_one.items() for problem in problems
+    ]
+    assert stored_count() == 0
