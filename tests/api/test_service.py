@@ -172,7 +172,8 @@ def test_openapi_docs_are_served_with_an_example_that_works(api_url: str, clean_
     body = predict["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/PredictionRequest"}
     # served by its own handler (api/routers/predictions.py: PredictRoute), documented as before
-    assert [(p["name"], p["in"], p["schema"]["type"]) for p in predict["parameters"]] == [("echo", "query", "boolean")]
+    parameters = [(p["name"], p["in"], p["schema"]["type"]) for p in predict["parameters"]]
+    assert parameters == [("echo", "query", "boolean")]
     assert predict["security"] == [{"HTTPBearer": []}]
     assert {"200", "413", "422", "503"} <= set(predict["responses"])
 
