@@ -5,9 +5,12 @@
 The floor, measured in the same run against the same server and database: an HTTP round trip
 to a trivial endpoint of the same server (an unknown path, answered 404 by the router: the whole
 HTTP and ASGI path, no handler work) plus one `INSERT ... RETURNING id` of a scored row (reason
-columns included) and its commit, on a connection of its own. That is what storing one
-prediction over HTTP cannot avoid; everything above it is parsing, validation, scoring and
-answering.
+columns included) and its commit, on a connection of its own: BEGIN, the INSERT and COMMIT, three
+round trips to the database. Everything above it is parsing, validation, scoring and answering.
+Since this round the API stores one record with one autocommitted statement (one round trip), so
+a stricter floor is printed beside it: the same with the INSERT autocommitted. The goals are
+judged against the first, the floor they were set with; the second says how much of the margin
+the API's single round trip buys.
 
 Figures (p50 over every request; each client has its own keep-alive connection, standard-library
 HTTP client so that a heavier client's CPU is not counted as the service's; the API and the floor
@@ -86,20 +89,24 @@ def in_threads(
     return latencies
 
 
-def floor_latencies(api: str, url: str, rows: list[tuple[Any, ...]], start: threading.Barrier) -> list[float]:
-    """Per row: a round trip to the trivial endpoint, then INSERT ... RETURNING and COMMIT."""
+def floor_latencies(
+    api: str, url: str, rows: list[tuple[Any, ...]], start: threading.Barrier, autocommit: bool = False,
+) -> list[float]:
+    """Per row: a round trip to the trivial endpoint, then INSERT ... RETURNING and COMMIT (with
+    `autocommit`, the INSERT alone: one statement, its own transaction)."""
     address = urlsplit(api)
     http = HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=60)
     statement = insert_statement([*BASE_COLUMNS, *REASON_COLUMNS])
     latencies = []
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, autocommit=autocommit) as conn:
         _request(http, "GET", TRIVIAL_PATH, b"", expect=404)  # connections open before the clock
         start.wait()
         for row in rows:
             def floor(row: tuple[Any, ...] = row) -> None:
                 _request(http, "GET", TRIVIAL_PATH, b"", expect=404)
                 conn.execute(statement, row).fetchone()
-                conn.commit()
+                if not autocommit:
+                    conn.commit()
             latencies.append(_common.timed(floor))
     http.close()
     return latencies
@@ -162,16 +169,21 @@ def main() -> None:
             in_threads(CLIENTS, [bodies[i:CLIENTS * 5:CLIENTS] for i in range(CLIENTS)],  # warm-up
                        partial(api_latencies, api, start=threading.Barrier(CLIENTS)))
             lone_api, lone_floor, busy_api, busy_floor = [], [], [], []
+            lone_strict, busy_strict = [], []
             for turn in range(ROUNDS):  # short rounds alternated: the machine's load hits all alike
                 lone = slice(turn * LONE_REQUESTS // ROUNDS, (turn + 1) * LONE_REQUESTS // ROUNDS)
                 lone_api += api_latencies(api, bodies[lone], threading.Barrier(1))
                 lone_floor += floor_latencies(api, libpq, rows[lone], threading.Barrier(1))
+                lone_strict += floor_latencies(api, libpq, rows[lone], threading.Barrier(1), autocommit=True)
                 busy = slice(turn * len(bodies) // ROUNDS, (turn + 1) * len(bodies) // ROUNDS)
                 busy_api += in_threads(CLIENTS, [bodies[busy][i::CLIENTS] for i in range(CLIENTS)],
                                        partial(api_latencies, api, start=threading.Barrier(CLIENTS)))
                 busy_floor += in_threads(CLIENTS, [rows[busy][i::CLIENTS] for i in range(CLIENTS)],
                                          partial(floor_latencies, api, libpq,
                                                  start=threading.Barrier(CLIENTS)))
+                busy_strict += in_threads(CLIENTS, [rows[busy][i::CLIENTS] for i in range(CLIENTS)],
+                                          partial(floor_latencies, api, libpq, autocommit=True,
+                                                  start=threading.Barrier(CLIENTS)))
             added, without_reasons = reason_cost_seconds(predictor, libpq, records)
             sklearn = _common.median_seconds(lambda: predictor.sklearn_predict_proba(records[:1]), 100)
         finally:
@@ -185,6 +197,11 @@ def main() -> None:
           f"concurrency (api p50 {api8 * 1000:.2f} ms, p99 {p50(busy_api, 0.99) * 1000:.1f} ms; floor p50 "
           f"{floor8 * 1000:.2f} ms, p99 {p50(busy_floor, 0.99) * 1000:.1f} ms; {len(busy_api)} requests; "
           f"goal <= 2x)")
+    strict1, strict8 = p50(lone_strict, 0.5), p50(busy_strict, 0.5)
+    print(f"api single, against the stricter floor (the INSERT autocommitted, one round trip, as the API "
+          f"now stores one record): 1 client {api1 / strict1:.2f}x ({strict1 * 1000:.2f} ms), "
+          f"{CLIENTS} clients {api8 / strict8:.2f}x ({strict8 * 1000:.2f} ms); for information, the goals "
+          f"are judged against the floor above")
     print(f"api single, reason codes: {100 * added / api1:+.1f} % of a one-client request "
           f"({added * 1000:+.3f} ms: scoring, storing and encoding them, median of paired differences; "
           f"score + INSERT + commit {without_reasons * 1000:.3f} ms without them; goal <= 10 %)")
