@@ -389,6 +389,33 @@ def test_every_module_an_image_runs_imports_only_what_its_requirements_pin() -> 
         assert missing == set(), f"{image} image imports {missing}: pin them in its requirements.in section"
 
 
+# modules that import a dependency of their distribution's extra, not of the distribution itself:
+# pinning the distribution is not enough (the api image lacked greenlet and its migrate service
+# failed to import db.predictions, which the compose test caught and nothing before it)
+NEEDS_AN_EXTRA = {"sqlalchemy.ext.asyncio": "greenlet"}
+
+
+def test_every_module_that_needs_an_extra_finds_it_pinned_in_the_images_that_run_it() -> None:
+    import ast
+
+    from packaging.utils import canonicalize_name
+
+    for image, folders in CODE_RUN_BY_IMAGE.items():
+        pinned = {canonicalize_name(line.split("==")[0])
+                  for line in _pins(REPO_ROOT / "requirements" / f"{image}.txt")}
+        imported = set()
+        for folder in folders:
+            for source in (REPO_ROOT / folder).rglob("*.py"):
+                for node in ast.walk(ast.parse(source.read_text())):
+                    if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                        imported.add(node.module)
+                    elif isinstance(node, ast.Import):
+                        imported |= {alias.name for alias in node.names}
+        for module, needed in NEEDS_AN_EXTRA.items():
+            if any(name == module or name.startswith(module + ".") for name in imported):
+                assert canonicalize_name(needed) in pinned, f"{image} image imports {module}: pin {needed}"
+
+
 # --- the scale-out overlay (docker-compose.scale.yml) ------------------------------------------------
 
 @pytest.fixture(scope="module")
