@@ -27,10 +27,22 @@ from core.settings import REPO_ROOT, ApiServerSettings
 STARTUP_SECONDS = 60
 
 
+_HANDED_OUT: set[int] = set()  # every port free_port gave in this process
+
+
 def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A port free on `host` now, and never one this process was given before.
+
+    The kernel may hand the same free port to two binds in a row: make run's API and webapp were
+    once given one port, and the API could not start (tests/e2e/test_make_run.py). A port another
+    process takes between this call and its use cannot be guarded against here."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def start_api_server(

@@ -37,7 +37,6 @@ import io
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -525,9 +524,10 @@ def predict_in_the_browser(stack: Stack, webapp_url: str) -> str:
 # --- the whole run ------------------------------------------------------------------------------
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free loopback port, never one given before in this run (tests/api_server.py)."""
+    from tests.api_server import free_port as shared_free_port
+
+    return shared_free_port("127.0.0.1")
 
 
 @contextmanager
