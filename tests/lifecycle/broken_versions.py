@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from unittest.mock import patch
 
 import onnx
 
-from core.settings import RegistrySettings
+from core.settings import REPO_ROOT, RegistrySettings
 from model.files import METADATA_FILE
 from model.onnx_export import ONNX_FILE
 from model.registry import RegisteredVersion
@@ -89,3 +92,11 @@ def delete_run_artifacts(run_id: str, settings: RegistrySettings) -> None:
 
     run = MlflowClient(settings.mlflow_tracking_uri).get_run(run_id)
     get_artifact_repository(run.info.artifact_uri).delete_artifacts(RUN_ARTIFACTS)
+
+
+def run_lifecycle_cli(registry: RegistrySettings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m jobs.lifecycle *args` against `registry`, as an operator runs it; its output captured."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.mlflow_tracking_uri or "",
+           "MLFLOW_MODEL_NAME": registry.mlflow_model_name}
+    return subprocess.run([sys.executable, "-m", "jobs.lifecycle", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)

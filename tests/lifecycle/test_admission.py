@@ -4,20 +4,22 @@ alias to a version admission refuses (real MLflow server, `python -m jobs.lifecy
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from core.settings import REPO_ROOT, RegistrySettings
+from core.settings import RegistrySettings
 from model.admission import AdmissionError, admit
 from model.contract import canary_records
 from model.files import METADATA_FILE, MODEL_FILE
 from model.registry import CHAMPION, log_training_run, version_by_alias
 from model.train import train
-from tests.lifecycle.broken_versions import RENAMED_TO, register_unchecked, with_renamed_input
+from tests.lifecycle.broken_versions import (
+    RENAMED_TO,
+    register_unchecked,
+    run_lifecycle_cli,
+    with_renamed_input,
+)
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +93,6 @@ def test_missing_artifacts_are_refused_as_unloadable(trained: Path, tmp_path: Pa
     assert refused.value.reason == "unloadable" and "model.joblib" in refused.value.detail
 
 
-def _lifecycle(registry: RegistrySettings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.mlflow_tracking_uri or "",
-           "MLFLOW_MODEL_NAME": registry.mlflow_model_name}
-    return subprocess.run([sys.executable, "-m", "jobs.lifecycle", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_the_cli_refuses_to_promote_or_roll_back_to_a_version_that_cannot_serve(
     trained: Path, tmp_path: Path, registry_settings: RegistrySettings, clean_db: str,
 ) -> None:
@@ -109,7 +104,7 @@ def test_the_cli_refuses_to_promote_or_roll_back_to_a_version_that_cannot_serve(
     assert good is not None and broken.number < good.number
 
     for command in ("promote", "rollback"):
-        done = _lifecycle(registry_settings, command, "--version", str(broken.number), "--by", "test")
+        done = run_lifecycle_cli(registry_settings, command, "--version", str(broken.number), "--by", "test")
         assert done.returncode != 0, done.stdout
         assert f"version {broken.number} cannot be served (graph_inputs:" in done.stderr
         assert "missing ['tenure']" in done.stderr and "the champion alias was not moved" in done.stderr

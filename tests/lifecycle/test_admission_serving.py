@@ -7,10 +7,7 @@ references of every version it admits, the served one being the drift reference.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from sqlalchemy import text
 
-from core.settings import REPO_ROOT, RegistrySettings
+from core.settings import RegistrySettings
 from db import session as db_session
 from model.registry import (
     CHALLENGER,
@@ -39,6 +36,7 @@ from tests.lifecycle.broken_versions import (
     delete_run_artifacts,
     forget_served_versions,
     register_unchecked,
+    run_lifecycle_cli,
     with_renamed_input,
     with_version_suffix,
 )
@@ -246,13 +244,6 @@ def test_a_champion_whose_artifacts_were_deleted_is_refused_at_start_as_unloadab
     assert (facts["Alias"], facts["Reason"]) == ("champion", "unloadable")
 
 
-def _lifecycle(registry: RegistrySettings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.mlflow_tracking_uri or "",
-           "MLFLOW_MODEL_NAME": registry.mlflow_model_name}
-    return subprocess.run([sys.executable, "-m", "jobs.lifecycle", *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_a_version_whose_artifacts_were_deleted_is_refused_on_follow_as_challenger_and_by_the_cli(
     versions: dict[str, Path], registry_settings: RegistrySettings, start_api: Callable[..., str],
 ) -> None:
@@ -272,7 +263,9 @@ def test_a_version_whose_artifacts_were_deleted_is_refused_on_follow_as_challeng
 
     # the CLI refuses to make a version champion whose artifacts are gone, saying why
     delete_run_artifacts(champion_to_be.run_id, registry_settings)
-    done = _lifecycle(registry_settings, "promote", "--version", str(champion_to_be.number), "--by", "test")
+    done = run_lifecycle_cli(
+        registry_settings, "promote", "--version", str(champion_to_be.number), "--by", "test",
+    )
     assert done.returncode != 0, done.stdout
     assert f"version {champion_to_be.number} cannot be served (unloadable: its artifacts could not be " \
            "downloaded" in done.stderr

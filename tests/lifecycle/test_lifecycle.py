@@ -78,6 +78,17 @@ def _shadow(ids: list[int], version: str, right: Callable[[int], bool]) -> None:
                                  probabilities=[0.7 if label else 0.2 for label in labels])
 
 
+def _challenger_beats_champion(champion: str, challenger: str) -> None:
+    """150 recent predictions with outcomes: the champion wrong about every 4th, the challenger's
+    shadow scores right about all of them (a clear gain: the gate promotes)."""
+    ids = _served(champion, 150, datetime.now(UTC), "new")
+    with db_session.get_engine().begin() as connection:
+        connection.execute(text("UPDATE predictions SET predicted_label = 1 - predicted_label "
+                                "WHERE id = ANY(:ids) AND (id - :first) % 4 = 0"),
+                           {"ids": ids, "first": ids[0]})
+    _shadow(ids, challenger, lambda i: True)
+
+
 @pytest.fixture
 def champion_and_challenger(clean_db: str, trained: Path, registry_settings: RegistrySettings):  # type: ignore[no-untyped-def]
     champion = log_training_run(trained, alias=CHAMPION, settings=registry_settings)
@@ -136,12 +147,7 @@ def test_the_gate_refuses_a_segment_regression(champion_and_challenger, registry
 
 def test_a_better_challenger_is_promoted_then_rolled_back(champion_and_challenger, registry_settings) -> None:  # type: ignore[no-untyped-def]
     champion, challenger = champion_and_challenger
-    ids = _served(champion.model_version, 150, datetime.now(UTC), "new")
-    with db_session.get_engine().begin() as connection:  # the champion is wrong about every 4th
-        connection.execute(text("UPDATE predictions SET predicted_label = 1 - predicted_label "
-                                "WHERE id = ANY(:ids) AND (id - :first) % 4 = 0"),
-                           {"ids": ids, "first": ids[0]})
-    _shadow(ids, challenger.model_version, lambda i: True)
+    _challenger_beats_champion(champion.model_version, challenger.model_version)
     decision = run_gate(SETTINGS, registry_settings)
     assert decision is not None and decision.promote, decision
     assert version_by_alias(CHAMPION, registry_settings).number == challenger.number  # type: ignore[union-attr]
@@ -164,13 +170,8 @@ def test_a_better_challenger_that_cannot_be_served_is_rejected_at_admission_not_
     champion_and_challenger, registry_settings, monkeypatch,
 ) -> None:
     champion, challenger = champion_and_challenger
-    ids = _served(champion.model_version, 150, datetime.now(UTC), "new")
-    with db_session.get_engine().begin() as connection:  # the champion is wrong about every 4th
-        connection.execute(text("UPDATE predictions SET predicted_label = 1 - predicted_label "
-                                "WHERE id = ANY(:ids) AND (id - :first) % 4 = 0"),
-                           {"ids": ids, "first": ids[0]})
-    _shadow(ids, challenger.model_version, lambda i: True)  # the gate would promote it...
-    delete_run_artifacts(challenger.run_id, registry_settings)  # ...but its artifacts are gone
+    _challenger_beats_champion(champion.model_version, challenger.model_version)  # the gate would promote it
+    delete_run_artifacts(challenger.run_id, registry_settings)  # but its artifacts are gone
     webhook, server = start_webhook()
     monkeypatch.setenv("TEAMS_WEBHOOK_URL", webhook.url)
     try:
